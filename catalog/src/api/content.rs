@@ -1,0 +1,333 @@
+//! Browsing, search, detail and playback URLs.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::{ApiPath, ApiQuery, Caller, Client};
+use super::views::{
+    source, CategoryCount, ContentDetail, ContentList, ErrorBody, PlayResponse, ViewCtx,
+};
+use crate::db::DbError;
+use crate::listing::{Availability, ContentQuery, Sort};
+use crate::meta::Content;
+use crate::playback::availability;
+use crate::server::{ApiError, AppState};
+
+/// The largest page.
+const MAX_LIMIT: u32 = 100;
+/// The deepest offset (deeper pages are better found by searching).
+const MAX_OFFSET: u32 = 10_000;
+/// The longest search text, in characters.
+const MAX_QUERY_CHARS: usize = 200;
+
+/// The order of a list.
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortParam {
+    /// Most recently added first (the default without `q`).
+    #[default]
+    Newest,
+    /// By title.
+    Title,
+    /// Most played first (a placeholder ordering by a views counter until watch
+    /// history lands).
+    Trending,
+    /// Best match first (the default with `q`).
+    Relevance,
+}
+
+/// Which titles to list, by their rights in the caller's region.
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AvailabilityParam {
+    /// Watchable now (the default).
+    #[default]
+    Now,
+    /// Not yet watchable; a window opens later.
+    Upcoming,
+    /// Everything whatever its rights (admin token only).
+    All,
+}
+
+/// Paging, search, filters and sort of a list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 1–100. Default 24.
+    pub limit: Option<u32>,
+    /// Titles to skip, at most 10000. Default 0.
+    pub offset: Option<u32>,
+    /// Search text: every word must start a word of the title or description.
+    pub q: Option<String>,
+    /// Only titles in this category.
+    pub category: Option<String>,
+    /// Only titles of this kind (`video`, `audio`, `image`, `other`).
+    pub kind: Option<String>,
+    pub sort: Option<SortParam>,
+    pub availability: Option<AvailabilityParam>,
+}
+
+/// Lists titles the caller's region may watch.
+#[utoipa::path(
+    get,
+    path = "/api/content",
+    tag = "content",
+    params(ListParams),
+    security((), ("session_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of titles", body = ContentList),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "`availability=all` without the admin token", body = ErrorBody),
+    )
+)]
+pub async fn list_content(
+    State(s): State<AppState>,
+    caller: Caller,
+    client: Client,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Json<ContentList>, ApiError> {
+    let limit = p.limit.unwrap_or(24);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(bad_query("limit must be 1–100"));
+    }
+    let offset = p.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(bad_query("offset must be at most 10000"));
+    }
+    let search = p.q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+    if search
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS)
+    {
+        return Err(bad_query("q must be at most 200 characters"));
+    }
+    for (name, v) in [("category", &p.category), ("kind", &p.kind)] {
+        if v.as_ref().is_some_and(|v| v.chars().count() > 64) {
+            return Err(bad_query(&format!("{name} must be at most 64 characters")));
+        }
+    }
+    let availability = match p.availability.unwrap_or_default() {
+        AvailabilityParam::Now => Availability::Now,
+        AvailabilityParam::Upcoming => Availability::Upcoming,
+        AvailabilityParam::All => {
+            super::extract::require_admin(&s, &caller)?;
+            Availability::All
+        }
+    };
+    let sort = match p.sort {
+        Some(SortParam::Newest) => Sort::Newest,
+        Some(SortParam::Title) => Sort::Title,
+        Some(SortParam::Trending) => Sort::Trending,
+        Some(SortParam::Relevance) => Sort::Relevance,
+        None if search.is_some() => Sort::Relevance,
+        None => Sort::Newest,
+    };
+    let now_ms = s.now_ms();
+    let query = ContentQuery {
+        region: client.region.clone(),
+        availability,
+        now_ms,
+        category: p.category.filter(|c| !c.is_empty()),
+        kind: p.kind.filter(|k| !k.is_empty()),
+        search,
+        sort,
+        // One more than asked tells whether there is a next page.
+        limit: limit + 1,
+        offset,
+    };
+    let mut ids = s.db.list_content_ids(&query).await?;
+    let next_offset = (ids.len() > limit as usize).then_some(offset + limit);
+    ids.truncate(limit as usize);
+    let loaded = futures::future::join_all(ids.iter().map(|id| s.hot.content(&s.db, id))).await;
+    let ctx = ViewCtx {
+        state: &s,
+        region: client.region.as_deref(),
+        now_ms,
+    };
+    let mut items = Vec::with_capacity(loaded.len());
+    for c in loaded {
+        match c {
+            Ok(c) => items.push(ctx.summary(&c)?),
+            // Deleted since the list was read.
+            Err(DbError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(ContentList {
+        items,
+        next_offset,
+        region: client.region,
+    }))
+}
+
+fn bad_query(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+}
+
+/// Whether `id` could be a content id; anything else is not looked up.
+fn plausible_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A title from the hot cache, or 404 `content_not_found`.
+pub(crate) async fn load(s: &AppState, id: &str) -> Result<std::sync::Arc<Content>, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "content_not_found",
+            "no such content",
+        )
+    };
+    if !plausible_id(id) {
+        return Err(not_found());
+    }
+    match s.hot.content(&s.db, id).await {
+        Ok(c) => Ok(c),
+        Err(DbError::NotFound) => Err(not_found()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A title with its assets, where it stands in the caller's region, and the
+/// signed-in viewer's resume position.
+#[utoipa::path(
+    get,
+    path = "/api/content/{id}",
+    tag = "content",
+    params(("id" = String, Path, description = "Content id")),
+    security((), ("session_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The title", body = ContentDetail),
+        (status = 404, description = "No such title", body = ErrorBody),
+    )
+)]
+pub async fn get_content(
+    State(s): State<AppState>,
+    caller: Caller,
+    client: Client,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ContentDetail>, ApiError> {
+    let c = load(&s, &id).await?;
+    let ctx = ViewCtx {
+        state: &s,
+        region: client.region.as_deref(),
+        now_ms: s.now_ms(),
+    };
+    let mut detail = ctx.detail(&c, caller.is_admin())?;
+    if let Some(user) = caller.user() {
+        let resume = resume_state(&s, &user.user_id, &c.id).await?;
+        detail.resume_position_ms = resume.position_ms;
+        detail.watched = resume.watched;
+    }
+    Ok(Json(detail))
+}
+
+/// Where a viewer stands in a title.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ResumeState {
+    pub position_ms: Option<i64>,
+    pub watched: Option<bool>,
+}
+
+/// HOOK for watch history: the viewer's resume position and watched flag. Until
+/// the history issue lands there is no history, so both are unknown (`null`).
+pub(crate) async fn resume_state(
+    _s: &AppState,
+    _user_id: &str,
+    _content_id: &str,
+) -> Result<ResumeState, ApiError> {
+    Ok(ResumeState::default())
+}
+
+/// A playback URL on the edge for the caller's region, with a token scoped to the
+/// title's source object and to that region.
+#[utoipa::path(
+    get,
+    path = "/api/content/{id}/play",
+    tag = "content",
+    params(("id" = String, Path, description = "Content id")),
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Where to play it", body = PlayResponse),
+        (status = 401, description = "Not signed in (unless public_content is on)", body = ErrorBody),
+        (status = 404, description = "No such title, or nothing to play", body = ErrorBody),
+        (status = 451, description = "Rights forbid it in the caller's region now (code `unavailable_in_region`)", body = ErrorBody),
+    )
+)]
+pub async fn play(
+    State(s): State<AppState>,
+    caller: Caller,
+    client: Client,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<PlayResponse>, ApiError> {
+    let user = match caller.require_user() {
+        Ok(u) => Some(u.user_id.clone()),
+        Err(_) if s.config.public_content && !matches!(caller, Caller::BadSession(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let c = load(&s, &id).await?;
+    let now_ms = s.now_ms();
+    let region = client.region.as_deref();
+    if !availability(&c.rights, region, now_ms).available {
+        return Err(ApiError::new(
+            StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
+            "unavailable_in_region",
+            match region {
+                Some(r) => format!("this title is not available in region '{r}' now"),
+                None => "this title is not available in your region now".to_string(),
+            },
+        ));
+    }
+    let src = source(&c).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_media",
+            "this title has nothing to play",
+        )
+    })?;
+    let edge = s.config.edge_for(region).to_string();
+    let exp = u64::try_from(now_ms / 1000).unwrap_or(0) + s.config.play_token_ttl_secs;
+    let url = s
+        .signer
+        .url(&edge, &src.object_key, exp, region)
+        .map_err(|e| ApiError::internal("signing a playback URL", e))?;
+    if let Err(e) = s.db.add_view(&c.id).await {
+        tracing::warn!(error = %e, content = %c.id, "could not count a view");
+    }
+    let resume = match &user {
+        Some(u) => resume_state(&s, u, &c.id).await?,
+        None => ResumeState::default(),
+    };
+    Ok(Json(PlayResponse {
+        url,
+        edge,
+        region: client.region,
+        expires_at: i64::try_from(exp).unwrap_or(i64::MAX).saturating_mul(1000),
+        mime: src.mime.clone(),
+        duration_ms: src.duration_ms,
+        resume_position_ms: resume.position_ms,
+    }))
+}
+
+/// The categories in use.
+#[utoipa::path(
+    get,
+    path = "/api/categories",
+    tag = "content",
+    responses((status = 200, description = "Categories with title counts", body = Vec<CategoryCount>))
+)]
+pub async fn categories(State(s): State<AppState>) -> Result<Json<Vec<CategoryCount>>, ApiError> {
+    Ok(Json(
+        s.db.categories()
+            .await?
+            .into_iter()
+            .map(|(name, count)| CategoryCount { name, count })
+            .collect(),
+    ))
+}

@@ -1,0 +1,278 @@
+//! Request extractors: JSON, query and path with `{error, code}` rejections; the
+//! client (address and region); and the caller (anonymous, a session, the admin).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::auth::{secrets_equal, token_hash, well_formed_token};
+use crate::cache::Change;
+use crate::db::DbError;
+use crate::playback::valid_region;
+use crate::server::{header_text, ApiError, AppState};
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "kf_session";
+
+/// `axum::Json` whose rejections are `{error, code}`: 400 `malformed_json` for
+/// syntax, 422 `invalid_body` for missing or mistyped fields, 415 `json_required`,
+/// 413 `payload_too_large`.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    let text = r.body_text();
+    match r {
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text)
+        }
+        JsonRejection::JsonDataError(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", text)
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "json_required",
+            "expected a body with Content-Type: application/json",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        ),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_body", text),
+    }
+}
+
+/// `axum::extract::Query` whose rejection is 400 `invalid_query`.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|r: QueryRejection| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
+            })
+    }
+}
+
+/// `axum::extract::Path` whose rejection is 400 `invalid_path`.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|r: PathRejection| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text())
+            })
+    }
+}
+
+/// Who is asking from where: the client's address (the peer, or the trusted
+/// `client_ip_header`) and region (trusted header, network table, default).
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub region: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let ip = Some(s.config.client_ip_header.as_str())
+            .filter(|h| !h.is_empty())
+            .and_then(|h| header_text(&parts.headers, h))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+            .unwrap_or(peer);
+        let region = s
+            .regions
+            .region_of(&parts.headers, ip)
+            .filter(|r| valid_region(r))
+            .or_else(|| {
+                Some(s.config.default_region.trim().to_ascii_lowercase())
+                    .filter(|r| valid_region(r))
+            });
+        Ok(Client { ip, region })
+    }
+}
+
+/// A signed-in user's session.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub token_hash: String,
+    pub expires_at: i64,
+}
+
+/// Who the caller is.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    Anonymous,
+    User(SignedIn),
+    /// The admin token was presented.
+    Admin,
+    /// A session token was presented but is unknown, forged or expired.
+    BadSession(&'static str),
+}
+
+impl Caller {
+    /// The signed-in user, or 401.
+    pub fn require_user(&self) -> Result<&SignedIn, ApiError> {
+        match self {
+            Caller::User(u) => Ok(u),
+            Caller::BadSession(code) => Err(unauthorized(code)),
+            Caller::Anonymous | Caller::Admin => Err(unauthorized("unauthenticated")),
+        }
+    }
+
+    /// The signed-in user, if any (a bad session counts as anonymous).
+    pub fn user(&self) -> Option<&SignedIn> {
+        match self {
+            Caller::User(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Whether the admin token was presented.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Caller::Admin)
+    }
+}
+
+/// 401 with a code saying why, and a `WWW-Authenticate` challenge.
+pub fn unauthorized(code: &'static str) -> ApiError {
+    let message = match code {
+        "session_expired" => "the session has expired; sign in again",
+        "invalid_session" => "the session is not valid; sign in again",
+        "admin_required" => "this needs the admin token",
+        _ => "sign in first",
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message).with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"keyframe\""),
+    )
+}
+
+/// The admin token from `Authorization: Bearer`, or 401/403.
+pub fn require_admin(s: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    if s.config.admin_token.as_deref().is_none_or(str::is_empty) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "admin endpoints are off (no admin_token configured)",
+        ));
+    }
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(unauthorized("admin_required"))
+    }
+}
+
+/// The bearer token of a request, if any.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let v = header_text(&parts.headers, "authorization")?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The value of a cookie, if the request has it.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let bearer = bearer(parts);
+        if let (Some(token), Some(admin)) = (bearer, s.config.admin_token.as_deref()) {
+            if !admin.is_empty() && secrets_equal(token, admin) {
+                return Ok(Caller::Admin);
+            }
+        }
+        let Some(token) = bearer.or_else(|| cookie(parts, SESSION_COOKIE)) else {
+            return Ok(Caller::Anonymous);
+        };
+        if !well_formed_token(token) {
+            return Ok(Caller::BadSession("invalid_session"));
+        }
+        let hash = token_hash(token);
+        let session = match s.hot.session(&s.db, &hash).await {
+            Ok(session) => session,
+            Err(DbError::NotFound) => return Ok(Caller::BadSession("invalid_session")),
+            Err(e) => return Err(e.into()),
+        };
+        if session.expires_at <= s.now_ms() {
+            // Best effort: the row is useless now; a failure only leaves it behind.
+            let (db, changes, h) = (s.db.clone(), s.changes.clone(), hash.clone());
+            tokio::spawn(async move {
+                if db.delete_session(&h).await.is_ok() {
+                    changes.publish(Change::Session(h));
+                }
+            });
+            return Ok(Caller::BadSession("session_expired"));
+        }
+        Ok(Caller::User(SignedIn {
+            user_id: session.user_id,
+            token_hash: hash,
+            expires_at: session.expires_at,
+        }))
+    }
+}
+
+/// The `Set-Cookie` value that stores a session token in the browser.
+pub fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    crate::server::header_value(&format!(
+        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
+    ))
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_session_cookie(secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    crate::server::header_value(&format!(
+        "{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}"
+    ))
+}

@@ -1,0 +1,93 @@
+//! The JSON API under `/api`. Every route is declared with `#[utoipa::path]` and
+//! mounted through utoipa-axum's `routes!`, so the OpenAPI document and the router
+//! are made from the same declarations and cannot drift apart.
+
+pub mod accounts;
+pub mod admin;
+pub mod content;
+pub mod extract;
+pub mod views;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::server::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Keyframe catalog API",
+        description = "Content, accounts and sessions, rights per region and playback URLs. \
+                       Times are Unix milliseconds. Errors are `{error, code}` JSON.",
+    ),
+    modifiers(&Security),
+    components(schemas(views::ErrorBody)),
+    tags(
+        (name = "content", description = "Browse, search and play"),
+        (name = "accounts", description = "Users and sessions"),
+        (name = "admin", description = "Metadata, rights and uploads (admin token)"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares how callers authenticate: a session (cookie or bearer) or the admin token.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(extract::SESSION_COOKIE))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token from POST /api/sessions, or the admin token",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every API route with its documentation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(content::list_content))
+        .routes(routes!(content::get_content))
+        .routes(routes!(content::play))
+        .routes(routes!(content::categories))
+        .routes(routes!(accounts::create_user))
+        .routes(routes!(accounts::create_session, accounts::delete_session))
+        .routes(routes!(accounts::get_me, accounts::patch_me))
+        .routes(routes!(accounts::put_avatar))
+        .routes(routes!(admin::patch_content))
+        .routes(routes!(admin::put_rights))
+        .routes(routes!(admin::ingest))
+        .routes(routes!(openapi_document))
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json"))
+)]
+async fn openapi_document(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.openapi_json(),
+    )
+        .into_response()
+}

@@ -1,0 +1,342 @@
+//! The catalog's HTTP server (axum): the JSON API under `/api` (documented by the
+//! OpenAPI document at `/api/openapi.json`, generated from the handlers), the web
+//! page at `/`, and health and metrics under `/_keyframe/`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use keyframe_origin::region::RegionMap;
+use keyframe_origin::store::Store;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::auth::{LoginLimiter, Passwords};
+use crate::cache::{Changes, HotCache};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::db::{Db, DbError};
+use crate::playback::Signer;
+use crate::uploads::{NoUploads, Uploads};
+
+/// Shared state of the catalog's handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub store: Store,
+    registry: Arc<Registry>,
+    pub(crate) hot: Arc<HotCache>,
+    pub(crate) changes: Changes,
+    pub(crate) passwords: Arc<Passwords>,
+    pub(crate) limiter: Arc<LoginLimiter>,
+    pub(crate) regions: Arc<RegionMap>,
+    pub(crate) signer: Arc<Signer>,
+    pub(crate) uploads: Arc<dyn Uploads>,
+    pub(crate) clock: SharedClock,
+    openapi_json: Arc<str>,
+    /// Stops the cache's background tasks when the last clone is dropped.
+    _tasks: Arc<DropGuard>,
+}
+
+impl AppState {
+    /// Now, in Unix milliseconds, by the injected clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The OpenAPI document, serialized once.
+    pub(crate) fn openapi_json(&self) -> String {
+        self.openapi_json.to_string()
+    }
+}
+
+/// An API error: a status and a JSON body `{"error", "code"}`, with optional extra
+/// headers (`Retry-After`, `WWW-Authenticate`).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same error with one more response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// A 500 whose detail is logged, not sent.
+    pub fn internal(what: &str, detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "{what}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
+    /// 422 for a request field that does not pass validation.
+    pub fn invalid(field: &str, why: &str) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("{field}: {why}"),
+        )
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "not found"),
+            DbError::AlreadyExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_exists", "already exists")
+            }
+            DbError::Unavailable(m) => {
+                tracing::warn!(error = %m, "database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+            other => ApiError::internal("database error", other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(serde_json::json!({ "error": self.message, "code": self.code })),
+        )
+            .into_response();
+        for (name, value) in self.headers {
+            r.headers_mut().insert(name, value);
+        }
+        r
+    }
+}
+
+/// Everything a catalog server is made of; `router()` builds it.
+pub struct Catalog {
+    config: Config,
+    db: Db,
+    store: Store,
+    uploads: Arc<dyn Uploads>,
+    clock: SharedClock,
+}
+
+impl Catalog {
+    /// A catalog without an ingest pipeline (uploads answer 503) on the system clock.
+    pub fn new(config: Config, db: Db, store: Store) -> Catalog {
+        Catalog {
+            config,
+            db,
+            store,
+            uploads: Arc::new(NoUploads),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The ingest pipeline behind the upload endpoints.
+    pub fn uploads(mut self, uploads: Arc<dyn Uploads>) -> Catalog {
+        self.uploads = uploads;
+        self
+    }
+
+    /// The clock for sessions, rights windows and tokens (tests inject one).
+    pub fn clock(mut self, clock: SharedClock) -> Catalog {
+        self.clock = clock;
+        self
+    }
+
+    /// The router. Must be called inside a tokio runtime: it starts the tasks that
+    /// keep the hot-read cache current, which stop when the router is dropped.
+    /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that
+    /// per-client limits and regions see the peer address.
+    pub fn router(self) -> Result<Router, ConfigError> {
+        let config = self.config;
+        config.check()?;
+        let regions = config.region_map()?;
+        let signer = Signer::new(config.signing_key()?);
+        let passwords = Passwords::new(config.argon2_params()?);
+        let limiter = LoginLimiter::new(
+            config.login_attempts_per_user,
+            config.login_attempts_per_client,
+            Duration::from_secs(config.login_window_secs),
+        );
+        let hot = Arc::new(HotCache::new(config.cache_entries));
+        let stop = CancellationToken::new();
+        let changes = crate::cache::start(hot.clone(), &self.db, stop.clone());
+
+        let (api, openapi) = crate::api::routes().split_for_parts();
+        let openapi_json: Arc<str> = openapi
+            .to_json()
+            .map_err(|e| ConfigError {
+                option: "openapi",
+                message: e.to_string(),
+            })?
+            .into();
+        let state = AppState {
+            config: Arc::new(config),
+            db: self.db,
+            store: self.store,
+            registry: Arc::new(Registry::default()),
+            hot,
+            changes,
+            passwords: Arc::new(passwords),
+            limiter: Arc::new(limiter),
+            regions: Arc::new(regions),
+            signer: Arc::new(signer),
+            uploads: self.uploads,
+            clock: self.clock,
+            openapi_json,
+            _tasks: Arc::new(stop.drop_guard()),
+        };
+        Ok(Router::new()
+            .merge(api)
+            .route("/", get(crate::web::index))
+            .route("/app.js", get(crate::web::script))
+            .route("/app.css", get(crate::web::style))
+            .route("/_keyframe/healthz", get(healthz))
+            .route("/_keyframe/metrics", get(metrics))
+            .fallback(|| async {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
+            })
+            .method_not_allowed_fallback(|| async {
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "method not allowed on this path",
+                )
+            })
+            .with_state(state))
+    }
+
+    /// Serves the catalog on `listener` until `shutdown` resolves.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self
+            .router()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+/// The catalog's router with `uploads` as the ingest pipeline (see
+/// [`Catalog::router`]).
+pub fn router(
+    config: Config,
+    db: Db,
+    store: Store,
+    uploads: Arc<dyn Uploads>,
+) -> Result<Router, ConfigError> {
+    Catalog::new(config, db, store).uploads(uploads).router()
+}
+
+/// The OpenAPI document of the JSON API, as served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    crate::api::routes().split_for_parts().1
+}
+
+async fn healthz(State(s): State<AppState>) -> Result<&'static str, ApiError> {
+    s.db.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "health check: database unreachable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unreachable",
+        )
+    })?;
+    keyframe_origin::store::check(&*s.store)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "health check: storage unreachable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "object storage is unreachable",
+            )
+        })?;
+    Ok("ok\n")
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, keyframe_origin::metrics::CONTENT_TYPE)],
+        keyframe_origin::metrics::render(&s.registry),
+    )
+        .into_response()
+}
+
+/// Serves the catalog on `listener` until `shutdown` resolves, without an ingest
+/// pipeline (upload endpoints answer 503). A configuration error is an
+/// `InvalidInput` I/O error; call [`Config::check`] first for a friendlier one.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    db: Db,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    Catalog::new(config, db, store)
+        .run(listener, shutdown)
+        .await
+}
+
+/// Like [`run`], with `uploads` as the ingest pipeline behind the upload endpoints.
+pub async fn run_with_uploads(
+    listener: TcpListener,
+    config: Config,
+    db: Db,
+    store: Store,
+    uploads: Arc<dyn Uploads>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    Catalog::new(config, db, store)
+        .uploads(uploads)
+        .run(listener, shutdown)
+        .await
+}
+
+/// A header value from text that is known to be valid (a number, a fixed string).
+pub(crate) fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The value of a header as text, if present and visible ASCII.
+pub(crate) fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,537 @@
+//! Accounts and sessions over real HTTP, on SQLite and (when configured) PostgreSQL:
+//! sign-up validation, sign-in, cookies, bearer tokens, logout, profile edits,
+//! avatars, rate limits, rehashing, and session expiry on an injected clock.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{assert_error, config, Server};
+use keyframe_catalog::clock::ManualClock;
+use keyframe_catalog::Config;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+fn signup(username: &str, password: &str) -> serde_json::Value {
+    json!({
+        "username": username,
+        "password": password,
+        "email": format!("{username}@example.com"),
+        "date_of_birth": "1990-05-17",
+    })
+}
+
+#[tokio::test]
+async fn signup_validates_and_never_returns_the_hash() {
+    for t in common::databases().await {
+        let s = Server::start(&t.db, config()).await;
+        let (st, v) = s
+            .json(
+                Method::POST,
+                "/api/users",
+                Some(signup("ann", "correct horse")),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{}: {v}", t.name);
+        assert_eq!(v["username"], "ann");
+        assert_eq!(v["email"], "ann@example.com");
+        assert_eq!(v["date_of_birth"], "1990-05-17");
+        assert!(v["avatar"].is_null());
+        let text = v.to_string();
+        assert!(
+            !text.contains("argon2") && !text.contains("password"),
+            "{text}"
+        );
+
+        assert_error(
+            s.json(
+                Method::POST,
+                "/api/users",
+                Some(signup("ann", "another pass")),
+                None,
+            )
+            .await,
+            StatusCode::CONFLICT,
+            "username_taken",
+        );
+        for (body, what) in [
+            (signup("an", "correct horse"), "short username"),
+            (signup(&"a".repeat(33), "correct horse"), "long username"),
+            (signup("Ann", "correct horse"), "uppercase"),
+            (
+                signup("ann'; DROP TABLE users; --", "correct horse"),
+                "sql in username",
+            ),
+            (signup("bob", "short"), "short password"),
+            (signup("bob", &"x".repeat(1025)), "overlong password"),
+            (
+                json!({"username": "bob", "password": "correct horse", "email": "nope", "date_of_birth": "1990-05-17"}),
+                "email",
+            ),
+            (
+                json!({"username": "bob", "password": "correct horse", "email": "b@example.com", "date_of_birth": "1990-02-30"}),
+                "date",
+            ),
+            (
+                json!({"username": "bob", "password": "correct horse", "email": "b@example.com", "date_of_birth": "2999-01-01"}),
+                "future date",
+            ),
+        ] {
+            let got = s.json(Method::POST, "/api/users", Some(body), None).await;
+            assert_eq!(
+                got.0,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{}: {what}: {}",
+                t.name,
+                got.1
+            );
+            assert_eq!(got.1["code"], "invalid_field", "{what}");
+        }
+        assert_error(
+            s.json(
+                Method::POST,
+                "/api/users",
+                Some(json!({"username": "bob", "password": "correct horse"})),
+                None,
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        );
+        assert_error(
+            s.json(
+                Method::POST,
+                "/api/users",
+                Some(json!({"username": 5, "password": "correct horse", "email": "b@example.com", "date_of_birth": "1990-01-01"})),
+                None,
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        );
+        let (st, _, v) = s
+            .send(
+                s.req(Method::POST, "/api/users")
+                    .header("content-type", "application/json")
+                    .body("{\"username\": \"bob\", "),
+            )
+            .await;
+        assert_error((st, v), StatusCode::BAD_REQUEST, "malformed_json");
+        let (st, _, v) = s
+            .send(s.req(Method::POST, "/api/users").body("username=bob"))
+            .await;
+        assert_error((st, v), StatusCode::UNSUPPORTED_MEDIA_TYPE, "json_required");
+        let (st, _, v) = s
+            .send(
+                s.req(Method::POST, "/api/users")
+                    .header("content-type", "application/json")
+                    .body(format!("{{\"username\": \"{}\"}}", "x".repeat(3 << 20))),
+            )
+            .await;
+        assert_error((st, v), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+        s.stop().await;
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn sign_in_cookie_bearer_profile_and_logout() {
+    for t in common::databases().await {
+        let s = Server::start(&t.db, config()).await;
+        s.json(
+            Method::POST,
+            "/api/users",
+            Some(signup("ann", "correct horse")),
+            None,
+        )
+        .await;
+
+        assert_error(
+            s.json(
+                Method::POST,
+                "/api/sessions",
+                Some(json!({"username": "ann", "password": "wrong horse"})),
+                None,
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        );
+        assert_error(
+            s.json(
+                Method::POST,
+                "/api/sessions",
+                Some(json!({"username": "nobody", "password": "wrong horse"})),
+                None,
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        );
+
+        let (st, headers, v) = s
+            .send(
+                s.req(Method::POST, "/api/sessions")
+                    .json(&json!({"username": "ann", "password": "correct horse"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{}: {v}", t.name);
+        let token = v["token"].as_str().expect("token").to_string();
+        assert_eq!(token.len(), 64);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(v["user"]["username"], "ann");
+        assert!(v["expires_at"].as_i64().expect("expiry") > keyframe_catalog::db::now_ms());
+        let cookie = headers["set-cookie"].to_str().expect("cookie");
+        assert!(
+            cookie.starts_with(&format!("kf_session={token};")),
+            "{cookie}"
+        );
+        for part in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(cookie.contains(part), "{cookie}");
+        }
+        // The database keeps only the hash.
+        let stored =
+            t.db.session(&keyframe_catalog::auth::token_hash(&token))
+                .await;
+        assert!(stored.is_ok(), "{}", t.name);
+        assert!(t.db.session(&token).await.is_err());
+
+        // Cookie and bearer both work.
+        let (st, _, me) = s
+            .send(
+                s.req(Method::GET, "/api/users/me")
+                    .header("cookie", format!("theme=dark; kf_session={token}")),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{me}");
+        assert_eq!(me["username"], "ann");
+        let (st, me) = s.get("/api/users/me", Some(&token)).await;
+        assert_eq!(st, StatusCode::OK, "{me}");
+
+        assert_error(
+            s.get("/api/users/me", None).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        );
+        assert_error(
+            s.get("/api/users/me", Some(&"ab".repeat(32))).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_session",
+        );
+        assert_error(
+            s.get("/api/users/me", Some("not-a-token")).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_session",
+        );
+
+        // Profile edits are visible at once (the user cache is invalidated).
+        let (st, v) = s
+            .json(
+                Method::PATCH,
+                "/api/users/me",
+                Some(json!({"display_name": "Ann A.", "email": "ann@new.example"})),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (_, me) = s.get("/api/users/me", Some(&token)).await;
+        assert_eq!(me["display_name"], "Ann A.");
+        assert_eq!(me["email"], "ann@new.example");
+        assert_error(
+            s.json(
+                Method::PATCH,
+                "/api/users/me",
+                Some(json!({"email": "bad"})),
+                Some(&token),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        );
+
+        // A password change needs the current one and ends the other sessions.
+        let other = s.login_with("ann", "correct horse").await;
+        assert_error(
+            s.json(
+                Method::PATCH,
+                "/api/users/me",
+                Some(json!({"password": "battery staple", "current_password": "nope nope"})),
+                Some(&token),
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        );
+        let (st, v) = s
+            .json(
+                Method::PATCH,
+                "/api/users/me",
+                Some(json!({"password": "battery staple", "current_password": "correct horse"})),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_error(
+            s.get("/api/users/me", Some(&other)).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_session",
+        );
+        assert_eq!(s.get("/api/users/me", Some(&token)).await.0, StatusCode::OK);
+        s.login_with("ann", "battery staple").await;
+
+        // Logout ends the session and clears the cookie.
+        let (st, headers, _) = s
+            .send(s.req(Method::DELETE, "/api/sessions").bearer_auth(&token))
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert!(headers["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .contains("Max-Age=0"));
+        assert_error(
+            s.get("/api/users/me", Some(&token)).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_session",
+        );
+        s.stop().await;
+        t.cleanup().await;
+    }
+}
+
+trait LoginWith {
+    async fn login_with(&self, username: &str, password: &str) -> String;
+}
+
+impl LoginWith for Server {
+    async fn login_with(&self, username: &str, password: &str) -> String {
+        let (st, v) = self
+            .json(
+                Method::POST,
+                "/api/sessions",
+                Some(json!({"username": username, "password": password})),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        v["token"].as_str().expect("token").to_string()
+    }
+}
+
+#[tokio::test]
+async fn sessions_expire_by_the_injected_clock() {
+    for t in common::databases().await {
+        let clock = Arc::new(ManualClock::new(keyframe_catalog::db::now_ms()));
+        let s = Server::start_with(
+            &t.db,
+            Config {
+                session_ttl_secs: 60,
+                ..config()
+            },
+            Some(clock.clone()),
+        )
+        .await;
+        let token = s.user("ann").await;
+        assert_eq!(s.get("/api/users/me", Some(&token)).await.0, StatusCode::OK);
+        clock.advance_ms(59_000);
+        assert_eq!(
+            s.get("/api/users/me", Some(&token)).await.0,
+            StatusCode::OK,
+            "{}",
+            t.name
+        );
+        clock.advance_ms(1_000);
+        assert_error(
+            s.get("/api/users/me", Some(&token)).await,
+            StatusCode::UNAUTHORIZED,
+            "session_expired",
+        );
+        // Once gone, it stays gone (the row is removed in the background).
+        let mut gone = false;
+        for _ in 0..50 {
+            let code = s.get("/api/users/me", Some(&token)).await.1["code"].clone();
+            if code == "invalid_session" {
+                gone = true;
+                break;
+            }
+            assert_eq!(code, "session_expired");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(gone, "{}: expired session row removed", t.name);
+        assert_eq!(s.login("ann").await.len(), 64);
+        s.stop().await;
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_username_and_per_client() {
+    for t in common::databases().await {
+        let s = Server::start(
+            &t.db,
+            Config {
+                login_attempts_per_user: 3,
+                login_attempts_per_client: 6,
+                ..config()
+            },
+        )
+        .await;
+        s.user("ann").await; // one attempt from this client, and ann's count reset
+        let wrong = json!({"username": "ann", "password": "wrong horse"});
+        for _ in 0..3 {
+            assert_eq!(
+                s.json(Method::POST, "/api/sessions", Some(wrong.clone()), None)
+                    .await
+                    .0,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        let (st, headers, v) = s
+            .send(
+                s.req(Method::POST, "/api/sessions")
+                    .json(&json!({"username": "ann", "password": "password-ann"})),
+            )
+            .await;
+        assert_error((st, v), StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        let retry: u64 = headers["retry-after"]
+            .to_str()
+            .expect("header")
+            .parse()
+            .expect("seconds");
+        assert!((1..=300).contains(&retry), "{retry}");
+        // Other usernames from the same client until the client's budget is used.
+        for name in ["bob", "cat"] {
+            assert_eq!(
+                s.json(
+                    Method::POST,
+                    "/api/sessions",
+                    Some(json!({"username": name, "password": "wrong horse"})),
+                    None
+                )
+                .await
+                .0,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert_error(
+            s.json(
+                Method::POST,
+                "/api/sessions",
+                Some(json!({"username": "dan", "password": "wrong horse"})),
+                None,
+            )
+            .await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+        );
+        s.stop().await;
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn passwords_are_rehashed_at_login_when_parameters_change() {
+    for t in common::databases().await {
+        let s = Server::start(&t.db, config()).await;
+        s.user("ann").await;
+        s.stop().await;
+        let before =
+            t.db.user_by_username("ann")
+                .await
+                .expect("user")
+                .password_hash;
+        assert!(
+            before.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{before}"
+        );
+
+        let s = Server::start(
+            &t.db,
+            Config {
+                argon2_memory_kib: 128,
+                argon2_iterations: 2,
+                ..config()
+            },
+        )
+        .await;
+        s.login("ann").await;
+        let after =
+            t.db.user_by_username("ann")
+                .await
+                .expect("user")
+                .password_hash;
+        assert!(
+            after.starts_with("$argon2id$v=19$m=128,t=2,p=1$"),
+            "{}: {after}",
+            t.name
+        );
+        // And the new hash still lets ann in.
+        s.login("ann").await;
+        s.stop().await;
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn avatars_go_through_the_upload_pipeline() {
+    for t in common::databases().await {
+        let s = Server::start(
+            &t.db,
+            Config {
+                max_avatar_bytes: 1024,
+                ..config()
+            },
+        )
+        .await;
+        let token = s.user("ann").await;
+        let png = {
+            let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+            b.extend_from_slice(&[0u8; 100]);
+            b
+        };
+        let (st, _, v) = s
+            .send(
+                s.req(Method::PUT, "/api/users/me/avatar")
+                    .bearer_auth(&token)
+                    .header("content-type", "image/png")
+                    .body(png.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{}: {v}", t.name);
+        let url = v["avatar"]["url"].as_str().expect("avatar url");
+        assert!(
+            url.starts_with("http://edge.test/v1/objects/sha256/"),
+            "{url}"
+        );
+        assert!(url.contains("?__token__="), "{url}");
+        let (_, me) = s.get("/api/users/me", Some(&token)).await;
+        assert_eq!(me["avatar"]["mime"], "image/png");
+
+        let (st, _, v) = s
+            .send(
+                s.req(Method::PUT, "/api/users/me/avatar")
+                    .bearer_auth(&token)
+                    .body("not an image"),
+            )
+            .await;
+        assert_error(
+            (st, v),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_media",
+        );
+        let (st, _, v) = s
+            .send(
+                s.req(Method::PUT, "/api/users/me/avatar")
+                    .bearer_auth(&token)
+                    .body(vec![0u8; 2048]),
+            )
+            .await;
+        assert_error((st, v), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+        let (st, _, v) = s
+            .send(s.req(Method::PUT, "/api/users/me/avatar").body(png))
+            .await;
+        assert_error((st, v), StatusCode::UNAUTHORIZED, "unauthenticated");
+        s.stop().await;
+        t.cleanup().await;
+    }
+}

@@ -1,0 +1,128 @@
+//! The OpenAPI document covers every API route: each documented operation is
+//! routed (not the 404/405 fallback), and every route the catalog serves under
+//! `/api` is documented.
+
+mod common;
+
+use common::{config, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// Every API route the catalog serves (method, path). Adding a route without
+/// documenting it fails `documented_operations_match_the_routes`.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/content"),
+    ("get", "/api/content/{id}"),
+    ("get", "/api/content/{id}/play"),
+    ("get", "/api/categories"),
+    ("post", "/api/users"),
+    ("get", "/api/users/me"),
+    ("patch", "/api/users/me"),
+    ("put", "/api/users/me/avatar"),
+    ("post", "/api/sessions"),
+    ("delete", "/api/sessions"),
+    ("patch", "/api/admin/content/{id}"),
+    ("put", "/api/admin/content/{id}/rights"),
+    ("post", "/api/admin/ingest"),
+    ("get", "/api/openapi.json"),
+];
+
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+fn operations(doc: &Value) -> Vec<(String, String)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, _) in item.as_object().expect("path item") {
+            if METHODS.contains(&method.as_str()) {
+                ops.push((method.clone(), path.clone()));
+            }
+        }
+    }
+    ops.sort();
+    ops
+}
+
+#[tokio::test]
+async fn documented_operations_match_the_routes() {
+    let t = keyframe_catalog::testing::sqlite().await.expect("db");
+    let s = Server::start(&t.db, config()).await;
+    let r = s
+        .req(Method::GET, "/api/openapi.json")
+        .send()
+        .await
+        .expect("doc");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .starts_with("application/json"));
+    let doc: Value = r.json().await.expect("json");
+    assert!(
+        doc["openapi"].as_str().expect("version").starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(
+        doc,
+        serde_json::to_value(keyframe_catalog::server::openapi()).expect("doc")
+    );
+
+    let documented = operations(&doc);
+    let mut expected: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        documented, expected,
+        "the document and the route list differ"
+    );
+
+    // Every documented operation is routed: the answer is never the fallback's
+    // 404 `not_found` nor a 405.
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", "0123456789abcdef");
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let r = s.req(m, &concrete).send().await.expect("request");
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert!(
+            !(status == StatusCode::NOT_FOUND && body["code"] == "not_found"),
+            "{method} {path} is documented but not routed"
+        );
+    }
+    // And no undocumented method answers on a documented path.
+    for (_, path) in &documented {
+        let concrete = path.replace("{id}", "0123456789abcdef");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if documented.contains(&(method.to_string(), path.clone())) {
+                continue;
+            }
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let r = s.req(m, &concrete).send().await.expect("request");
+            assert_eq!(
+                r.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is routed but not documented"
+            );
+        }
+    }
+    // Schemas the operations refer to are in the document.
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for name in [
+        "ContentList",
+        "ContentDetail",
+        "PlayResponse",
+        "UserView",
+        "SessionView",
+        "ErrorBody",
+        "NewUser",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+    s.stop().await;
+    t.cleanup().await;
+}

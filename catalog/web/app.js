@@ -1,0 +1,474 @@
+// Keyframe's web page: browse, search, sign up / in, play from the edge.
+// Plain JavaScript, no build step; it talks only to the catalog's JSON API, and
+// plays from the signed edge URL that /api/content/{id}/play returns.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const PAGE = 24;
+  const state = {
+    me: null,
+    offset: 0,
+    nextOffset: null,
+    query: { q: "", category: "", sort: "" },
+    current: null, // the detail of the open title
+    listToken: 0, // drops answers to superseded list requests
+  };
+
+  // ---- API ---------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  async function api(path, { method = "GET", json, body, headers = {} } = {}) {
+    const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin" };
+    if (json !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(json);
+    } else if (body !== undefined) {
+      init.body = body;
+    }
+    const res = await fetch(path, init);
+    if (res.status === 204) return null;
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (_) {
+      data = null;
+    }
+    if (!res.ok) {
+      throw new ApiError(res.status, (data && data.code) || "http_" + res.status,
+        (data && data.error) || res.statusText || "request failed");
+    }
+    return data;
+  }
+
+  // An endpoint that may not exist yet (history, recommendations): null on 404.
+  async function optional(path) {
+    try {
+      return await api(path);
+    } catch (e) {
+      if (e.status === 404 || e.status === 401 || e.status === 501) return null;
+      throw e;
+    }
+  }
+
+  // ---- status line -------------------------------------------------------
+
+  let statusTimer = 0;
+  function say(text, isError = false) {
+    const el = $("status");
+    el.textContent = text;
+    el.classList.toggle("error", isError);
+    clearTimeout(statusTimer);
+    if (text) statusTimer = setTimeout(() => { el.textContent = ""; }, 6000);
+  }
+
+  // ---- formatting --------------------------------------------------------
+
+  function duration(ms) {
+    if (ms == null) return "";
+    const s = Math.round(ms / 1000);
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    return h ? `${h}:${String(m).padStart(2, "0")}:${String(sec).padStart(2, "0")}` : `${m}:${String(sec).padStart(2, "0")}`;
+  }
+
+  function el(tag, attrs = {}, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v == null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children) if (c) e.append(c);
+    return e;
+  }
+
+  // ---- cards -------------------------------------------------------------
+
+  function card(item, progress) {
+    let poster;
+    if (item.poster) {
+      poster = el("img", { class: "poster", src: item.poster.url, alt: "", loading: "lazy", decoding: "async" });
+      if (item.poster.inline_thumbnail) poster.style.backgroundImage = `url("${item.poster.inline_thumbnail}")`;
+    } else {
+      poster = el("span", { class: "poster placeholder", "aria-hidden": "true", text: (item.title || "?").slice(0, 1).toUpperCase() });
+    }
+    const sub = [item.kind, duration(item.duration_ms)].filter(Boolean).join(" · ");
+    const bar = progress != null
+      ? el("span", { class: "progress", "aria-hidden": "true" }, el("span"))
+      : null;
+    if (bar) bar.firstChild.style.width = `${Math.min(100, Math.max(0, progress * 100))}%`;
+    return el("button", {
+      type: "button", class: "card", "data-id": item.id,
+      "aria-label": `${item.title}${sub ? ", " + sub : ""}`,
+      onclick: () => openTitle(item.id),
+    }, poster, bar, el("span", { class: "info" },
+      el("span", { class: "name", text: item.title }),
+      el("span", { class: "sub", text: sub })));
+  }
+
+  // ---- browse and search -------------------------------------------------
+
+  async function loadList(reset) {
+    const token = ++state.listToken;
+    if (reset) state.offset = 0;
+    const p = new URLSearchParams({ limit: String(PAGE), offset: String(state.offset) });
+    for (const k of ["q", "category", "sort"]) if (state.query[k]) p.set(k, state.query[k]);
+    try {
+      const page = await api(`/api/content?${p}`);
+      if (token !== state.listToken) return;
+      const grid = $("grid");
+      if (reset) grid.replaceChildren();
+      for (const item of page.items) grid.append(card(item));
+      state.nextOffset = page.next_offset;
+      state.offset = page.next_offset ?? state.offset;
+      $("more").hidden = page.next_offset == null;
+      $("empty").hidden = grid.children.length > 0;
+      $("empty").textContent = state.query.q ? `No titles match “${state.query.q}”.` : "Nothing here yet.";
+      $("browse-title").textContent = state.query.q ? "Search results" : "Browse";
+    } catch (e) {
+      if (token === state.listToken) say(`Could not load titles: ${e.message}`, true);
+    }
+  }
+
+  async function loadCategories() {
+    try {
+      const cats = await api("/api/categories");
+      const select = $("category");
+      for (const c of cats) select.append(el("option", { value: c.name, text: `${c.name} (${c.count})` }));
+    } catch (_) { /* the filter stays at "all" */ }
+  }
+
+  // Rows that appear when the API has them (watch history and recommendations
+  // arrive with later issues; until then these endpoints are absent).
+  async function loadRows() {
+    const rows = [
+      ["continue-row", "continue", "/api/history?limit=20"],
+      ["recommend-row", "recommend", "/api/recommendations"],
+    ];
+    for (const [rowId, stripId, path] of rows) {
+      const row = $(rowId);
+      row.hidden = true;
+      if (!state.me) continue;
+      try {
+        const data = await optional(path);
+        const items = (data && (data.items || data)) || [];
+        if (!Array.isArray(items) || items.length === 0) continue;
+        $(stripId).replaceChildren(...items.map((it) => {
+          const content = it.content || it;
+          const pos = it.position_ms, dur = it.duration_ms || content.duration_ms;
+          return card(content, pos != null && dur ? pos / dur : null);
+        }));
+        row.hidden = false;
+      } catch (_) { /* leave the row hidden */ }
+    }
+  }
+
+  // ---- account -----------------------------------------------------------
+
+  function renderAccount() {
+    const me = state.me;
+    $("signin-open").hidden = !!me;
+    $("signup-open").hidden = !!me;
+    $("me").hidden = !me;
+    if (!me) return;
+    const name = me.display_name || me.username;
+    $("me-name").textContent = name;
+    const img = $("avatar");
+    if (me.avatar) {
+      const small = (me.avatar.variants || []).filter((v) => (v.width || 0) >= 72).sort((a, b) => a.width - b.width)[0];
+      img.src = (small || me.avatar).url;
+      img.alt = "";
+      img.hidden = false;
+      $("avatar-initial").hidden = true;
+    } else {
+      img.hidden = true;
+      $("avatar-initial").hidden = false;
+      $("avatar-initial").textContent = name.slice(0, 1).toUpperCase();
+    }
+    $("me-button").setAttribute("aria-label", `Account: ${name}`);
+  }
+
+  async function loadMe() {
+    try {
+      state.me = await api("/api/users/me");
+    } catch (e) {
+      state.me = null;
+      if (e.status !== 401) say(`Could not load your account: ${e.message}`, true);
+    }
+    renderAccount();
+  }
+
+  function formError(form, text) {
+    form.querySelector(".form-error").textContent = text || "";
+  }
+
+  async function signIn(username, password) {
+    const session = await api("/api/sessions", { method: "POST", json: { username, password } });
+    state.me = session.user;
+    renderAccount();
+    loadRows();
+  }
+
+  function wireForms() {
+    const signinDialog = $("signin-dialog"), signupDialog = $("signup-dialog");
+    $("signin-open").addEventListener("click", () => { formError($("signin-form")); signinDialog.showModal(); });
+    $("signup-open").addEventListener("click", () => { formError($("signup-form")); signupDialog.showModal(); });
+    for (const d of [signinDialog, signupDialog]) {
+      d.querySelector(".cancel").addEventListener("click", () => d.close());
+    }
+    $("signin-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = ev.target, data = new FormData(f);
+      formError(f);
+      try {
+        await signIn(data.get("username"), data.get("password"));
+        signinDialog.close();
+        f.reset();
+        say("Signed in.");
+      } catch (e) {
+        formError(f, e.status === 429 ? "Too many attempts; wait a few minutes." : e.message);
+      }
+    });
+    $("signup-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = ev.target, data = new FormData(f);
+      formError(f);
+      const user = {
+        username: String(data.get("username")).trim(),
+        email: String(data.get("email")).trim(),
+        date_of_birth: data.get("date_of_birth"),
+        password: data.get("password"),
+      };
+      try {
+        await api("/api/users", { method: "POST", json: user });
+        await signIn(user.username, user.password);
+        signupDialog.close();
+        f.reset();
+        say(`Welcome, ${user.username}!`);
+      } catch (e) {
+        formError(f, e.code === "username_taken" ? "That username is taken." : e.message);
+      }
+    });
+    $("signout").addEventListener("click", async () => {
+      toggleMenu(false);
+      try { await api("/api/sessions", { method: "DELETE" }); } catch (_) { /* signed out anyway */ }
+      state.me = null;
+      renderAccount();
+      loadRows();
+      say("Signed out.");
+    });
+    $("me-button").addEventListener("click", () => toggleMenu());
+    $("avatar-file").addEventListener("change", async (ev) => {
+      const file = ev.target.files && ev.target.files[0];
+      ev.target.value = "";
+      toggleMenu(false);
+      if (!file) return;
+      say("Uploading your picture…");
+      try {
+        state.me = await api("/api/users/me/avatar", { method: "PUT", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+        renderAccount();
+        say("Picture updated.");
+      } catch (e) {
+        say(`Could not update your picture: ${e.message}`, true);
+      }
+    });
+  }
+
+  function toggleMenu(open) {
+    const menu = $("me-menu"), button = $("me-button");
+    const show = open ?? menu.hidden;
+    menu.hidden = !show;
+    button.setAttribute("aria-expanded", String(show));
+    if (show) menu.querySelector(".button").focus();
+  }
+
+  // ---- a title and its player ---------------------------------------------
+
+  const video = () => $("video");
+
+  async function openTitle(id) {
+    let detail;
+    try {
+      detail = await api(`/api/content/${encodeURIComponent(id)}`);
+    } catch (e) {
+      say(`Could not open the title: ${e.message}`, true);
+      return;
+    }
+    state.current = detail;
+    $("detail-title").textContent = detail.title;
+    $("detail-description").textContent = detail.description || "";
+    $("detail-meta").textContent = [detail.kind, duration(detail.duration_ms), (detail.categories || []).join(", ")]
+      .filter(Boolean).join(" · ");
+    const a = detail.availability || {};
+    const avail = $("detail-availability");
+    avail.classList.toggle("closed", !a.available);
+    avail.textContent = a.available
+      ? (a.available_until ? `Available until ${new Date(a.available_until).toLocaleString()}` : "")
+      : (a.available_from ? `Available from ${new Date(a.available_from).toLocaleString()}` : "Not available in your region.");
+    const poster = $("detail-poster");
+    if (detail.poster) { poster.src = detail.poster.url; poster.hidden = false; } else { poster.removeAttribute("src"); poster.hidden = true; }
+    const v = video();
+    v.pause();
+    v.removeAttribute("src");
+    v.load();
+    v.hidden = true;
+    $("play").disabled = !a.available;
+    $("title-dialog").showModal();
+    $("play").focus();
+  }
+
+  // Where to resume: the API's position when watch history exists, else this
+  // browser's own memory.
+  function resumePosition(contentId, fromApi) {
+    if (fromApi != null) return fromApi / 1000;
+    const saved = Number(localStorage.getItem(`kf:pos:${contentId}`));
+    return Number.isFinite(saved) && saved > 0 ? saved : 0;
+  }
+
+  async function play() {
+    const detail = state.current;
+    if (!detail) return;
+    if (!state.me) {
+      // Playback needs an account unless the server serves public content; ask it.
+      try {
+        await startPlayback(detail);
+      } catch (e) {
+        if (e.status === 401) { $("title-dialog").close(); $("signin-dialog").showModal(); say("Sign in to play."); }
+        else say(playError(e), true);
+      }
+      return;
+    }
+    try {
+      await startPlayback(detail);
+    } catch (e) {
+      if (e.status === 401) { state.me = null; renderAccount(); }
+      say(playError(e), true);
+    }
+  }
+
+  function playError(e) {
+    if (e.code === "unavailable_in_region") return "This title is not available in your region.";
+    if (e.status === 401) return "Sign in to play.";
+    return `Could not play: ${e.message}`;
+  }
+
+  async function startPlayback(detail) {
+    const p = await api(`/api/content/${encodeURIComponent(detail.id)}/play`);
+    const v = video();
+    const start = resumePosition(detail.id, p.resume_position_ms ?? detail.resume_position_ms);
+    v.hidden = false;
+    $("detail-poster").hidden = true;
+    v.src = p.url; // the edge serves byte ranges: seeking fetches only what it needs
+    v.addEventListener("loadedmetadata", () => {
+      if (start > 0 && start < v.duration - 5) v.currentTime = start;
+    }, { once: true });
+    try {
+      await v.play();
+    } catch (_) { /* autoplay refused: the controls are there */ }
+    v.focus();
+  }
+
+  // HOOK for watch history: called with the viewer's position as they watch
+  // (every 10 s while playing, and on pause, seek and end). It remembers the
+  // position in this browser; when /api/history exists, send the event there
+  // (e.g. POST {content_id, kind, position_ms, duration_ms, at}).
+  function reportProgress(contentId, kind, positionMs, durationMs) {
+    try {
+      if (kind === "ended") localStorage.removeItem(`kf:pos:${contentId}`);
+      else localStorage.setItem(`kf:pos:${contentId}`, String(positionMs / 1000));
+    } catch (_) { /* storage may be off */ }
+    if (typeof window.keyframeOnProgress === "function") {
+      window.keyframeOnProgress({ content_id: contentId, kind, position_ms: positionMs, duration_ms: durationMs, at: Date.now() });
+    }
+  }
+
+  function wirePlayer() {
+    const v = video();
+    let last = 0;
+    const report = (kind) => {
+      const d = state.current;
+      if (!d || !v.src) return;
+      const dur = Number.isFinite(v.duration) ? Math.round(v.duration * 1000) : null;
+      reportProgress(d.id, kind, Math.round(v.currentTime * 1000), dur);
+    };
+    v.addEventListener("timeupdate", () => {
+      if (v.currentTime - last >= 10 || v.currentTime < last) { last = v.currentTime; report("progress"); }
+    });
+    v.addEventListener("pause", () => { if (!v.ended) report("pause"); });
+    v.addEventListener("seeked", () => report("seek"));
+    v.addEventListener("ended", () => report("ended"));
+    v.addEventListener("error", () => { if (v.src) say("Playback failed; the link may have expired. Press Play again.", true); });
+    $("play").addEventListener("click", play);
+    $("detail-close").addEventListener("click", () => $("title-dialog").close());
+    $("title-dialog").addEventListener("close", () => {
+      report("pause");
+      v.pause();
+      state.current = null;
+    });
+    $("title-dialog").addEventListener("keydown", (ev) => {
+      if (v.hidden || ev.target.closest("input, select, textarea")) return;
+      const key = ev.key;
+      if (key === " " || key === "k") {
+        if (ev.target.tagName === "BUTTON" && key === " ") return; // the button's own action
+        ev.preventDefault();
+        if (v.paused) v.play(); else v.pause();
+      } else if (key === "ArrowRight" || key === "ArrowLeft") {
+        ev.preventDefault();
+        const step = key === "ArrowRight" ? 10 : -10;
+        v.currentTime = Math.max(0, Math.min((v.duration || Infinity), v.currentTime + step));
+      } else if (key === "f") {
+        ev.preventDefault();
+        if (document.fullscreenElement) document.exitFullscreen(); else v.requestFullscreen?.();
+      }
+    });
+  }
+
+  // ---- search box and keys -----------------------------------------------
+
+  function wireSearch() {
+    let timer = 0;
+    const apply = () => {
+      state.query.q = $("search").value.trim();
+      state.query.category = $("category").value;
+      state.query.sort = $("sort").value;
+      loadList(true);
+    };
+    $("search").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(apply, 250); });
+    $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); clearTimeout(timer); apply(); });
+    $("category").addEventListener("change", apply);
+    $("sort").addEventListener("change", apply);
+    $("more").addEventListener("click", () => loadList(false));
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key === "/" && !ev.target.closest("input, select, textarea") && !document.querySelector("dialog[open]")) {
+        ev.preventDefault();
+        $("search").focus();
+      }
+      if (ev.key === "Escape" && !$("me-menu").hidden) { toggleMenu(false); $("me-button").focus(); }
+    });
+    document.addEventListener("click", (ev) => {
+      if (!$("me-menu").hidden && !ev.target.closest("#me")) toggleMenu(false);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    wireForms();
+    wirePlayer();
+    wireSearch();
+    loadCategories();
+    await loadMe();
+    loadRows();
+    loadList(true);
+  });
+
+  // For tests and the console.
+  window.keyframe = { api, openTitle, reportProgress, state };
+})();

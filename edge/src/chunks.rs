@@ -1,0 +1,440 @@
+//! The chunk store: cached objects' bytes as fixed-size chunks, and the chunks
+//! being fetched right now.
+//!
+//! A chunk is keyed by its object's generation (a number given to each stored
+//! representation, so a changed object never mixes with its old bytes) and its
+//! index. The memory tier is a moka cache weighed by bytes, with TinyLFU admission
+//! keeping one-hit wonders out; the first and last chunks of media objects (where
+//! players read the index) live in a smaller tier of their own so that scans of
+//! the middle of large objects cannot push them out.
+//!
+//! Coalescing: the first request for a missing chunk starts one fetch; everyone who
+//! asks for that chunk while it is in flight joins it and reads its bytes as they
+//! arrive. A failed fetch fails every reader (their responses are aborted) and is
+//! forgotten, so the next request retries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::watch;
+
+/// (object generation, chunk index)
+pub type ChunkKey = (u64, u64);
+
+/// Per-entry overhead counted by the weigher, so tiny chunks are not free.
+const ENTRY_OVERHEAD: u32 = 128;
+
+#[derive(Debug)]
+enum Status {
+    Running,
+    Done,
+    Failed(String),
+}
+
+#[derive(Debug)]
+struct FlightState {
+    pieces: Vec<Bytes>,
+    status: Status,
+}
+
+/// A chunk being fetched: its bytes so far, and a way to wait for more.
+#[derive(Debug)]
+pub struct InFlight {
+    key: ChunkKey,
+    /// The chunk's expected length.
+    pub len: u64,
+    state: Mutex<FlightState>,
+    tx: watch::Sender<u64>,
+}
+
+/// The error a reader sees when the fetch it joined failed.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream fetch failed: {0}")]
+pub struct FetchFailed(pub String);
+
+impl InFlight {
+    fn new(key: ChunkKey, len: u64) -> Self {
+        InFlight {
+            key,
+            len,
+            state: Mutex::new(FlightState {
+                pieces: Vec::new(),
+                status: Status::Running,
+            }),
+            tx: watch::channel(0).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FlightState> {
+        // A panic while holding this lock cannot leave the state torn (every
+        // update is a single push or assignment), so recover from poisoning.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends bytes that arrived from upstream.
+    pub fn push(&self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        self.lock().pieces.push(b);
+        self.tx.send_modify(|v| *v += 1);
+    }
+
+    fn finish(&self) -> Result<Bytes, FetchFailed> {
+        let mut st = self.lock();
+        let total: usize = st.pieces.iter().map(Bytes::len).sum();
+        if total as u64 != self.len {
+            let why = format!(
+                "chunk {:?}: got {total} bytes, expected {}",
+                self.key, self.len
+            );
+            st.status = Status::Failed(why.clone());
+            drop(st);
+            self.tx.send_modify(|v| *v += 1);
+            return Err(FetchFailed(why));
+        }
+        let whole = match st.pieces.len() {
+            1 => st.pieces[0].clone(),
+            _ => {
+                let mut b = BytesMut::with_capacity(total);
+                for p in &st.pieces {
+                    b.extend_from_slice(p);
+                }
+                b.freeze()
+            }
+        };
+        st.status = Status::Done;
+        drop(st);
+        self.tx.send_modify(|v| *v += 1);
+        Ok(whole)
+    }
+
+    fn fail(&self, why: String) {
+        self.lock().status = Status::Failed(why);
+        self.tx.send_modify(|v| *v += 1);
+    }
+
+    /// The bytes `[lo, hi)` of this chunk, yielded as they arrive.
+    pub fn read(
+        self: Arc<Self>,
+        lo: u64,
+        hi: u64,
+    ) -> impl Stream<Item = Result<Bytes, FetchFailed>> + Send + 'static {
+        let rx = self.tx.subscribe();
+        futures::stream::unfold(
+            (self, rx, 0usize, 0u64),
+            move |(flight, mut rx, mut idx, mut pos)| async move {
+                loop {
+                    if pos >= hi {
+                        return None;
+                    }
+                    let step = {
+                        let st = flight.lock();
+                        if idx < st.pieces.len() {
+                            let p = st.pieces[idx].clone();
+                            Ok(Some(p))
+                        } else {
+                            match &st.status {
+                                Status::Running => Ok(None),
+                                Status::Done => Err(None),
+                                Status::Failed(w) => Err(Some(w.clone())),
+                            }
+                        }
+                    };
+                    match step {
+                        Ok(Some(piece)) => {
+                            idx += 1;
+                            let start = pos;
+                            let end = pos + piece.len() as u64;
+                            pos = end;
+                            if end <= lo || start >= hi {
+                                continue;
+                            }
+                            let a = lo.saturating_sub(start) as usize;
+                            let b = (hi.min(end) - start) as usize;
+                            return Some((Ok(piece.slice(a..b)), (flight, rx, idx, pos)));
+                        }
+                        Ok(None) => {
+                            if rx.changed().await.is_err() {
+                                return Some((
+                                    Err(FetchFailed("fetch abandoned".into())),
+                                    (flight, rx, idx, u64::MAX),
+                                ));
+                            }
+                        }
+                        Err(None) => {
+                            // Done, and everything was read: the chunk was shorter
+                            // than asked, which `finish` already turned into a failure.
+                            return None;
+                        }
+                        Err(Some(why)) => {
+                            return Some((Err(FetchFailed(why)), (flight, rx, idx, u64::MAX)));
+                        }
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// Where a chunk's bytes come from.
+#[derive(Debug)]
+pub enum Source {
+    /// Cached.
+    Ready(Bytes),
+    /// Being fetched; `leader` is true for the caller that must start the fetch.
+    Flight { flight: Arc<InFlight>, leader: bool },
+}
+
+/// Counters the store keeps for metrics.
+#[derive(Debug, Default)]
+pub struct ChunkStats {
+    pub hits: Counter,
+    pub misses: Counter,
+    pub coalesced: Counter,
+    pub evictions: Counter,
+}
+
+/// The memory tiers of the chunk store and the in-flight table.
+pub struct ChunkStore {
+    main: moka::sync::Cache<ChunkKey, Bytes>,
+    favoured: moka::sync::Cache<ChunkKey, Bytes>,
+    inflight: Mutex<HashMap<ChunkKey, Arc<InFlight>>>,
+    /// Where completed chunks are written behind, if anywhere (the disk tier).
+    spill: Option<Arc<dyn Fn(ChunkKey, Bytes) + Send + Sync>>,
+    pub stats: ChunkStats,
+}
+
+impl std::fmt::Debug for ChunkStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkStore")
+            .field("main_bytes", &self.main.weighted_size())
+            .field("favoured_bytes", &self.favoured.weighted_size())
+            .finish()
+    }
+}
+
+fn weigh(_: &ChunkKey, b: &Bytes) -> u32 {
+    u32::try_from(b.len())
+        .unwrap_or(u32::MAX)
+        .saturating_add(ENTRY_OVERHEAD)
+}
+
+impl ChunkStore {
+    /// A store bounded by `capacity` bytes in memory; an eighth of it is kept for
+    /// favoured chunks. `spill` receives every chunk fetched from upstream (the
+    /// disk tier writes it behind, so it survives eviction and restarts).
+    pub fn new(capacity: u64, spill: Option<Arc<dyn Fn(ChunkKey, Bytes) + Send + Sync>>) -> Self {
+        let favoured_cap = capacity / 8;
+        let evictions = Counter::default();
+        let build = |cap: u64| {
+            let ev = evictions.clone();
+            moka::sync::Cache::builder()
+                .max_capacity(cap)
+                .weigher(weigh)
+                .support_invalidation_closures()
+                .eviction_listener(move |_: Arc<ChunkKey>, _: Bytes, cause| {
+                    if cause.was_evicted() {
+                        ev.inc();
+                    }
+                })
+                .build()
+        };
+        ChunkStore {
+            main: build(capacity - favoured_cap),
+            favoured: build(favoured_cap),
+            inflight: Mutex::new(HashMap::new()),
+            spill,
+            stats: ChunkStats {
+                evictions,
+                ..ChunkStats::default()
+            },
+        }
+    }
+
+    /// The cached chunk, if in memory.
+    pub fn get(&self, key: &ChunkKey) -> Option<Bytes> {
+        self.main.get(key).or_else(|| self.favoured.get(key))
+    }
+
+    /// Stores a chunk; `favoured` chunks go to their own tier.
+    pub fn insert(&self, key: ChunkKey, bytes: Bytes, favoured: bool) {
+        if favoured {
+            self.favoured.insert(key, bytes);
+        } else {
+            self.main.insert(key, bytes);
+        }
+    }
+
+    /// The chunk from memory, or the fetch to join, or a new fetch to lead.
+    pub fn source(&self, key: ChunkKey, len: u64) -> Source {
+        if let Some(b) = self.get(&key) {
+            self.stats.hits.inc();
+            return Source::Ready(b);
+        }
+        let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = map.get(&key) {
+            self.stats.coalesced.inc();
+            return Source::Flight {
+                flight: f.clone(),
+                leader: false,
+            };
+        }
+        // Re-check under the lock: a fetch may have finished since the first look.
+        if let Some(b) = self.get(&key) {
+            return Source::Ready(b);
+        }
+        self.stats.misses.inc();
+        let f = Arc::new(InFlight::new(key, len));
+        map.insert(key, f.clone());
+        Source::Flight {
+            flight: f,
+            leader: true,
+        }
+    }
+
+    /// Whether a chunk is cached or being fetched.
+    pub fn present(&self, key: &ChunkKey) -> bool {
+        self.main.contains_key(key)
+            || self.favoured.contains_key(key)
+            || self
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(key)
+    }
+
+    /// Completes a fetch: the chunk is cached and readers finish.
+    pub fn complete(&self, flight: &InFlight, favoured: bool) -> Result<(), FetchFailed> {
+        let res = flight.finish();
+        if let Ok(b) = &res {
+            self.insert(flight.key, b.clone(), favoured);
+            if let Some(s) = &self.spill {
+                s(flight.key, b.clone());
+            }
+        }
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&flight.key);
+        res.map(|_| ())
+    }
+
+    /// Fails a fetch: its readers see an error, and the next request retries.
+    pub fn abort(&self, flight: &InFlight, why: String) {
+        flight.fail(why);
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&flight.key);
+    }
+
+    /// Drops every chunk of a generation (a hard purge).
+    pub fn drop_generation(&self, generation: u64) {
+        let _ = self
+            .main
+            .invalidate_entries_if(move |k, _| k.0 == generation);
+        let _ = self
+            .favoured
+            .invalidate_entries_if(move |k, _| k.0 == generation);
+    }
+
+    /// Bytes held by the memory tiers.
+    pub fn memory_bytes(&self) -> u64 {
+        self.main.run_pending_tasks();
+        self.favoured.run_pending_tasks();
+        self.main.weighted_size() + self.favoured.weighted_size()
+    }
+
+    /// Whether evicted chunks go to a disk tier.
+    pub fn spills(&self) -> bool {
+        self.spill.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    async fn collect(s: impl Stream<Item = Result<Bytes, FetchFailed>>) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        futures::pin_mut!(s);
+        while let Some(p) = s.next().await {
+            out.extend_from_slice(&p.map_err(|e| e.to_string())?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn readers_get_bytes_as_they_arrive_and_the_chunk_is_cached() {
+        let store = ChunkStore::new(1 << 20, None);
+        let Source::Flight {
+            flight,
+            leader: true,
+        } = store.source((1, 0), 10)
+        else {
+            panic!("expected to lead")
+        };
+        let Source::Flight {
+            flight: joined,
+            leader: false,
+        } = store.source((1, 0), 10)
+        else {
+            panic!("expected to join")
+        };
+        let r1 = tokio::spawn(collect(flight.clone().read(0, 10)));
+        let r2 = tokio::spawn(collect(joined.read(3, 7)));
+        flight.push(Bytes::from_static(b"0123"));
+        tokio::task::yield_now().await;
+        flight.push(Bytes::from_static(b"456789"));
+        store.complete(&flight, false).expect("complete");
+        assert_eq!(r1.await.expect("join").expect("ok"), b"0123456789");
+        assert_eq!(r2.await.expect("join").expect("ok"), b"3456");
+        assert!(matches!(store.source((1, 0), 10), Source::Ready(b) if &b[..] == b"0123456789"));
+        assert_eq!(store.stats.coalesced.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_fails_every_reader_and_is_retried() {
+        let store = ChunkStore::new(1 << 20, None);
+        let Source::Flight { flight, .. } = store.source((2, 5), 8) else {
+            panic!()
+        };
+        let r = tokio::spawn(collect(flight.clone().read(0, 8)));
+        flight.push(Bytes::from_static(b"abc"));
+        store.abort(&flight, "upstream reset".into());
+        assert!(r.await.expect("join").is_err());
+        assert!(matches!(
+            store.source((2, 5), 8),
+            Source::Flight { leader: true, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_short_chunk_is_a_failure_not_a_cached_truncation() {
+        let store = ChunkStore::new(1 << 20, None);
+        let Source::Flight { flight, .. } = store.source((3, 0), 8) else {
+            panic!()
+        };
+        let r = tokio::spawn(collect(flight.clone().read(0, 8)));
+        flight.push(Bytes::from_static(b"abc"));
+        assert!(store.complete(&flight, false).is_err());
+        assert!(r.await.expect("join").is_err());
+        assert!(store.get(&(3, 0)).is_none());
+    }
+
+    #[test]
+    fn memory_stays_within_the_bound() {
+        let store = ChunkStore::new(4 << 20, None);
+        for i in 0..64 {
+            store.insert((9, i), Bytes::from(vec![0u8; 256 << 10]), i == 0);
+            // Touch each twice so TinyLFU admits some of them.
+            let _ = store.get(&(9, i));
+        }
+        assert!(store.memory_bytes() <= 4 << 20, "{}", store.memory_bytes());
+    }
+}

@@ -1,0 +1,97 @@
+//! The edge's configuration. Every field has a documented default; the binary
+//! layers flags over `KEYFRAME_*` environment over the config file over these.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use keyframe_origin::config::string_list;
+use keyframe_origin::http_server::Limits;
+use keyframe_origin::size::ByteSize;
+use serde::{Deserialize, Serialize};
+
+/// Configuration of an edge cache.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where the edge listens. Default `127.0.0.1:8081`.
+    pub listen: SocketAddr,
+    /// The origins (any HTTP servers) this edge fronts, as base URLs. Each object
+    /// goes to one of them by rendezvous hashing, the others are failovers.
+    /// Default `http://127.0.0.1:8082`.
+    #[serde(deserialize_with = "string_list")]
+    pub upstream: Vec<String>,
+    /// This edge's region label (e.g. `eu`). Default: none.
+    pub region: Option<String>,
+    /// A shield edge to fetch misses from instead of the origins. Default: none.
+    pub parent: Option<String>,
+    /// Bound of the in-memory chunk cache. Default `256MiB`.
+    pub cache_memory: ByteSize,
+    /// Size of the chunks large objects are cached as. Default `1MiB`.
+    pub chunk_size: ByteSize,
+    /// Directory of the disk tier. Default: none (memory only).
+    pub cache_disk: Option<PathBuf>,
+    /// Bound of the disk tier. Default `10GiB`.
+    pub cache_disk_size: ByteSize,
+    /// Chunks fetched ahead of a sequential reader. Default 2.
+    pub read_ahead: usize,
+    /// The key that validates playback tokens. Default: none (no tokens needed).
+    pub token_key: Option<String>,
+    /// The token `/_keyframe/purge` requires. Default: none (purge off).
+    pub admin_token: Option<String>,
+    /// The request header, set by a trusted load balancer, that names the client's
+    /// region. Default `X-Keyframe-Region`.
+    pub region_header: String,
+    /// Networks mapped to regions, as `CIDR=REGION` entries (e.g. `10.0.0.0/8=eu`),
+    /// used when the region header is absent. Default: none.
+    #[serde(deserialize_with = "string_list")]
+    pub region_networks: Vec<String>,
+    /// Seconds to wait for an upstream's response head. Default 10.
+    pub upstream_timeout_secs: u64,
+    /// Seconds a client may take to send request headers, and to keep an idle
+    /// connection. Default 30.
+    pub header_timeout_secs: u64,
+    /// The most client connections served at once. Default 10000.
+    pub max_connections: usize,
+    /// The largest request head accepted. Default `64KiB`.
+    pub max_header_size: ByteSize,
+    /// Seconds in-flight requests may run after shutdown starts. Default 10.
+    pub grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            upstream: vec!["http://127.0.0.1:8082".into()],
+            region: None,
+            parent: None,
+            cache_memory: ByteSize(256 << 20),
+            chunk_size: ByteSize(1 << 20),
+            cache_disk: None,
+            cache_disk_size: ByteSize(10 << 30),
+            read_ahead: 2,
+            token_key: None,
+            admin_token: None,
+            region_header: "X-Keyframe-Region".into(),
+            region_networks: Vec::new(),
+            upstream_timeout_secs: 10,
+            header_timeout_secs: 30,
+            max_connections: 10_000,
+            max_header_size: ByteSize(64 * 1024),
+            grace_secs: 10,
+        }
+    }
+}
+
+impl Config {
+    /// The connection limits this configuration asks for.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+            max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
+            grace: Duration::from_secs(self.grace_secs),
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! A cached representation: what the edge knows of an object besides its bytes.
+//!
+//! An entry holds the stored response headers, validators, length, the times that
+//! RFC 9111's age calculation needs, and a generation number that keys its chunks.
+//! Entries never change once built; revalidation builds a new one (keeping the
+//! generation when the origin answers 304) and swaps it in.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+use crate::policy::{self, ResponseDirectives};
+
+/// A stored representation of a `200 OK` response, cached as chunks.
+#[derive(Debug)]
+pub struct Entry {
+    /// Keys this representation's chunks.
+    pub generation: u64,
+    /// The cache key (path and query, without the token).
+    pub key: String,
+    /// Stored response headers: no framing, range or hop-by-hop headers.
+    pub headers: HeaderMap,
+    /// Length of the whole representation.
+    pub length: u64,
+    /// Whether the upstream answers range requests with 206.
+    pub ranges: bool,
+    /// When the request that produced these headers was sent, and its answer came.
+    pub request_time: SystemTime,
+    pub response_time: SystemTime,
+    /// Freshness lifetime (zero when none applies).
+    pub lifetime: Duration,
+    pub directives: ResponseDirectives,
+    /// The request headers sent upstream, reused for chunk fetches so every chunk
+    /// comes from the same variant.
+    pub upstream_headers: HeaderMap,
+    /// Set by a soft purge: serve nothing from this entry without revalidating.
+    pub purged: AtomicBool,
+    /// Favour the first and last chunks (media: players read the index there).
+    pub favour_ends: bool,
+}
+
+impl Entry {
+    /// The strong ETag, if the representation has one.
+    pub fn strong_etag(&self) -> Option<&str> {
+        self.headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| t.starts_with('"'))
+    }
+
+    /// `Last-Modified`, as sent.
+    pub fn last_modified(&self) -> Option<&HeaderValue> {
+        self.headers.get(header::LAST_MODIFIED)
+    }
+
+    /// The current age of this entry at `now`.
+    pub fn age(&self, now: SystemTime) -> Duration {
+        policy::current_age(&self.headers, self.request_time, self.response_time, now)
+    }
+
+    /// Number of chunks of `chunk_size`.
+    pub fn chunk_count(&self, chunk_size: u64) -> u64 {
+        self.length.div_ceil(chunk_size)
+    }
+
+    /// Length of chunk `idx`.
+    pub fn chunk_len(&self, idx: u64, chunk_size: u64) -> u64 {
+        let start = idx * chunk_size;
+        chunk_size.min(self.length.saturating_sub(start))
+    }
+
+    /// Whether chunk `idx` is one the cache favours.
+    pub fn favoured(&self, idx: u64, chunk_size: u64) -> bool {
+        self.favour_ends && (idx == 0 || idx + 1 == self.chunk_count(chunk_size))
+    }
+
+    /// Whether a soft purge marked this entry.
+    pub fn is_purged(&self) -> bool {
+        self.purged.load(Ordering::Relaxed)
+    }
+
+    /// A copy refreshed by a 304: headers merged, times and lifetime renewed, the
+    /// generation (and so the chunks) kept.
+    pub fn refreshed(
+        &self,
+        not_modified: &HeaderMap,
+        request_time: SystemTime,
+        response_time: SystemTime,
+        targeted: &[&str],
+    ) -> Entry {
+        let mut headers = self.headers.clone();
+        policy::merge_not_modified(&mut headers, not_modified);
+        let directives = ResponseDirectives::for_shared_cache(&headers, targeted);
+        let lifetime =
+            policy::freshness_lifetime(&headers, &directives, StatusCode::OK).unwrap_or_default();
+        Entry {
+            generation: self.generation,
+            key: self.key.clone(),
+            headers,
+            length: self.length,
+            ranges: self.ranges,
+            request_time,
+            response_time,
+            lifetime,
+            directives,
+            upstream_headers: self.upstream_headers.clone(),
+            purged: AtomicBool::new(false),
+            favour_ends: self.favour_ends,
+        }
+    }
+}
+
+/// What an upstream answered to the edge's (ranged) GET, seen as a candidate entry.
+#[derive(Debug)]
+pub enum Candidate {
+    /// Storable: the entry, and the byte offset where the response body starts.
+    Store { entry: Box<Entry>, body_offset: u64 },
+    /// Not storable, for this reason (serve it, but do not keep it).
+    Pass(String),
+}
+
+/// Headers a cache must not store with a representation.
+const UNSTORED: [HeaderName; 4] = [
+    header::CONTENT_LENGTH,
+    header::CONTENT_RANGE,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+];
+
+/// Parses `bytes a-b/total` into (a, b, total).
+pub fn parse_content_range(v: &HeaderValue) -> Option<(u64, u64, u64)> {
+    let s = v.to_str().ok()?.trim();
+    let rest = s.strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    let (a, b, total) = (
+        a.trim().parse().ok()?,
+        b.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    );
+    (a <= b && b < total).then_some((a, b, total))
+}
+
+/// Everything needed to judge an upstream response.
+#[derive(Debug)]
+pub struct Judged<'a> {
+    pub key: &'a str,
+    pub request_headers: &'a HeaderMap,
+    pub status: StatusCode,
+    pub headers: &'a HeaderMap,
+    pub request_time: SystemTime,
+    pub response_time: SystemTime,
+    pub generation: u64,
+    pub targeted: &'a [&'a str],
+}
+
+/// Decides whether an upstream's answer to a GET becomes an entry.
+pub fn judge(j: Judged<'_>) -> Candidate {
+    let dirs = ResponseDirectives::for_shared_cache(j.headers, j.targeted);
+    // A 206 is stored as the 200 it is part of.
+    let as_status = if j.status == StatusCode::PARTIAL_CONTENT {
+        StatusCode::OK
+    } else {
+        j.status
+    };
+    if as_status != StatusCode::OK {
+        return Candidate::Pass(format!("status {}", j.status.as_u16()));
+    }
+    if let Err(why) = policy::storable(&Method::GET, j.request_headers, as_status, j.headers, &dirs)
+    {
+        return Candidate::Pass(format!("{why:?}"));
+    }
+    let (length, ranges, body_offset) = if j.status == StatusCode::PARTIAL_CONTENT {
+        match j
+            .headers
+            .get(header::CONTENT_RANGE)
+            .and_then(parse_content_range)
+        {
+            Some((a, _, total)) => (total, true, a),
+            None => return Candidate::Pass("206 without a usable Content-Range".into()),
+        }
+    } else {
+        match j
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            Some(len) => (len, false, 0),
+            None => return Candidate::Pass("no Content-Length".into()),
+        }
+    };
+    if j.headers.contains_key(header::CONTENT_ENCODING) && j.status == StatusCode::PARTIAL_CONTENT {
+        // Ranges of an encoded representation are ranges of the encoding; fine, as
+        // long as every chunk comes from the same encoding, which Vary ensures.
+    }
+    let mut headers = j.headers.clone();
+    policy::strip_hop_by_hop(&mut headers);
+    for h in UNSTORED {
+        headers.remove(h);
+    }
+    let lifetime = policy::freshness_lifetime(j.headers, &dirs, as_status).unwrap_or_default();
+    let favour_ends = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("video/") || t.starts_with("audio/"));
+    let mut upstream_headers = j.request_headers.clone();
+    for h in [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+    ] {
+        upstream_headers.remove(h);
+    }
+    Candidate::Store {
+        entry: Box::new(Entry {
+            generation: j.generation,
+            key: j.key.to_string(),
+            headers,
+            length,
+            ranges,
+            request_time: j.request_time,
+            response_time: j.response_time,
+            lifetime,
+            directives: dirs,
+            upstream_headers,
+            purged: AtomicBool::new(false),
+            favour_ends,
+        }),
+        body_offset,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::try_from(*k).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    fn judged<'a>(status: u16, headers: &'a HeaderMap, req: &'a HeaderMap) -> Candidate {
+        let now = SystemTime::now();
+        judge(Judged {
+            key: "/k",
+            request_headers: req,
+            status: StatusCode::from_u16(status).expect("status"),
+            headers,
+            request_time: now,
+            response_time: now,
+            generation: 1,
+            targeted: &[],
+        })
+    }
+
+    #[test]
+    fn content_ranges_parse_strictly() {
+        let p = |s: &str| parse_content_range(&HeaderValue::from_str(s).expect("v"));
+        assert_eq!(p("bytes 0-99/1000"), Some((0, 99, 1000)));
+        assert_eq!(p("bytes 0-99/*"), None);
+        assert_eq!(p("bytes 100-99/1000"), None);
+        assert_eq!(p("bytes 0-1000/1000"), None);
+        assert_eq!(p("items 0-1/2"), None);
+    }
+
+    #[test]
+    fn partial_responses_become_whole_entries() {
+        let req = hm(&[("range", "bytes=0-9"), ("accept", "*/*")]);
+        let h = hm(&[
+            ("content-range", "bytes 0-9/100"),
+            ("content-length", "10"),
+            ("cache-control", "max-age=60"),
+            ("etag", "\"abc\""),
+            ("content-type", "video/mp4"),
+            ("connection", "close"),
+        ]);
+        let Candidate::Store { entry, body_offset } = judged(206, &h, &req) else {
+            panic!("not stored")
+        };
+        assert_eq!(entry.length, 100);
+        assert_eq!(body_offset, 0);
+        assert!(entry.ranges && entry.favour_ends);
+        assert_eq!(entry.lifetime, Duration::from_secs(60));
+        assert!(!entry.headers.contains_key("content-range"));
+        assert!(!entry.headers.contains_key("content-length"));
+        assert!(!entry.headers.contains_key("connection"));
+        assert!(!entry.upstream_headers.contains_key("range"));
+        assert_eq!(entry.strong_etag(), Some("\"abc\""));
+        assert_eq!(entry.chunk_count(32), 4);
+        assert_eq!(entry.chunk_len(3, 32), 4);
+    }
+
+    #[test]
+    fn unstorable_answers_pass() {
+        let req = HeaderMap::new();
+        let no_store = hm(&[("content-length", "5"), ("cache-control", "no-store")]);
+        assert!(matches!(judged(200, &no_store, &req), Candidate::Pass(_)));
+        let private = hm(&[
+            ("content-length", "5"),
+            ("cache-control", "private, max-age=9"),
+        ]);
+        assert!(matches!(judged(200, &private, &req), Candidate::Pass(_)));
+        let not_found = hm(&[("content-length", "5"), ("cache-control", "max-age=9")]);
+        assert!(matches!(judged(404, &not_found, &req), Candidate::Pass(_)));
+        let chunked = hm(&[("cache-control", "max-age=9")]);
+        assert!(matches!(judged(200, &chunked, &req), Candidate::Pass(_)));
+        let no_total = hm(&[
+            ("content-range", "bytes 0-4/*"),
+            ("cache-control", "max-age=9"),
+        ]);
+        assert!(matches!(judged(206, &no_total, &req), Candidate::Pass(_)));
+    }
+}

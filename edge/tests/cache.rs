@@ -1,0 +1,469 @@
+//! The edge against a controllable origin: bytes, chunking, coalescing, failure,
+//! RFC 9111 behaviour, purge, tokens and the disk tier.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{config, data, get, Obj, TestEdge, TestOrigin};
+use rand::{Rng, SeedableRng};
+
+fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+#[tokio::test]
+async fn random_ranges_equal_the_origin_cold_and_warm_for_several_chunk_sizes() {
+    let client = reqwest::Client::new();
+    for (i, chunk) in [4096u64, 65536, 1 << 20].into_iter().enumerate() {
+        let origin = TestOrigin::start().await;
+        let len = 3 * chunk as usize + 1234;
+        let bytes = data(len, i as u64);
+        origin.put("/v1/objects/a.mp4", Obj::cacheable(bytes.clone(), 3600));
+        let edge = TestEdge::start(config(&[origin.url()], chunk)).await;
+        let url = edge.url("/v1/objects/a.mp4");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42 + i as u64);
+        for round in 0..2 {
+            for _ in 0..40 {
+                let a = rng.random_range(0..len);
+                let b = rng.random_range(a..len);
+                let (status, h, body) = get(&client, &url, Some(&format!("bytes={a}-{b}"))).await;
+                assert_eq!(status, 206, "chunk {chunk} round {round}");
+                assert_eq!(header(&h, "content-range"), format!("bytes {a}-{b}/{len}"));
+                let body = body.expect("body");
+                assert!(
+                    body[..] == bytes[a..=b],
+                    "chunk {chunk}: bytes {a}-{b} differ"
+                );
+            }
+            let (status, h, body) = get(&client, &url, None).await;
+            assert_eq!(status, 200);
+            assert_eq!(header(&h, "content-length"), len.to_string());
+            assert!(body.expect("body")[..] == bytes[..]);
+            // Suffix ranges and ranges past the end.
+            let (status, _, body) = get(&client, &url, Some("bytes=-100")).await;
+            assert_eq!(status, 206);
+            assert!(body.expect("body")[..] == bytes[len - 100..]);
+            let (status, h, _) = get(&client, &url, Some(&format!("bytes={len}-"))).await;
+            assert_eq!(status, 416);
+            assert_eq!(header(&h, "content-range"), format!("bytes */{len}"));
+        }
+        let gets = origin.gets();
+        // Warm round fetched nothing new: every chunk was fetched at most once.
+        let chunks = len.div_ceil(chunk as usize);
+        assert!(
+            gets <= chunks + 1,
+            "chunk {chunk}: {gets} upstream GETs for {chunks} chunks"
+        );
+        edge.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn hits_say_so_and_carry_age() {
+    let origin = TestOrigin::start().await;
+    origin.put("/o", Obj::cacheable(data(10_000, 1), 3600));
+    let edge = TestEdge::start(config(&[origin.url()], 4096)).await;
+    let client = reqwest::Client::new();
+    let (_, h, _) = get(&client, &edge.url("/o"), None).await;
+    let first = header(&h, "cache-status").to_string();
+    assert!(
+        first.contains("fwd=uri-miss") && first.contains("stored"),
+        "{first}"
+    );
+    let (status, h, _) = get(&client, &edge.url("/o"), None).await;
+    assert_eq!(status, 200);
+    let second = header(&h, "cache-status").to_string();
+    assert!(second.starts_with("keyframe; hit"), "{second}");
+    assert!(header(&h, "age").parse::<u64>().is_ok());
+    assert_eq!(header(&h, "accept-ranges"), "bytes");
+    assert!(header(&h, "via").contains("keyframe"));
+}
+
+#[tokio::test]
+async fn sixty_four_concurrent_cold_requests_cause_one_upstream_fetch() {
+    let origin = TestOrigin::start().await;
+    origin.put("/big.mp4", Obj::cacheable(data(1 << 20, 2), 3600));
+    origin.state.delay_ms.store(200, Ordering::SeqCst);
+    let edge = TestEdge::start(config(&[origin.url()], 1 << 20)).await;
+    let client = reqwest::Client::new();
+    let url = edge.url("/big.mp4");
+    let mut tasks = Vec::new();
+    for i in 0..64u64 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let a = i * 1000;
+            get(&client, &url, Some(&format!("bytes={a}-{}", a + 999))).await
+        }));
+    }
+    let expected = data(1 << 20, 2);
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (status, _, body) = t.await.expect("join");
+        assert_eq!(status, 206);
+        let a = i * 1000;
+        assert!(body.expect("body")[..] == expected[a..a + 1000]);
+    }
+    assert_eq!(
+        origin.gets(),
+        1,
+        "64 cold requests for one chunk must cause one upstream fetch"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_dying_mid_chunk_fails_every_waiter_and_the_next_request_recovers() {
+    let mut bad = TestOrigin::start().await;
+    let good = TestOrigin::start().await;
+    let bytes = data(1 << 20, 3);
+    for o in [&bad, &good] {
+        o.put("/v.mp4", Obj::cacheable(bytes.clone(), 3600));
+    }
+    bad.state.fail_mid_body.store(true, Ordering::SeqCst);
+    bad.state.delay_ms.store(100, Ordering::SeqCst);
+    // Find a key whose first choice is the bad origin: try paths until one is.
+    let edge = TestEdge::start(config(&[bad.url(), good.url()], 1 << 20)).await;
+    let client = reqwest::Client::new();
+    let mut path = String::new();
+    for i in 0..64 {
+        let p = format!("/v.mp4?k={i}");
+        let before = bad.gets();
+        let (status, _, body) = get(&client, &edge.url(&p), Some("bytes=0-")).await;
+        if bad.gets() > before {
+            // Served by the bad origin: the response must not look complete.
+            assert!(
+                body.is_err() || status >= 500,
+                "a cut-short body was passed off as complete (status {status})"
+            );
+            path = p;
+            break;
+        }
+    }
+    assert!(!path.is_empty(), "no key hashed to the failing origin");
+    // Several waiters at once on a fresh key that goes to the bad origin.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, url) = (client.clone(), edge.url(&format!("{path}&again=1")));
+        tasks.push(tokio::spawn(async move {
+            get(&client, &url, Some("bytes=0-")).await
+        }));
+    }
+    for t in tasks {
+        let (status, _, body) = t.await.expect("join");
+        if status == 206 {
+            if let Ok(b) = body {
+                assert!(
+                    b[..] == bytes[..],
+                    "a waiter got wrong or short bytes marked complete"
+                );
+            }
+        }
+    }
+    // The bad origin goes away entirely; the next request fails over.
+    bad.stop();
+    drop(bad);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, _, body) = get(&client, &edge.url(&path), Some("bytes=0-")).await;
+    assert_eq!(status, 206);
+    assert!(body.expect("body")[..] == bytes[..]);
+}
+
+#[tokio::test]
+async fn no_store_and_private_are_never_served_from_cache() {
+    let origin = TestOrigin::start().await;
+    for (path, cc) in [("/ns", "no-store"), ("/pv", "private, max-age=600")] {
+        origin.put(
+            path,
+            Obj {
+                data: bytes::Bytes::from(data(5000, 4)),
+                headers: vec![("cache-control", cc.into())],
+                ranges: true,
+            },
+        );
+    }
+    let edge = TestEdge::start(config(&[origin.url()], 4096)).await;
+    let client = reqwest::Client::new();
+    for path in ["/ns", "/pv"] {
+        for _ in 0..3 {
+            let (status, h, body) = get(&client, &edge.url(path), None).await;
+            assert_eq!(status, 200);
+            assert_eq!(body.expect("body").len(), 5000);
+            assert!(
+                !header(&h, "cache-status").contains("hit"),
+                "{path}: {:?}",
+                h
+            );
+        }
+    }
+    assert!(origin.gets() >= 6, "{} upstream GETs", origin.gets());
+}
+
+#[tokio::test]
+async fn stale_entries_revalidate_once_with_the_stored_validator() {
+    let origin = TestOrigin::start().await;
+    origin.put("/r", Obj::cacheable(data(8192, 5), 0));
+    let edge = TestEdge::start(config(&[origin.url()], 4096)).await;
+    let client = reqwest::Client::new();
+    let (_, _, body) = get(&client, &edge.url("/r"), None).await;
+    assert_eq!(body.expect("body").len(), 8192);
+    let before = origin.gets();
+    let (status, h, body) = get(&client, &edge.url("/r"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.expect("body").len(), 8192);
+    let cs = header(&h, "cache-status").to_string();
+    assert!(
+        cs.contains("fwd=stale") && cs.contains("fwd-status=304"),
+        "{cs}"
+    );
+    assert_eq!(
+        origin.gets(),
+        before + 1,
+        "one revalidation, no chunk refetch"
+    );
+    let reqs = origin.state.requests.lock().expect("lock");
+    let last = &reqs.last().expect("a request").1;
+    assert!(
+        last.contains_key("if-none-match"),
+        "revalidation without a validator"
+    );
+}
+
+#[tokio::test]
+async fn client_conditionals_are_answered_from_the_cache() {
+    let origin = TestOrigin::start().await;
+    let obj = Obj::cacheable(data(3000, 6), 3600);
+    let etag = obj
+        .headers
+        .iter()
+        .find(|(n, _)| *n == "etag")
+        .map(|(_, v)| v.clone())
+        .expect("etag");
+    origin.put("/c", obj);
+    let edge = TestEdge::start(config(&[origin.url()], 4096)).await;
+    let client = reqwest::Client::new();
+    let _ = get(&client, &edge.url("/c"), None).await;
+    let r = client
+        .get(edge.url("/c"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 304);
+    let r = client
+        .get(edge.url("/c"))
+        .header("if-match", "\"other\"")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 412);
+    let r = client
+        .get(edge.url("/c"))
+        .header("range", "bytes=0-9")
+        .header("if-range", "\"other\"")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "If-Range mismatch serves the whole object");
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_and_unknown_paths_404() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::start(config(&[origin.url()], 4096)).await;
+    let client = reqwest::Client::new();
+    let (status, _, _) = get(&client, &edge.url("/missing"), None).await;
+    assert_eq!(status, 404);
+    let (status, _, body) = get(&client, &edge.url("/_keyframe/nothing"), None).await;
+    assert_eq!(status, 404);
+    assert!(body.expect("body").starts_with(b"{"));
+    origin.state.down.store(true, Ordering::SeqCst);
+    let (status, _, _) = get(&client, &edge.url("/x"), None).await;
+    assert_eq!(
+        status, 503,
+        "an upstream 5xx passes through when no other upstream exists"
+    );
+}
+
+#[tokio::test]
+async fn purge_exact_prefix_and_soft() {
+    let origin = TestOrigin::start().await;
+    for p in ["/p/a", "/p/b", "/q/c"] {
+        origin.put(p, Obj::cacheable(data(2000, 7), 3600));
+    }
+    let mut cfg = config(&[origin.url()], 4096);
+    cfg.admin_token = Some("s3cret-admin".into());
+    let edge = TestEdge::start(cfg).await;
+    let client = reqwest::Client::new();
+    for p in ["/p/a", "/p/b", "/q/c"] {
+        let _ = get(&client, &edge.url(p), None).await;
+    }
+    let purge = |body: &'static str, token: &'static str| {
+        let client = client.clone();
+        let url = edge.url("/_keyframe/purge");
+        async move {
+            client
+                .post(url)
+                .header("authorization", format!("Bearer {token}"))
+                .body(body)
+                .send()
+                .await
+                .expect("send")
+        }
+    };
+    assert_eq!(purge(r#"{"url":"/p/a"}"#, "wrong").await.status(), 403);
+    assert_eq!(purge("not json", "s3cret-admin").await.status(), 400);
+    let r = purge(r#"{"prefix":"/p/"}"#, "s3cret-admin").await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["purged"], 2);
+    let before = origin.gets();
+    let (_, h, _) = get(&client, &edge.url("/p/a"), None).await;
+    assert!(header(&h, "cache-status").contains("fwd=uri-miss"));
+    assert!(origin.gets() > before);
+    let (_, h, _) = get(&client, &edge.url("/q/c"), None).await;
+    assert!(header(&h, "cache-status").contains("hit"));
+    // Soft purge: the next request revalidates (304), keeping the chunks.
+    let r = purge(r#"{"url":"/q/c","soft":true}"#, "s3cret-admin").await;
+    assert_eq!(r.status(), 200);
+    let (_, h, _) = get(&client, &edge.url("/q/c"), None).await;
+    let cs = header(&h, "cache-status").to_string();
+    assert!(
+        cs.contains("fwd=stale") && cs.contains("fwd-status=304"),
+        "{cs}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_guard_hits_and_misses_and_never_reach_the_key_or_upstream() {
+    use keyframe_origin::token::{sign, TokenClaims, TokenKey};
+    let origin = TestOrigin::start().await;
+    origin.put("/v1/objects/t.mp4", Obj::cacheable(data(5000, 8), 3600));
+    let key_hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let mut cfg = config(&[origin.url()], 4096);
+    cfg.token_key = Some(key_hex.into());
+    let edge = TestEdge::start(cfg).await;
+    let key = TokenKey::from_config(key_hex).expect("key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let tok = |exp: u64, acl: &str, data: Option<&str>| {
+        sign(
+            &key,
+            &TokenClaims {
+                start: None,
+                exp,
+                acl: acl.into(),
+                data: data.map(String::from),
+            },
+        )
+        .expect("sign")
+    };
+    let client = reqwest::Client::new();
+    let url = |t: &str| edge.url(&format!("/v1/objects/t.mp4?__token__={t}"));
+    let code = |b: &Result<bytes::Bytes, String>| -> String {
+        serde_json::from_slice::<serde_json::Value>(b.as_ref().expect("body"))
+            .map(|v| v["code"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    let good = tok(now + 60, "/v1/objects/t.mp4", None);
+    let (s, _, _) = get(&client, &url(&good), None).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = get(&client, &url(&good), None).await;
+    assert_eq!(s, 200, "hit with a valid token");
+    let (s, _, b) = get(&client, &edge.url("/v1/objects/t.mp4"), None).await;
+    assert_eq!((s, code(&b).as_str()), (403, "token_missing"));
+    let (s, _, b) = get(
+        &client,
+        &url(&tok(now - 1, "/v1/objects/t.mp4", None)),
+        None,
+    )
+    .await;
+    assert_eq!((s, code(&b).as_str()), (403, "token_expired"));
+    let forged = good.replace(&good[good.len() - 4..], "0000");
+    let (s, _, _) = get(&client, &url(&forged), None).await;
+    assert_eq!(s, 403);
+    let (s, _, _) = get(
+        &client,
+        &url(&tok(now + 60, "/v1/objects/other.mp4", None)),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let eu_only = tok(now + 60, "/v1/objects/*", Some("regions:eu"));
+    let r = client
+        .get(url(&eu_only))
+        .header("x-keyframe-region", "us")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["code"], "region");
+    let r = client
+        .get(url(&eu_only))
+        .header("x-keyframe-region", "eu")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    // The cookie works too.
+    let r = client
+        .get(edge.url("/v1/objects/t.mp4"))
+        .header("cookie", format!("__token__={good}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    for (path, headers) in origin.state.requests.lock().expect("lock").iter() {
+        assert!(!path.contains("__token__"), "token sent upstream in {path}");
+        let cookie = headers
+            .get("cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(!cookie.contains("__token__"), "token cookie sent upstream");
+    }
+    assert_eq!(
+        origin.gets(),
+        2,
+        "one chunk fetch and one… at most: tokens share a cache key"
+    );
+}
+
+#[tokio::test]
+async fn the_disk_tier_serves_after_a_restart_without_the_origin() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut origin = TestOrigin::start().await;
+    let bytes = data(300_000, 9);
+    origin.put("/d.mp4", Obj::cacheable(bytes.clone(), 3600));
+    let mut cfg = config(&[origin.url()], 65536);
+    // A memory tier too small to hold the object: chunks spill to disk.
+    cfg.cache_memory = keyframe_origin::size::ByteSize(1 << 20);
+    cfg.cache_disk = Some(tmp.path().to_path_buf());
+    let edge = TestEdge::start(cfg.clone()).await;
+    let client = reqwest::Client::new();
+    let (_, _, body) = get(&client, &edge.url("/d.mp4"), None).await;
+    assert!(body.expect("body")[..] == bytes[..]);
+    edge.shutdown().await;
+    origin.stop();
+    drop(origin);
+    // Let the write-behind thread finish, then restart: memory is empty, the
+    // disk must have every chunk.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let edge = TestEdge::start(cfg).await;
+    let mut spilled = false;
+    for _ in 0..50 {
+        let (status, _, body) =
+            get(&client, &edge.url("/d.mp4"), Some("bytes=100000-200000")).await;
+        if status == 206 {
+            assert!(body.expect("body")[..] == bytes[100_000..=200_000]);
+            spilled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        spilled,
+        "the restarted edge could not serve from its disk tier"
+    );
+}

@@ -1,0 +1,681 @@
+//! The command-line side of ingest, kept here so the `keyframe` binary stays thin:
+//! the flags of `keyframe ingest` and `keyframe gc`, and the loops that run them
+//! over several files with a progress bar (on a terminal only), one line or one
+//! JSON object per file, and one error line per bad file while the others go on.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use keyframe_catalog::meta::{Right, ANY_REGION};
+use keyframe_catalog::Db;
+use keyframe_origin::store::Store;
+use serde_json::json;
+
+use crate::gc::{gc, GcReport};
+use crate::pipeline::{ingest, ingest_avatar, IngestOptions, IngestReport, Progress, Stage};
+use crate::source::Source;
+
+/// Flags of `keyframe ingest`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Files to ingest.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Title of the content [default: the file name without its extension].
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Description of the content.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// A category; repeat for several.
+    #[arg(long = "category", value_name = "C")]
+    pub categories: Vec<String>,
+    /// Regions where the content may be watched, comma-separated [default: everywhere].
+    #[arg(long, value_delimiter = ',', value_name = "R,…")]
+    pub regions: Vec<String>,
+    /// When the content becomes watchable: RFC 3339 (2030-01-31T12:00:00Z) or Unix seconds.
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub available_from: Option<i64>,
+    /// When the content stops being watchable: RFC 3339 or Unix seconds.
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    pub available_until: Option<i64>,
+    /// Rewrite MP4 files whose index (moov) is at the end so playback starts at once (needs ffmpeg).
+    #[arg(long)]
+    pub faststart: bool,
+    /// Ingest a profile image for this user instead of content (one FILE).
+    #[arg(
+        long,
+        value_name = "USERNAME",
+        conflicts_with_all = ["title", "description", "categories", "regions", "available_from", "available_until", "faststart"]
+    )]
+    pub avatar: Option<String>,
+    /// Print one JSON object per file on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `keyframe gc`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct GcArgs {
+    /// Only objects older than this are collected: seconds, or 90s, 30m, 24h, 7d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace, default_value = "24h")]
+    pub grace: Duration,
+    /// Delete the unreferenced objects (without it, only list them).
+    #[arg(long)]
+    pub delete: bool,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl IngestArgs {
+    /// The pipeline options these flags ask for (the tools are detected on `PATH`).
+    pub fn options(&self) -> Result<IngestOptions, String> {
+        if let (Some(f), Some(u)) = (self.available_from, self.available_until) {
+            if f >= u {
+                return Err("--available-from must be before --available-until".into());
+            }
+        }
+        let mut regions: Vec<String> = self
+            .regions
+            .iter()
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect();
+        regions.sort();
+        regions.dedup();
+        if regions.is_empty() && (self.available_from.is_some() || self.available_until.is_some()) {
+            regions.push(ANY_REGION.to_string());
+        }
+        Ok(IngestOptions {
+            title: self.title.clone(),
+            description: self.description.clone().unwrap_or_default(),
+            categories: self.categories.clone(),
+            rights: regions
+                .into_iter()
+                .map(|region| Right {
+                    region,
+                    available_from: self.available_from,
+                    available_until: self.available_until,
+                })
+                .collect(),
+            faststart: self.faststart,
+            ..IngestOptions::default()
+        })
+    }
+}
+
+/// Runs `keyframe ingest`: each file in turn, the others still ingesting when one
+/// fails. True when every file was ingested.
+pub async fn run_cli(args: IngestArgs, store: Store, db: Db) -> bool {
+    let mut opts = match args.options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return false;
+        }
+    };
+    if args.avatar.is_some() && args.files.len() != 1 {
+        eprintln!("error: --avatar takes exactly one FILE");
+        return false;
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let mut warned = HashSet::new();
+    let mut all_ok = true;
+    for file in &args.files {
+        let bar = Bar::new(terminal, file);
+        opts.progress = Some(bar.clone());
+        let result = match &args.avatar {
+            Some(user) => ingest_avatar(&store, &db, user, Source::file(file), &opts).await,
+            None => ingest(&store, &db, Source::file(file), &opts).await,
+        };
+        bar.0.finish_and_clear();
+        match result {
+            Ok(report) => {
+                for w in &report.warnings {
+                    // A missing tool is said once, not once per file.
+                    let line = if w.contains("not on PATH") {
+                        format!("warning: {w}")
+                    } else {
+                        format!("warning: {}: {w}", file.display())
+                    };
+                    if warned.insert(line.clone()) {
+                        eprintln!("{line}");
+                    }
+                }
+                let mut out = std::io::stdout().lock();
+                let written = if args.json {
+                    writeln!(out, "{}", report_json(file, &report))
+                } else {
+                    writeln!(out, "{}", report_line(file, &report))
+                };
+                if written.is_err() {
+                    all_ok = false;
+                }
+            }
+            Err(e) => {
+                all_ok = false;
+                eprintln!("error: {}: {e}", file.display());
+            }
+        }
+    }
+    all_ok
+}
+
+/// Runs `keyframe gc`. True when the listing worked and every deletion asked for
+/// succeeded.
+pub async fn run_gc(args: GcArgs, store: Store, db: Db) -> bool {
+    let report = match gc(&store, &db, args.grace, args.delete).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: gc failed: {e}");
+            return false;
+        }
+    };
+    for e in &report.errors {
+        eprintln!("error: could not delete {e}");
+    }
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        writeln!(out, "{}", gc_json(&report, &args))
+    } else {
+        write_gc_lines(&mut out, &report, &args)
+    };
+    written.is_ok() && report.errors.is_empty()
+}
+
+fn gc_json(report: &GcReport, args: &GcArgs) -> serde_json::Value {
+    json!({
+        "grace_seconds": args.grace.as_secs(),
+        "delete": args.delete,
+        "scanned": report.scanned,
+        "orphans": report.orphans,
+        "orphan_bytes": report.orphan_bytes,
+        "deleted": report.deleted,
+        "errors": report.errors,
+    })
+}
+
+fn write_gc_lines(out: &mut impl Write, report: &GcReport, args: &GcArgs) -> std::io::Result<()> {
+    let now = keyframe_catalog::db::now_ms();
+    for o in &report.orphans {
+        let age = Duration::from_millis(u64::try_from(now - o.last_modified).unwrap_or(0));
+        writeln!(
+            out,
+            "{} {} {} old{}",
+            o.key,
+            human_bytes(o.size),
+            human_duration(age),
+            if args.delete { " (deleted)" } else { "" }
+        )?;
+    }
+    let what = if args.delete {
+        format!("{} deleted", report.deleted)
+    } else if report.orphans.is_empty() {
+        "nothing to delete".to_string()
+    } else {
+        "run with --delete to remove them".to_string()
+    };
+    writeln!(
+        out,
+        "{} unreferenced object(s) older than {}, {} in all, among {} scanned; {what}",
+        report.orphans.len(),
+        human_duration(args.grace),
+        human_bytes(report.orphan_bytes),
+        report.scanned
+    )
+}
+
+/// The JSON object `--json` prints for one file.
+pub fn report_json(file: &Path, r: &IngestReport) -> serde_json::Value {
+    let a = &r.asset;
+    json!({
+        "file": file.display().to_string(),
+        "content_id": r.content_id,
+        "user_id": r.user_id,
+        "title": r.title,
+        "kind": r.kind,
+        "key": a.object_key,
+        "size": a.size,
+        "sha256": a.sha256,
+        "mime": a.mime,
+        "path": format!("/v1/objects/{}", a.object_key),
+        "already_stored": r.already_stored,
+        "duration_ms": a.duration_ms,
+        "width": a.width,
+        "height": a.height,
+        "bitrate": a.bitrate,
+        "container": a.container,
+        "video_codec": a.video_codec,
+        "audio_codec": a.audio_codec,
+        "faststart": a.faststart,
+        "assets": r.derived.iter().map(|d| json!({
+            "role": d.role,
+            "key": d.object_key,
+            "size": d.size,
+            "mime": d.mime,
+            "width": d.width,
+            "height": d.height,
+            "path": format!("/v1/objects/{}", d.object_key),
+        })).collect::<Vec<_>>(),
+        "warnings": r.warnings,
+    })
+}
+
+/// The line printed for one file without `--json`.
+pub fn report_line(file: &Path, r: &IngestReport) -> String {
+    let a = &r.asset;
+    let size = u64::try_from(a.size).unwrap_or(0);
+    let mut facts = vec![human_bytes(size), a.mime.clone()];
+    if let Some(d) = a.duration_ms {
+        facts.push(format!("{:.1} s", d as f64 / 1000.0));
+    }
+    if let (Some(w), Some(h)) = (a.width, a.height) {
+        facts.push(format!("{w}x{h}"));
+    }
+    let codecs: Vec<&str> = [a.video_codec.as_deref(), a.audio_codec.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !codecs.is_empty() {
+        facts.push(codecs.join("/"));
+    }
+    if a.faststart == Some(false) {
+        facts.push("moov at the end (try --faststart)".into());
+    }
+    if !r.derived.is_empty() {
+        let roles: Vec<&str> = r.derived.iter().map(|d| d.role.as_str()).collect();
+        facts.push(format!("+ {}", roles.join(", ")));
+    }
+    if r.already_stored {
+        facts.push("bytes already stored".into());
+    }
+    let owner = match (&r.content_id, &r.user_id) {
+        (Some(id), _) => format!("content {id}"),
+        (None, Some(user)) => format!("avatar of user {user}"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "{}: {owner} at /v1/objects/{} ({})",
+        file.display(),
+        a.object_key,
+        facts.join(", ")
+    )
+}
+
+/// A progress bar on stderr, drawn only on a terminal.
+#[derive(Clone)]
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new(terminal: bool, file: &Path) -> Arc<Bar> {
+        let target = if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        bar.set_prefix(
+            file.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| file.display().to_string()),
+        );
+        Arc::new(Bar(bar))
+    }
+}
+
+impl Progress for Bar {
+    fn stage(&self, stage: Stage) {
+        let spinner = || {
+            ProgressStyle::with_template("{spinner} {prefix}: {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        };
+        match stage {
+            Stage::Uploading { total } => {
+                if let Some(t) = total {
+                    self.0.set_length(t);
+                    self.0.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                } else {
+                    self.0.set_style(spinner());
+                    self.0.set_message("uploading");
+                }
+            }
+            other => {
+                self.0.set_style(spinner());
+                self.0.set_message(match other {
+                    Stage::Probing => "probing",
+                    Stage::Pictures => "making pictures",
+                    _ => "committing",
+                });
+                self.0.enable_steady_tick(Duration::from_millis(120));
+            }
+        }
+    }
+
+    fn bytes(&self, done: u64) {
+        self.0.set_position(done);
+    }
+}
+
+/// Parses a time as Unix seconds or RFC 3339 (`2030-01-31T12:00:00Z`, with an
+/// optional fraction and a `Z` or `±HH:MM` offset; a bare date means midnight UTC),
+/// into Unix milliseconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let bad = || {
+        format!(
+            "'{s}' is not a time (expected RFC 3339 such as 2030-01-31T12:00:00Z, or Unix seconds)"
+        )
+    };
+    if let Some(digits) = s.strip_prefix('-').or(Some(s)) {
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            let secs: i64 = s.parse().map_err(|_| bad())?;
+            return secs.checked_mul(1000).ok_or_else(bad);
+        }
+    }
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        let part = s.get(r).ok_or_else(bad)?;
+        if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        part.parse::<i64>().map_err(|_| bad())
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return Err(bad());
+    }
+    let mut ms = days_from_civil(year, month, day) * 86_400_000;
+    if b.len() == 10 {
+        return Ok(ms);
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 19 || b[13] != b':' || b[16] != b':' {
+        return Err(bad());
+    }
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if hour > 23 || minute > 59 || second > 60 {
+        return Err(bad());
+    }
+    ms += (hour * 3600 + minute * 60 + second) * 1000;
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return Err(bad());
+        }
+        let frac = &s[start..i.min(start + 3)];
+        let scale = 10i64.pow(3 - u32::try_from(frac.len()).unwrap_or(3));
+        ms += frac.parse::<i64>().map_err(|_| bad())? * scale;
+    }
+    match &s[i..] {
+        "Z" | "z" => Ok(ms),
+        off if off.len() == 6
+            && (off.starts_with('+') || off.starts_with('-'))
+            && off.as_bytes()[3] == b':' =>
+        {
+            let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if h > 23 || m > 59 {
+                return Err(bad());
+            }
+            let offset = (h * 60 + m) * 60_000;
+            Ok(if off.starts_with('+') {
+                ms - offset
+            } else {
+                ms + offset
+            })
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses a duration: plain seconds, or numbers with units `s`, `m`, `h`, `d`, `w`,
+/// which may be combined (`1h30m`).
+pub fn parse_grace(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let bad = || format!("'{s}' is not a duration (expected seconds, or e.g. 90s, 30m, 24h, 7d)");
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse().map(Duration::from_secs).map_err(|_| bad());
+    }
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cmd {
+        #[command(subcommand)]
+        sub: Sub,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Sub {
+        Ingest(IngestArgs),
+        Gc(GcArgs),
+    }
+
+    fn ingest_args(args: &[&str]) -> Result<IngestArgs, clap::Error> {
+        let mut v = vec!["keyframe", "ingest"];
+        v.extend_from_slice(args);
+        match Cmd::try_parse_from(v)?.sub {
+            Sub::Ingest(a) => Ok(a),
+            Sub::Gc(_) => unreachable!("parsed ingest"),
+        }
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("0"), Ok(0));
+        assert_eq!(parse_time("1700000000"), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20+01:00"),
+            Ok(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_time("2023-11-14T21:13:20.5-01:00"),
+            Ok(1_700_000_000_500)
+        );
+        assert_eq!(
+            parse_time("2023-11-14t22:13:20.123456z"),
+            Ok(1_700_000_000_123)
+        );
+        assert_eq!(parse_time("2000-02-29"), Ok(951_782_400_000));
+        assert_eq!(parse_time("1969-12-31T23:59:59Z"), Ok(-1000));
+        for bad in [
+            "",
+            "yesterday",
+            "2023-13-01",
+            "2023-02-29",
+            "2023-11-14T25:00:00Z",
+            "2023-11-14T22:13:20",
+            "2023-11-14T22:13:20+1",
+            "2023-11-14T22:13Z",
+            "12abc",
+            "2023-11-14T22:13:20.Z",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn graces() {
+        assert_eq!(parse_grace("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_grace("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_grace("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_grace("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_grace("0s"), Ok(Duration::ZERO));
+        for bad in ["", "h", "1y", "10 m", "5m3", "-5"] {
+            assert!(parse_grace(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_parse_into_options() {
+        let a = ingest_args(&[
+            "a.mp4",
+            "b.mp4",
+            "--title",
+            "T",
+            "--category",
+            "x",
+            "--category",
+            "y",
+            "--regions",
+            "eu, us,eu",
+            "--available-from",
+            "2030-01-01",
+            "--available-until",
+            "1900000000",
+            "--faststart",
+            "--json",
+        ])
+        .expect("parse");
+        assert_eq!(a.files.len(), 2);
+        let o = a.options().expect("options");
+        assert_eq!(o.title.as_deref(), Some("T"));
+        assert_eq!(o.categories, vec!["x", "y"]);
+        assert!(o.faststart);
+        let regions: Vec<_> = o.rights.iter().map(|r| r.region.as_str()).collect();
+        assert_eq!(regions, vec!["eu", "us"]);
+        assert!(o
+            .rights
+            .iter()
+            .all(|r| r.available_from == Some(1_893_456_000_000)
+                && r.available_until == Some(1_900_000_000_000)));
+
+        let window = ingest_args(&["a", "--available-until", "1900000000"]).expect("parse");
+        assert_eq!(window.options().expect("options").rights[0].region, "*");
+        assert!(ingest_args(&["a"])
+            .expect("parse")
+            .options()
+            .expect("o")
+            .rights
+            .is_empty());
+        let backwards = ingest_args(&["a", "--available-from", "20", "--available-until", "10"])
+            .expect("parse");
+        assert!(backwards.options().is_err());
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(ingest_args(&[]).is_err(), "FILE is required");
+        assert!(ingest_args(&["a", "--available-from", "soon"]).is_err());
+        assert!(ingest_args(&["a", "--avatar", "u", "--title", "t"]).is_err());
+        assert!(ingest_args(&["a", "--avatar", "u", "--json"]).is_ok());
+        let gc = Cmd::try_parse_from(["keyframe", "gc"]).expect("parse");
+        match gc.sub {
+            Sub::Gc(g) => assert_eq!(
+                (g.grace, g.delete, g.json),
+                (Duration::from_secs(86_400), false, false)
+            ),
+            Sub::Ingest(_) => unreachable!("parsed gc"),
+        }
+        assert!(Cmd::try_parse_from(["keyframe", "gc", "--grace", "soon"]).is_err());
+    }
+
+    #[test]
+    fn human_numbers() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+        assert_eq!(human_duration(Duration::from_secs(86_400)), "24h");
+        assert_eq!(human_duration(Duration::from_secs(30)), "30s");
+    }
+}

@@ -1,0 +1,504 @@
+//! The one entry point for content and for profile images: bytes in, a report out.
+//! The CLI, the tests and the catalog's upload endpoints all call [`ingest`] or
+//! [`ingest_avatar`].
+//!
+//! Order matters for the guarantees: everything that can reject the input (an
+//! unreadable file, a corrupt image, an unknown user) happens before any upload;
+//! every object is complete and verified before the metadata transaction; and the
+//! metadata is one transaction, so a title appears whole or not at all. A failed
+//! commit leaves stored but unreferenced objects, which `gc` collects.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keyframe_catalog::meta::{new_id, Asset, NewContent, Right, ANY_REGION};
+use keyframe_catalog::{Db, DbError};
+use keyframe_origin::store::Store;
+use serde::Serialize;
+
+use crate::error::IngestError;
+use crate::images::{self, Encoded, ImageFailure, VARIANT_WIDTHS};
+use crate::mp4;
+use crate::objects::{self, OnBytes, Stored, UploadPlan};
+use crate::probe::{self, MediaInfo, Tools};
+use crate::sniff::{is_iso_bmff, kind_for_mime};
+use crate::source::{self, Input, Opened, Source};
+
+/// What happens to one input, and the stages a progress display may show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Probing,
+    /// Uploading; the total is the input's size when known.
+    Uploading {
+        total: Option<u64>,
+    },
+    Pictures,
+    Committing,
+}
+
+/// Receives progress: stages, and bytes uploaded so far.
+pub trait Progress: Send + Sync {
+    fn stage(&self, stage: Stage);
+    fn bytes(&self, done: u64);
+}
+
+/// How to ingest one input.
+#[derive(Clone)]
+pub struct IngestOptions {
+    /// The title; the file name without its extension when `None`.
+    pub title: Option<String>,
+    pub description: String,
+    pub categories: Vec<String>,
+    /// Where and when the content may be watched; none means everywhere, always.
+    pub rights: Vec<Right>,
+    /// Rewrite MP4 files whose `moov` box is at the end (needs ffmpeg).
+    pub faststart: bool,
+    /// The external tools to use (default: what is on `PATH`).
+    pub tools: Tools,
+    /// Where temporary files go (spooled streams, rewrites, posters); the system's
+    /// temporary directory when `None`.
+    pub temp_dir: Option<PathBuf>,
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for IngestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestOptions")
+            .field("title", &self.title)
+            .field("description", &self.description)
+            .field("categories", &self.categories)
+            .field("rights", &self.rights)
+            .field("faststart", &self.faststart)
+            .field("tools", &self.tools)
+            .field("temp_dir", &self.temp_dir)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl Default for IngestOptions {
+    /// No metadata beyond the defaults, and the tools found on `PATH`.
+    fn default() -> Self {
+        IngestOptions {
+            title: None,
+            description: String::new(),
+            categories: Vec::new(),
+            rights: Vec::new(),
+            faststart: false,
+            tools: Tools::detect(),
+            temp_dir: None,
+            progress: None,
+        }
+    }
+}
+
+impl IngestOptions {
+    fn stage(&self, s: Stage) {
+        if let Some(p) = &self.progress {
+            p.stage(s);
+        }
+    }
+
+    fn on_bytes(&self) -> Option<OnBytes> {
+        self.progress.clone().map(|p| {
+            let f: OnBytes = Arc::new(move |n| p.bytes(n));
+            f
+        })
+    }
+}
+
+/// What one ingest stored and committed.
+#[derive(Clone, Debug, Serialize)]
+pub struct IngestReport {
+    /// The new title, for content.
+    pub content_id: Option<String>,
+    /// The user whose profile image this is, for an avatar.
+    pub user_id: Option<String>,
+    /// The input's file name (or stream name), when it has one.
+    pub name: Option<String>,
+    /// The title, for content.
+    pub title: Option<String>,
+    /// `video`, `audio`, `image`, `other`; `avatar` for a profile image.
+    pub kind: String,
+    /// The input's own object, as committed (role `source` or `avatar`).
+    pub asset: Asset,
+    /// Whether these bytes were already stored and referenced, so the upload only
+    /// added metadata.
+    pub already_stored: bool,
+    /// Posters and image variants, as committed.
+    pub derived: Vec<Asset>,
+    /// What could not be done but did not stop the ingest (a missing tool, say).
+    pub warnings: Vec<String>,
+}
+
+/// Ingests one input as a new title: stores it and its derived pictures at their
+/// content addresses, then commits the title, its assets, categories and rights
+/// in one transaction.
+pub async fn ingest(
+    store: &Store,
+    db: &Db,
+    source: impl Into<Source>,
+    opts: &IngestOptions,
+) -> Result<IngestReport, IngestError> {
+    opts.stage(Stage::Probing);
+    let mut warnings = Vec::new();
+    let mut opened = source::open(source.into(), opts.temp_dir.as_deref()).await?;
+    let mime = opened.mime;
+    let kind = kind_for_mime(mime);
+
+    let mut faststart = None;
+    if is_iso_bmff(mime) {
+        if let Some(path) = opened.input.path() {
+            faststart = moov_position(path).await;
+            if opts.faststart && faststart == Some(false) {
+                rewrite_faststart(&mut opened, opts).await?;
+                faststart = match opened.input.path() {
+                    Some(p) => moov_position(p).await,
+                    None => faststart,
+                };
+            }
+        }
+    }
+
+    let mut info = MediaInfo::default();
+    if kind == "video" || kind == "audio" {
+        match (&opts.tools.ffprobe, opened.input.path()) {
+            (Some(ffprobe), Some(path)) => {
+                let ext = keyframe_origin::mime::extension_for_type(mime);
+                match probe::ffprobe(ffprobe, path, ext).await {
+                    Ok(i) => info = i,
+                    Err(e) => warnings.push(format!("no media information: {e}")),
+                }
+            }
+            (None, _) => warnings.push(
+                "ffprobe is not on PATH: stored without duration, codecs or dimensions".into(),
+            ),
+            (Some(_), None) => {}
+        }
+    }
+
+    // Pictures are made before anything is uploaded: a corrupt image fails here.
+    let mut pictures = Pictures::default();
+    if kind == "image" {
+        opts.stage(Stage::Pictures);
+        match opened.input.path() {
+            Some(path) if images::decodable(mime) => match image_pictures(path).await {
+                Ok(p) => pictures = p,
+                Err(ImageFailure::Corrupt(e)) => return Err(IngestError::CorruptImage(e)),
+                Err(ImageFailure::TooLarge(e)) => {
+                    warnings.push(format!("no image variants: {e}"));
+                }
+                Err(ImageFailure::Unsupported(e)) => {
+                    warnings.push(format!("no image variants: {e}"));
+                }
+            },
+            _ => warnings.push(format!("no image variants: {mime} cannot be decoded here")),
+        }
+    } else if kind == "video" && (info.has_video() || opts.tools.ffprobe.is_none()) {
+        opts.stage(Stage::Pictures);
+        match (&opts.tools.ffmpeg, opened.input.path()) {
+            (Some(ffmpeg), Some(path)) => match video_poster(ffmpeg, path, &info, opts).await {
+                Ok(p) => pictures = p,
+                Err(e) => warnings.push(format!("no poster frame: {e}")),
+            },
+            (None, _) => warnings.push("ffmpeg is not on PATH: no poster frame".into()),
+            (Some(_), None) => {}
+        }
+    }
+
+    let stored = upload(store, db, opened.input, mime, opts).await?;
+    drop(opened.temp);
+
+    let mut derived = Vec::new();
+    for (role, pic) in pictures.items {
+        let s = objects::put_small(store, db, pic.bytes, pic.mime).await?;
+        derived.push(picture_asset(&role, &s, pic.mime, pic.width, pic.height));
+    }
+
+    let mut asset = source_asset("source", &stored, mime, &info, faststart);
+    asset.width = asset.width.or(pictures.width.map(i64::from));
+    asset.height = asset.height.or(pictures.height.map(i64::from));
+    asset.inline_thumbnail = pictures.inline;
+
+    opts.stage(Stage::Committing);
+    let title = opts
+        .title
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| default_title(opened.name.as_deref()));
+    let rights = if opts.rights.is_empty() {
+        vec![Right {
+            region: ANY_REGION.to_string(),
+            available_from: None,
+            available_until: None,
+        }]
+    } else {
+        opts.rights.clone()
+    };
+    let mut assets = vec![asset.clone()];
+    assets.extend(derived.iter().cloned());
+    let content = db
+        .create_content(&NewContent {
+            title: title.clone(),
+            description: opts.description.clone(),
+            kind: kind.to_string(),
+            categories: opts.categories.clone(),
+            assets,
+            rights,
+        })
+        .await?;
+    Ok(IngestReport {
+        content_id: Some(content.id),
+        user_id: None,
+        name: opened.name,
+        title: Some(title),
+        kind: kind.to_string(),
+        asset,
+        already_stored: stored.already_stored,
+        derived,
+        warnings,
+    })
+}
+
+/// Ingests a profile image for `username`: the original (role `avatar`, with the
+/// inline thumbnail) and its variants replace the user's previous ones in one
+/// transaction. Anything but a decodable JPEG, PNG, WebP or GIF is refused before
+/// anything is stored.
+pub async fn ingest_avatar(
+    store: &Store,
+    db: &Db,
+    username: &str,
+    source: impl Into<Source>,
+    opts: &IngestOptions,
+) -> Result<IngestReport, IngestError> {
+    opts.stage(Stage::Probing);
+    let user = match db.user_by_username(username).await {
+        Ok(u) => u,
+        Err(DbError::NotFound) => return Err(IngestError::UnknownUser(username.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let opened = source::open(source.into(), opts.temp_dir.as_deref()).await?;
+    let mime = opened.mime;
+    if !images::decodable(mime) {
+        return Err(IngestError::UnsupportedAvatar(mime.to_string()));
+    }
+    let Some(path) = opened.input.path() else {
+        return Err(IngestError::UnsupportedAvatar(mime.to_string()));
+    };
+    opts.stage(Stage::Pictures);
+    let pictures = image_pictures(path).await.map_err(|e| match e {
+        ImageFailure::Corrupt(e) => IngestError::CorruptImage(e),
+        ImageFailure::TooLarge(e) => IngestError::ImageTooLarge(e),
+        ImageFailure::Unsupported(_) => IngestError::UnsupportedAvatar(mime.to_string()),
+    })?;
+    let stored = upload(store, db, opened.input, mime, opts).await?;
+    drop(opened.temp);
+    let mut derived = Vec::new();
+    for (role, pic) in pictures.items {
+        let s = objects::put_small(store, db, pic.bytes, pic.mime).await?;
+        derived.push(picture_asset(&role, &s, pic.mime, pic.width, pic.height));
+    }
+    let mut asset = source_asset("avatar", &stored, mime, &MediaInfo::default(), None);
+    asset.width = pictures.width.map(i64::from);
+    asset.height = pictures.height.map(i64::from);
+    asset.inline_thumbnail = pictures.inline;
+    opts.stage(Stage::Committing);
+    let mut assets = vec![asset.clone()];
+    assets.extend(derived.iter().cloned());
+    db.replace_user_assets(&user.id, &assets).await?;
+    Ok(IngestReport {
+        content_id: None,
+        user_id: Some(user.id),
+        name: opened.name,
+        title: None,
+        kind: "avatar".into(),
+        asset,
+        already_stored: stored.already_stored,
+        derived,
+        warnings: Vec::new(),
+    })
+}
+
+/// Pictures made from an input, ready to store.
+#[derive(Default)]
+struct Pictures {
+    /// (role, picture)
+    items: Vec<(String, Encoded)>,
+    /// The input's own size in pixels, for images.
+    width: Option<u32>,
+    height: Option<u32>,
+    inline: Option<String>,
+}
+
+async fn image_pictures(path: &Path) -> Result<Pictures, ImageFailure> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let img = images::decode_file(&path)?;
+        let variants = images::variants(&img, &VARIANT_WIDTHS)?;
+        Ok(Pictures {
+            items: variants
+                .into_iter()
+                .map(|(w, e)| (format!("variant-{w}"), e))
+                .collect(),
+            width: Some(img.width()),
+            height: Some(img.height()),
+            inline: images::inline_thumbnail(&img),
+        })
+    })
+    .await
+    .map_err(|e| ImageFailure::Corrupt(format!("image worker failed: {e}")))?
+}
+
+async fn video_poster(
+    ffmpeg: &Path,
+    path: &Path,
+    info: &MediaInfo,
+    opts: &IngestOptions,
+) -> Result<Pictures, String> {
+    let dir = source::temp_dir_in(opts.temp_dir.as_deref()).map_err(|e| e.to_string())?;
+    let jpeg = probe::poster(ffmpeg, path, info.duration_ms, dir.path()).await?;
+    tokio::task::spawn_blocking(move || {
+        let img =
+            images::decode_bytes(&jpeg).map_err(|e| format!("unreadable poster frame: {e}"))?;
+        Ok(Pictures {
+            items: vec![(
+                "poster".to_string(),
+                Encoded {
+                    width: img.width(),
+                    height: img.height(),
+                    bytes: jpeg,
+                    mime: "image/jpeg",
+                },
+            )],
+            width: None,
+            height: None,
+            inline: images::inline_thumbnail(&img),
+        })
+    })
+    .await
+    .map_err(|e| format!("poster worker failed: {e}"))?
+}
+
+async fn moov_position(path: &Path) -> Option<bool> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path).ok()?;
+        let len = f.metadata().ok()?.len();
+        mp4::moov_before_mdat(&mut f, len).ok().flatten()
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+async fn rewrite_faststart(opened: &mut Opened, opts: &IngestOptions) -> Result<(), IngestError> {
+    let Some(ffmpeg) = &opts.tools.ffmpeg else {
+        return Err(IngestError::Tool(
+            "--faststart needs ffmpeg, which is not on PATH".into(),
+        ));
+    };
+    let Some(input) = opened.input.path() else {
+        return Ok(());
+    };
+    let dir = source::temp_dir_in(opts.temp_dir.as_deref())?;
+    let out = dir.path().join("faststart");
+    probe::faststart(ffmpeg, input, opened.mime, &out).await?;
+    let len = tokio::fs::metadata(&out)
+        .await
+        .map_err(IngestError::TempFile)?
+        .len();
+    opened.input = Input::File { path: out, len };
+    // The rewrite replaces any spooled copy.
+    opened.temp = Some(dir);
+    Ok(())
+}
+
+async fn upload(
+    store: &Store,
+    db: &Db,
+    input: Input,
+    mime: &str,
+    opts: &IngestOptions,
+) -> Result<Stored, IngestError> {
+    let total = input.size_hint();
+    opts.stage(Stage::Uploading { total });
+    let plan = UploadPlan::for_size(total);
+    let on_bytes = opts.on_bytes();
+    let tmp = objects::upload_temp(store, input.into_stream(), plan, on_bytes.as_ref()).await?;
+    objects::finalize(store, db, tmp, mime).await
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn source_asset(
+    role: &str,
+    s: &Stored,
+    mime: &str,
+    info: &MediaInfo,
+    faststart: Option<bool>,
+) -> Asset {
+    Asset {
+        id: new_id(),
+        role: role.to_string(),
+        object_key: s.key.clone(),
+        size: to_i64(s.size),
+        sha256: s.sha256.clone(),
+        mime: mime.to_string(),
+        width: info.width,
+        height: info.height,
+        duration_ms: info.duration_ms,
+        bitrate: info.bitrate,
+        container: info.container.clone(),
+        video_codec: info.video_codec.clone(),
+        audio_codec: info.audio_codec.clone(),
+        faststart,
+        inline_thumbnail: None,
+    }
+}
+
+fn picture_asset(role: &str, s: &Stored, mime: &str, width: u32, height: u32) -> Asset {
+    Asset {
+        id: new_id(),
+        role: role.to_string(),
+        object_key: s.key.clone(),
+        size: to_i64(s.size),
+        sha256: s.sha256.clone(),
+        mime: mime.to_string(),
+        width: Some(i64::from(width)),
+        height: Some(i64::from(height)),
+        ..Asset::default()
+    }
+}
+
+/// A file name without its extension; `untitled` without a name.
+fn default_title(name: Option<&str>) -> String {
+    match name {
+        Some(n) => {
+            let stem = Path::new(n)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if stem.trim().is_empty() {
+                n.to_string()
+            } else {
+                stem
+            }
+        }
+        None => "untitled".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_titles() {
+        assert_eq!(default_title(Some("Big Buck Bunny.mp4")), "Big Buck Bunny");
+        assert_eq!(default_title(Some("noext")), "noext");
+        assert_eq!(default_title(Some(".hidden")), ".hidden");
+        assert_eq!(default_title(None), "untitled");
+    }
+}

@@ -1,0 +1,481 @@
+//! The command line: flags (clap), and the one place where configuration layers
+//! are merged.
+//!
+//! Precedence, for every option: flag > `KEYFRAME_<NAME>` environment > `--config`
+//! TOML file > the default documented on the config struct's field. Option names
+//! are the same in all layers: `--cache-memory`, `KEYFRAME_CACHE_MEMORY`,
+//! `cache_memory = "…"` in the file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use keyframe_origin::size::ByteSize;
+use serde::{Deserialize, Serialize};
+
+/// Keyframe: a media content delivery service.
+#[derive(Debug, Parser)]
+#[command(name = "keyframe", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub shared: SharedFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Serialize)]
+pub struct SharedFlags {
+    /// A TOML config file (flags and KEYFRAME_* environment override it).
+    #[arg(long, global = true, value_name = "FILE", env = "KEYFRAME_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Where embedded defaults keep their data [default: ./data].
+    #[arg(long, global = true, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/keyframe.db].
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// Object storage URL: file://DIR, s3://BUCKET?endpoint=…, memory:// [default: file://<data-dir>/objects].
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// Log filter, e.g. `info`, `warn,keyframe::access=off` [default: info].
+    #[arg(long, global = true, value_name = "FILTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// Log format on stderr [default: text].
+    #[arg(long, global = true, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One node with everything on embedded defaults: catalog and web page on :8080,
+    /// edge on :8081, origin on :8082, data under ./data.
+    Serve(ServeFlags),
+    /// An origin server: object bytes as HTTP byte ranges.
+    Origin(OriginFlags),
+    /// An edge cache in front of origins or any HTTP server.
+    Edge(EdgeFlags),
+    /// The catalog API and web page.
+    Catalog(CatalogFlags),
+    /// Ingest content files, or a profile image with --avatar.
+    Ingest(IngestFlags),
+    /// Apply database migrations.
+    Migrate,
+    /// Run the recommendation batch once.
+    Recommend,
+}
+
+/// Flags of `keyframe serve`.
+#[derive(Debug, Args, Serialize)]
+pub struct ServeFlags {
+    /// Where the catalog listens [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_listen: Option<SocketAddr>,
+    /// Where the edge listens [default: 127.0.0.1:8081].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge_listen: Option<SocketAddr>,
+    /// Where the origin listens [default: 127.0.0.1:8082].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub keys: KeyFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cache: CacheFlags,
+}
+
+/// Token and admin keys.
+#[derive(Debug, Args, Serialize)]
+pub struct KeyFlags {
+    /// Key that signs and validates playback tokens (hex, at least 16 bytes) [default: none].
+    #[arg(long, value_name = "KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_key: Option<String>,
+    /// Token that admin endpoints require [default: none].
+    #[arg(long, value_name = "TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+}
+
+/// Edge cache sizing.
+#[derive(Debug, Args, Serialize)]
+pub struct CacheFlags {
+    /// Bound of the in-memory cache, e.g. 256MiB [default: 256MiB].
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_memory: Option<ByteSize>,
+    /// Chunk size large objects are cached as [default: 1MiB].
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<ByteSize>,
+    /// Directory of the disk cache tier [default: none].
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_disk: Option<PathBuf>,
+    /// Bound of the disk cache tier [default: 10GiB].
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_disk_size: Option<ByteSize>,
+}
+
+/// Flags of `keyframe origin`.
+#[derive(Debug, Args, Serialize)]
+pub struct OriginFlags {
+    /// Where the origin listens [default: 127.0.0.1:8082].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Key that validates playback tokens (hex) [default: none].
+    #[arg(long, value_name = "KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_key: Option<String>,
+}
+
+/// Flags of `keyframe edge`.
+#[derive(Debug, Args, Serialize)]
+pub struct EdgeFlags {
+    /// Where the edge listens [default: 127.0.0.1:8081].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Upstream base URLs, comma-separated [default: http://127.0.0.1:8082].
+    #[arg(long, value_name = "URL[,URL…]")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// This edge's region label, e.g. eu [default: none].
+    #[arg(long, value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// A shield edge to fetch misses from [default: none].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Chunks fetched ahead of a sequential reader [default: 2].
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_ahead: Option<usize>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cache: CacheFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub keys: KeyFlags,
+}
+
+/// Flags of `keyframe catalog`.
+#[derive(Debug, Args, Serialize)]
+pub struct CatalogFlags {
+    /// Where the catalog listens [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// The edge URL playback links point to [default: http://127.0.0.1:8081].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge_url: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub keys: KeyFlags,
+}
+
+/// Flags of `keyframe ingest`.
+#[derive(Debug, Args)]
+pub struct IngestFlags {
+    /// Files to ingest.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Title of the content [default: the file name].
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Description of the content.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// A category; repeat for several.
+    #[arg(long = "category", value_name = "C")]
+    pub categories: Vec<String>,
+    /// Regions where the content may be watched, comma-separated [default: everywhere].
+    #[arg(long, value_delimiter = ',', value_name = "R,…")]
+    pub regions: Vec<String>,
+    /// Ingest a profile image for this user instead of content.
+    #[arg(long, value_name = "USERNAME")]
+    pub avatar: Option<String>,
+    /// Print one JSON object per file.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options every command resolves from the layers.
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct Shared {
+    /// Where embedded defaults keep their data. Default `./data`.
+    pub data_dir: PathBuf,
+    /// Metadata database URL. Default `sqlite://<data_dir>/keyframe.db`.
+    pub db: Option<String>,
+    /// Object storage URL. Default `file://<data_dir>/objects`.
+    pub store: Option<String>,
+    /// Log filter. Default `info`.
+    pub log: String,
+    /// Log format. Default text.
+    pub log_format: LogFormat,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            data_dir: PathBuf::from("data"),
+            db: None,
+            store: None,
+            log: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Shared {
+    /// The database URL, defaulted from the data directory.
+    pub fn db_url(&self) -> String {
+        self.db
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("keyframe.db").display()))
+    }
+
+    /// The store URL, defaulted from the data directory.
+    pub fn store_url(&self) -> String {
+        self.store
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()))
+    }
+}
+
+/// Listen addresses of `keyframe serve`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServeAddrs {
+    /// Default `127.0.0.1:8080`.
+    pub catalog_listen: std::net::SocketAddr,
+    /// Default `127.0.0.1:8081`.
+    pub edge_listen: std::net::SocketAddr,
+    /// Default `127.0.0.1:8082`.
+    pub origin_listen: std::net::SocketAddr,
+}
+
+impl Default for ServeAddrs {
+    fn default() -> Self {
+        ServeAddrs {
+            catalog_listen: keyframe_catalog::Config::default().listen,
+            edge_listen: keyframe_edge::Config::default().listen,
+            origin_listen: keyframe_origin::Config::default().listen,
+        }
+    }
+}
+
+/// A configuration error, rendered as one line naming the option.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        let option = e.path.join(".").replace('_', "-");
+        let source = e
+            .metadata
+            .as_ref()
+            .map(|m| format!(" (from {})", m.name))
+            .unwrap_or_default();
+        let what = e.kind.to_string();
+        if option.is_empty() {
+            ConfigError(format!("configuration{source}: {what}"))
+        } else {
+            ConfigError(format!(
+                "invalid value for option '{option}'{source}: {what}"
+            ))
+        }
+    }
+}
+
+/// The layers, merged: defaults come from each struct's `Default`.
+pub fn layers(shared: &SharedFlags, flags: &impl Serialize) -> Result<Figment, ConfigError> {
+    let mut f = Figment::new();
+    if let Some(path) = &shared.config {
+        if !path.is_file() {
+            return Err(ConfigError(format!(
+                "invalid value for option 'config': '{}' is not a readable file",
+                path.display()
+            )));
+        }
+        f = f.merge(Toml::file_exact(path));
+    }
+    f = f
+        .merge(Env::prefixed("KEYFRAME_").ignore(&["config"]))
+        .merge(Serialized::defaults(shared))
+        .merge(Serialized::defaults(flags));
+    Ok(f)
+}
+
+#[cfg(test)]
+// figment's Jail closures return its (large) error type; that is its API.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).expect("parse")
+    }
+
+    #[test]
+    fn precedence_is_flag_env_file_default() {
+        Jail::expect_with(|jail| {
+            jail.create_file("k.toml", "cache_memory = \"1MiB\"\nchunk_size = \"64KiB\"\nregion = \"file\"\nread_ahead = 7\n")?;
+            jail.set_env("KEYFRAME_CHUNK_SIZE", "128KiB");
+            jail.set_env("KEYFRAME_REGION", "env");
+            let cli = parse(&["keyframe", "--config", "k.toml", "edge", "--region", "flag"]);
+            let Command::Edge(flags) = &cli.command else {
+                panic!("not edge")
+            };
+            let cfg: keyframe_edge::Config =
+                layers(&cli.shared, flags).map_err(|e| e.0)?.extract()?;
+            assert_eq!(cfg.region.as_deref(), Some("flag"));
+            assert_eq!(cfg.chunk_size, ByteSize(128 << 10));
+            assert_eq!(cfg.cache_memory, ByteSize(1 << 20));
+            assert_eq!(cfg.read_ahead, 7);
+            assert_eq!(cfg.cache_disk_size, ByteSize(10 << 30));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_the_option() {
+        Jail::expect_with(|jail| {
+            jail.set_env("KEYFRAME_CACHE_MEMORY", "12 parsecs");
+            let cli = parse(&["keyframe", "edge"]);
+            let Command::Edge(flags) = &cli.command else {
+                panic!("not edge")
+            };
+            let err = layers(&cli.shared, flags)
+                .map_err(|e| e.0)?
+                .extract::<keyframe_edge::Config>()
+                .map_err(ConfigError::from)
+                .expect_err("must fail");
+            assert!(err.0.contains("'cache-memory'"), "{err}");
+            assert!(err.0.contains("KEYFRAME_"), "{err}");
+            assert!(!err.0.contains('\n'), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn upstream_lists_split_on_commas() {
+        Jail::expect_with(|_| {
+            let cli = parse(&["keyframe", "edge", "--upstream", "http://a:1,http://b:2"]);
+            let Command::Edge(flags) = &cli.command else {
+                panic!("not edge")
+            };
+            let cfg: keyframe_edge::Config =
+                layers(&cli.shared, flags).map_err(|e| e.0)?.extract()?;
+            assert_eq!(cfg.upstream, vec!["http://a:1", "http://b:2"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn shared_defaults_derive_from_the_data_dir() {
+        Jail::expect_with(|_| {
+            let cli = parse(&["keyframe", "--data-dir", "/srv/kf", "migrate"]);
+            #[derive(Serialize)]
+            struct NoFlags {}
+            let s: Shared = layers(&cli.shared, &NoFlags {})
+                .map_err(|e| e.0)?
+                .extract()?;
+            assert_eq!(s.db_url(), "sqlite:///srv/kf/keyframe.db");
+            assert_eq!(s.store_url(), "file:///srv/kf/objects");
+            Ok(())
+        });
+    }
+
+    /// Every key of every config struct is documented in deploy/keyframe.toml, and
+    /// the file names no key that does not exist.
+    #[test]
+    fn the_example_config_lists_every_option() {
+        use std::collections::BTreeSet;
+        fn keys<T: Serialize>(v: &T) -> BTreeSet<String> {
+            let t = toml::Value::try_from(v).expect("serialize");
+            t.as_table().expect("table").keys().cloned().collect()
+        }
+        let mut known = BTreeSet::new();
+        known.extend(keys(&keyframe_origin::Config::default()));
+        known.extend(keys(&keyframe_edge::Config::default()));
+        known.extend(keys(&keyframe_catalog::Config::default()));
+        known.extend(keys(&ServeAddrs::default()));
+        // Options without a serialized default (unset by default).
+        known.extend(
+            [
+                "data_dir",
+                "db",
+                "store",
+                "log",
+                "log_format",
+                "token_key",
+                "admin_token",
+                "region",
+                "parent",
+                "cache_disk",
+            ]
+            .map(String::from),
+        );
+        let text = include_str!("../deploy/keyframe.toml");
+        let documented: BTreeSet<String> = text
+            .lines()
+            .filter_map(|l| l.trim_start_matches('#').trim_start().split_once(" = "))
+            .map(|(k, _)| k.trim().to_string())
+            .filter(|k| {
+                k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect();
+        let missing: Vec<_> = known.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&known).collect();
+        assert!(
+            missing.is_empty(),
+            "options missing from deploy/keyframe.toml: {missing:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "deploy/keyframe.toml documents unknown options: {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,323 @@
+//! The `keyframe` binary: parses flags, resolves configuration, sets up tracing,
+//! and calls into the crates. Nothing here is logic of its own.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Command, ConfigError, LogFormat, Shared};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Exit status for a usage or configuration error.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(EXIT_USAGE)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // One line: clap's first line names the flag and the problem.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("error: bad arguments");
+            eprintln!("{first}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(Failure::Config(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a command failed: bad configuration (exit 2) or at run time (exit 1).
+enum Failure {
+    Config(ConfigError),
+    Runtime(anyhow::Error),
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::Config(e)
+    }
+}
+
+impl From<figment::Error> for Failure {
+    fn from(e: figment::Error) -> Self {
+        Failure::Config(e.into())
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct NoFlags {}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let flags_layers = match &cli.command {
+        Command::Serve(f) => cli::layers(&cli.shared, f)?,
+        Command::Origin(f) => cli::layers(&cli.shared, f)?,
+        Command::Edge(f) => cli::layers(&cli.shared, f)?,
+        Command::Catalog(f) => cli::layers(&cli.shared, f)?,
+        _ => cli::layers(&cli.shared, &NoFlags {})?,
+    };
+    let shared: Shared = flags_layers.extract()?;
+    init_tracing(&shared)?;
+    match cli.command {
+        Command::Serve(_) => {
+            let serve: cli::ServeAddrs = flags_layers.extract()?;
+            let mut origin: keyframe_origin::Config = flags_layers.extract()?;
+            let mut edge: keyframe_edge::Config = flags_layers.extract()?;
+            let mut catalog: keyframe_catalog::Config = flags_layers.extract()?;
+            check_catalog(&catalog)?;
+            origin.listen = serve.origin_listen;
+            edge.listen = serve.edge_listen;
+            catalog.listen = serve.catalog_listen;
+            let wiring = Wiring {
+                edge_to_origin: flags_layers.find_value("upstream").is_err()
+                    && flags_layers.find_value("parent").is_err(),
+                catalog_to_edge: flags_layers.find_value("edge_url").is_err(),
+            };
+            serve_all(&shared, origin, edge, catalog, wiring).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Origin(_) => {
+            let config: keyframe_origin::Config = flags_layers.extract()?;
+            let store = open_store(&shared)?;
+            let server = origin_server(&shared, config.clone(), store)?;
+            let listener = bind("origin", config.listen).await?;
+            server
+                .run(listener, shutdown_signal(CancellationToken::new()))
+                .await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Edge(_) => {
+            let config: keyframe_edge::Config = flags_layers.extract()?;
+            let server = keyframe_edge::Server::new(config.clone())
+                .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
+            let listener = bind("edge", config.listen).await?;
+            server
+                .run(listener, shutdown_signal(CancellationToken::new()))
+                .await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalog(_) => {
+            let config: keyframe_catalog::Config = flags_layers.extract()?;
+            check_catalog(&config)?;
+            let store = open_store(&shared)?;
+            let db = open_db(&shared).await?;
+            let listener = bind("catalog", config.listen).await?;
+            keyframe_catalog::server::run(
+                listener,
+                config,
+                db.clone(),
+                store,
+                shutdown_signal(CancellationToken::new()),
+            )
+            .await
+            .context("catalog server failed")?;
+            db.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let db = open_db(&shared).await?;
+            db.close().await;
+            println!("migrations applied to {}", redact(&shared.db_url()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest(_) | Command::Recommend => Err(Failure::Runtime(anyhow::anyhow!(
+            "this command is not available in this build yet"
+        ))),
+    }
+}
+
+/// Which defaults of `serve` point one server at another (known only once bound).
+struct Wiring {
+    edge_to_origin: bool,
+    catalog_to_edge: bool,
+}
+
+async fn serve_all(
+    shared: &Shared,
+    origin: keyframe_origin::Config,
+    mut edge: keyframe_edge::Config,
+    mut catalog: keyframe_catalog::Config,
+    wiring: Wiring,
+) -> Result<(), Failure> {
+    let store = open_store(shared)?;
+    let db = open_db(shared).await?;
+    let origin_server = origin_server(shared, origin.clone(), store.clone())?;
+    let origin_l = bind("origin", origin.listen).await?;
+    let edge_l = bind("edge", edge.listen).await?;
+    let catalog_l = bind("catalog", catalog.listen).await?;
+    if wiring.edge_to_origin {
+        edge.upstream = vec![format!("http://{}", local_addr(&origin_l)?)];
+    }
+    if wiring.catalog_to_edge {
+        catalog.edge_url = format!("http://{}", local_addr(&edge_l)?);
+    }
+    let edge_server = keyframe_edge::Server::new(edge.clone())
+        .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
+    let stop = CancellationToken::new();
+    let signal = tokio::spawn(shutdown_signal(stop.clone()));
+    let o = tokio::spawn(origin_server.run(origin_l, stop.clone().cancelled_owned()));
+    let e = tokio::spawn(edge_server.run(edge_l, stop.clone().cancelled_owned()));
+    let c = tokio::spawn(keyframe_catalog::server::run(
+        catalog_l,
+        catalog,
+        db.clone(),
+        store,
+        stop.clone().cancelled_owned(),
+    ));
+    let (o, e, c) = tokio::join!(o, e, c);
+    signal.abort();
+    db.close().await;
+    o.context("origin task failed")?;
+    e.context("edge task failed")?;
+    c.context("catalog task failed")?
+        .context("catalog server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(what: &str, addr: std::net::SocketAddr) -> Result<TcpListener, Failure> {
+    let l = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{what}: cannot listen on {addr}"))?;
+    let local = l.local_addr().context("local address")?;
+    println!("{what} listening on http://{local}");
+    tracing::info!(server = what, %local, "listening");
+    Ok(l)
+}
+
+fn origin_server(
+    shared: &Shared,
+    config: keyframe_origin::Config,
+    store: keyframe_origin::store::Store,
+) -> Result<keyframe_origin::Server, Failure> {
+    let server = keyframe_origin::Server::new(config, store)
+        .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
+    Ok(
+        match keyframe_origin::store::local_root(&shared.store_url()) {
+            Some(root) => server.with_local_root(root),
+            None => server,
+        },
+    )
+}
+
+/// A catalog configuration error is a usage error: one line, exit 2.
+fn check_catalog(config: &keyframe_catalog::Config) -> Result<(), Failure> {
+    config.check().map_err(|e| {
+        Failure::Config(ConfigError(format!(
+            "invalid value for option '{}': {}",
+            e.option.replace('_', "-"),
+            e.message
+        )))
+    })
+}
+
+fn local_addr(l: &TcpListener) -> Result<std::net::SocketAddr, Failure> {
+    Ok(l.local_addr().context("local address")?)
+}
+
+fn open_store(shared: &Shared) -> Result<keyframe_origin::store::Store, Failure> {
+    keyframe_origin::store::open(&shared.store_url())
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("store: {e}")))
+}
+
+async fn open_db(shared: &Shared) -> Result<keyframe_catalog::Db, Failure> {
+    let url = shared.db_url();
+    let db = keyframe_catalog::Db::connect(&url)
+        .await
+        .map_err(|e| match e {
+            keyframe_catalog::DbError::Scheme(_) => {
+                Failure::Config(ConfigError(format!("invalid value for option 'db': {e}")))
+            }
+            e => Failure::Runtime(anyhow::anyhow!("database {}: {e}", redact(&url))),
+        })?;
+    db.migrate()
+        .await
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("database {}: {e}", redact(&url))))?;
+    Ok(db)
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (and cancels `stop` so every server sees it).
+async fn shutdown_signal(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        () = term => {},
+        () = stop.cancelled() => {},
+    }
+    tracing::info!("shutting down");
+    stop.cancel();
+}
+
+fn init_tracing(shared: &Shared) -> Result<(), Failure> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&shared.log)
+        .map_err(|e| ConfigError(format!("invalid value for option 'log': {e}")))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let res = match shared.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    res.map_err(|e| Failure::Runtime(anyhow::anyhow!("tracing: {e}")))
+}

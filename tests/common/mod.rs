@@ -1,0 +1,91 @@
+//! Helpers for end-to-end tests: start the real `keyframe` binary on port 0 and
+//! find where it listens.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The built binary.
+pub fn keyframe() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keyframe"));
+    // Tests must not pick up a developer's configuration.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KEYFRAME_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("KEYFRAME_LOG", "warn");
+    c
+}
+
+/// A running `keyframe` process, killed on drop.
+pub struct Running {
+    pub child: Child,
+    /// Server name (`origin`, `edge`, `catalog`) → base URL.
+    pub urls: HashMap<String, String>,
+}
+
+impl Running {
+    /// Starts `cmd` and waits until it has printed `expect` listen lines.
+    pub fn start(mut cmd: Command, expect: usize) -> Running {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn keyframe");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut urls = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while urls.len() < expect {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("keyframe did not report {expect} listeners in time");
+            });
+            if let Some((name, url)) = line.split_once(" listening on ") {
+                urls.insert(name.trim().to_string(), url.trim().to_string());
+            }
+        }
+        Running { child, urls }
+    }
+
+    /// The base URL of a server.
+    pub fn url(&self, name: &str) -> &str {
+        &self.urls[name]
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "keyframe did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,165 @@
+//! Real players against the origin and through the edge: ffprobe reads an MP4's
+//! duration (including one whose index sits at the end), ffmpeg seeks to the
+//! middle and decodes, aria2c downloads in parallel segments and gets identical
+//! bytes. Skipped when the tools are absent, except under `CI=true`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{keyframe, Running};
+
+fn have(tool: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("-version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+        || Command::new(tool)
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "CI=true but {tool} is not installed: the player tests must run in CI"
+        );
+        eprintln!("skipping: {tool} not installed");
+    }
+    ok
+}
+
+fn encoder() -> &'static str {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-encoders"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if out.contains("libx264") {
+        "libx264"
+    } else {
+        "mpeg4"
+    }
+}
+
+fn make_clip(path: &Path, faststart: bool) {
+    let mut c = Command::new("ffmpeg");
+    c.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=duration=10:size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=10",
+        "-c:v",
+        encoder(),
+        "-g",
+        "25",
+        "-c:a",
+        "aac",
+        "-shortest",
+    ]);
+    if faststart {
+        c.args(["-movflags", "+faststart"]);
+    }
+    let st = c.arg(path).status().expect("ffmpeg");
+    assert!(st.success(), "ffmpeg could not make a test clip");
+}
+
+#[test]
+fn ffprobe_ffmpeg_and_aria2c_through_origin_and_edge() {
+    if !(have("ffmpeg") && have("ffprobe") && have("aria2c")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let media = tmp.path().join("objects/media");
+    std::fs::create_dir_all(&media).expect("mkdir");
+    make_clip(&media.join("fast.mp4"), true);
+    make_clip(&media.join("slow.mp4"), false);
+    let mut cmd = keyframe();
+    cmd.arg("--data-dir").arg(tmp.path()).args([
+        "serve",
+        "--catalog-listen",
+        "127.0.0.1:0",
+        "--edge-listen",
+        "127.0.0.1:0",
+        "--origin-listen",
+        "127.0.0.1:0",
+    ]);
+    let node = Running::start(cmd, 3);
+    for server in ["origin", "edge"] {
+        for clip in ["fast.mp4", "slow.mp4"] {
+            let url = format!("{}/v1/objects/media/{clip}", node.url(server));
+            let out = Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-show_entries",
+                    "format=duration",
+                    "-of",
+                    "csv=p=0",
+                    &url,
+                ])
+                .output()
+                .expect("ffprobe");
+            assert!(
+                out.status.success(),
+                "{server} {clip}: ffprobe failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let d: f64 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .expect("a duration");
+            assert!((9.5..10.5).contains(&d), "{server} {clip}: duration {d}");
+
+            let out = Command::new("ffmpeg")
+                .args([
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-ss",
+                    "5",
+                    "-i",
+                    &url,
+                    "-t",
+                    "1",
+                    "-f",
+                    "null",
+                    "-",
+                ])
+                .output()
+                .expect("ffmpeg");
+            assert!(
+                out.status.success(),
+                "{server} {clip}: seek failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+
+            let dl = tmp.path().join(format!("dl-{server}"));
+            let out = Command::new("aria2c")
+                .args(["-q", "-x4", "-s4", "-k1M", "--allow-overwrite=true", "-d"])
+                .arg(&dl)
+                .args(["-o", clip, &url])
+                .output()
+                .expect("aria2c");
+            assert!(
+                out.status.success(),
+                "{server} {clip}: aria2c failed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            let got = std::fs::read(dl.join(clip)).expect("downloaded");
+            let want = std::fs::read(media.join(clip)).expect("original");
+            assert!(got == want, "{server} {clip}: aria2c bytes differ");
+        }
+    }
+    assert!(node.terminate().success());
+}
