@@ -76,11 +76,15 @@ pub enum Command {
     /// The catalog API and web page.
     Catalog(CatalogFlags),
     /// Ingest content files, or a profile image with --avatar.
-    Ingest(IngestFlags),
+    Ingest(keyframe_ingest::IngestArgs),
+    /// Find (and with --delete remove) stored objects no metadata refers to.
+    Gc(keyframe_ingest::GcArgs),
     /// Apply database migrations.
     Migrate,
     /// Run the recommendation batch once.
-    Recommend,
+    Recommend(RecommendFlags),
+    /// Load and player benchmarks against any HTTP URL.
+    Bench(keyframe_bench::BenchArgs),
 }
 
 /// Flags of `keyframe serve`.
@@ -104,6 +108,10 @@ pub struct ServeFlags {
     #[command(flatten)]
     #[serde(flatten)]
     pub cache: CacheFlags,
+    /// HTTPS for the edge (the origin and catalog stay on plain HTTP).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// Token and admin keys.
@@ -151,6 +159,23 @@ pub struct OriginFlags {
     #[arg(long, value_name = "KEY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_key: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: TlsFlags,
+}
+
+/// HTTPS for a server.
+#[derive(Debug, Args, Serialize)]
+pub struct TlsFlags {
+    /// PEM certificate chain: with --tls-key, serve HTTPS only (HTTP/2 and HTTP/1.1
+    /// by ALPN) [default: none, plain HTTP and h2c].
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [default: none].
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Flags of `keyframe edge`.
@@ -182,6 +207,9 @@ pub struct EdgeFlags {
     #[command(flatten)]
     #[serde(flatten)]
     pub keys: KeyFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// Flags of `keyframe catalog`.
@@ -200,29 +228,17 @@ pub struct CatalogFlags {
     pub keys: KeyFlags,
 }
 
-/// Flags of `keyframe ingest`.
-#[derive(Debug, Args)]
-pub struct IngestFlags {
-    /// Files to ingest.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Title of the content [default: the file name].
+/// Flags of `keyframe recommend`.
+#[derive(Debug, Args, Serialize)]
+pub struct RecommendFlags {
+    /// Where the batch runs: `local` (in this process, streaming, every core) or
+    /// `sql` (as SQL inside the database) [default: local].
+    #[arg(long = "engine", value_name = "ENGINE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recommend_engine: Option<String>,
+    /// Print the report as one JSON object.
     #[arg(long)]
-    pub title: Option<String>,
-    /// Description of the content.
-    #[arg(long)]
-    pub description: Option<String>,
-    /// A category; repeat for several.
-    #[arg(long = "category", value_name = "C")]
-    pub categories: Vec<String>,
-    /// Regions where the content may be watched, comma-separated [default: everywhere].
-    #[arg(long, value_delimiter = ',', value_name = "R,…")]
-    pub regions: Vec<String>,
-    /// Ingest a profile image for this user instead of content.
-    #[arg(long, value_name = "USERNAME")]
-    pub avatar: Option<String>,
-    /// Print one JSON object per file.
-    #[arg(long)]
+    #[serde(skip)]
     pub json: bool,
 }
 
@@ -448,6 +464,8 @@ mod tests {
                 "region",
                 "parent",
                 "cache_disk",
+                "tls_cert",
+                "tls_key",
             ]
             .map(String::from),
         );

@@ -92,6 +92,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Origin(f) => cli::layers(&cli.shared, f)?,
         Command::Edge(f) => cli::layers(&cli.shared, f)?,
         Command::Catalog(f) => cli::layers(&cli.shared, f)?,
+        Command::Recommend(f) => cli::layers(&cli.shared, f)?,
         _ => cli::layers(&cli.shared, &NoFlags {})?,
     };
     let shared: Shared = flags_layers.extract()?;
@@ -104,6 +105,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let mut catalog: keyframe_catalog::Config = flags_layers.extract()?;
             check_catalog(&catalog)?;
             origin.listen = serve.origin_listen;
+            // Under `serve` TLS is the edge's: the edge → origin hop stays on loopback.
+            origin.tls_cert = None;
+            origin.tls_key = None;
             edge.listen = serve.edge_listen;
             catalog.listen = serve.catalog_listen;
             let wiring = Wiring {
@@ -140,11 +144,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let store = open_store(&shared)?;
             let db = open_db(&shared).await?;
             let listener = bind("catalog", config.listen).await?;
-            keyframe_catalog::server::run(
+            keyframe_catalog::server::run_with_uploads(
                 listener,
                 config,
                 db.clone(),
-                store,
+                store.clone(),
+                uploads(&store, &db),
                 shutdown_signal(CancellationToken::new()),
             )
             .await
@@ -152,16 +157,83 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             db.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(args) => {
+            let ok = keyframe_bench::run(args).await.map_err(Failure::Runtime)?;
+            Ok(exit(ok))
+        }
         Command::Migrate => {
             let db = open_db(&shared).await?;
             db.close().await;
             println!("migrations applied to {}", redact(&shared.db_url()));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest(_) | Command::Recommend => Err(Failure::Runtime(anyhow::anyhow!(
-            "this command is not available in this build yet"
-        ))),
+        Command::Ingest(args) => {
+            let ok = if args.server.is_some() {
+                keyframe_ingest::cli::run_remote(&args).await
+            } else {
+                let store = open_store(&shared)?;
+                let db = open_db(&shared).await?;
+                let ok = keyframe_ingest::run_cli(args, store, db.clone()).await;
+                db.close().await;
+                ok
+            };
+            Ok(exit(ok))
+        }
+        Command::Gc(args) => {
+            let store = open_store(&shared)?;
+            let db = open_db(&shared).await?;
+            let ok = keyframe_ingest::run_gc(args, store, db.clone()).await;
+            db.close().await;
+            Ok(exit(ok))
+        }
+        Command::Recommend(flags) => {
+            let config: keyframe_catalog::Config = flags_layers.extract()?;
+            check_catalog(&config)?;
+            let db = open_db(&shared).await?;
+            let report = keyframe_catalog::recommend::run_once(&db, &config)
+                .await
+                .map_err(|e| anyhow::anyhow!("recommendation batch failed: {e}"));
+            db.close().await;
+            let report = report?;
+            if flags.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).context("report as JSON")?
+                );
+            } else {
+                println!(
+                    "generation {} ({} engine): {} titles with similar titles, {} co-watched pairs, \
+                     {} of {} viewers with picks",
+                    report.generation,
+                    report.engine,
+                    report.titles,
+                    report.pairs,
+                    report.users_with_picks,
+                    report.users
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn exit(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The ingest pipeline behind the catalog's upload endpoints.
+fn uploads(
+    store: &keyframe_origin::store::Store,
+    db: &keyframe_catalog::Db,
+) -> std::sync::Arc<dyn keyframe_catalog::Uploads> {
+    std::sync::Arc::new(keyframe_ingest::PipelineUploads::new(
+        store.clone(),
+        db.clone(),
+    ))
 }
 
 /// Which defaults of `serve` point one server at another (known only once bound).
@@ -195,11 +267,12 @@ async fn serve_all(
     let signal = tokio::spawn(shutdown_signal(stop.clone()));
     let o = tokio::spawn(origin_server.run(origin_l, stop.clone().cancelled_owned()));
     let e = tokio::spawn(edge_server.run(edge_l, stop.clone().cancelled_owned()));
-    let c = tokio::spawn(keyframe_catalog::server::run(
+    let c = tokio::spawn(keyframe_catalog::server::run_with_uploads(
         catalog_l,
         catalog,
         db.clone(),
-        store,
+        store.clone(),
+        uploads(&store, &db),
         stop.clone().cancelled_owned(),
     ));
     let (o, e, c) = tokio::join!(o, e, c);

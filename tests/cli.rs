@@ -28,8 +28,10 @@ fn help_lists_every_command() {
         "edge",
         "catalog",
         "ingest",
+        "gc",
         "migrate",
         "recommend",
+        "bench",
     ] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
@@ -73,6 +75,12 @@ fn bad_flags_and_values_are_one_line_and_exit_2() {
         ),
         (&["migrate", "--db", "mysql://x"], &[], "db"),
         (&["frobnicate"], &[], "frobnicate"),
+        (&["edge", "--tls-cert", "/no/such/cert.pem"], &[], "tls-key"),
+        (
+            &["origin", "--tls-key", "/no/such/key.pem"],
+            &[],
+            "tls-cert",
+        ),
     ];
     for (args, env, needle) in cases {
         let (code, _, err) = run(args, env);
@@ -165,4 +173,18 @@ async fn serve_answers_health_on_three_ports_and_stops_on_sigterm() {
     assert!(tmp.path().join("keyframe.db").is_file());
     let status = node.terminate();
     assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn an_empty_token_key_means_none() {
+    for server in ["edge", "origin"] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut cmd = keyframe();
+        cmd.arg("--data-dir")
+            .arg(tmp.path())
+            .args([server, "--listen", "127.0.0.1:0"])
+            .env("KEYFRAME_TOKEN_KEY", "");
+        let node = Running::start(cmd, 1);
+        assert!(node.url(server).starts_with("http://127.0.0.1:"));
+    }
 }

@@ -8,28 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{keyframe, Running};
-
-fn have(tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("-version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-        || Command::new(tool)
-            .arg("--version")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "CI=true but {tool} is not installed: the player tests must run in CI"
-        );
-        eprintln!("skipping: {tool} not installed");
-    }
-    ok
-}
+use common::{have_tools, keyframe, Running};
 
 fn encoder() -> &'static str {
     let out = Command::new("ffmpeg")
@@ -76,7 +55,7 @@ fn make_clip(path: &Path, faststart: bool) {
 
 #[test]
 fn ffprobe_ffmpeg_and_aria2c_through_origin_and_edge() {
-    if !(have("ffmpeg") && have("ffprobe") && have("aria2c")) {
+    if !have_tools(&["ffmpeg", "ffprobe", "aria2c"], "player tests") {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");

@@ -80,6 +80,43 @@ pub struct Config {
     pub max_avatar_bytes: u64,
     /// Entries each hot-read cache (content, users, sessions) keeps. Default 100000.
     pub cache_entries: u64,
+
+    /// Watch history: below this percentage of a title a viewer gets no resume
+    /// point. Default 5.
+    pub history_resume_min_percent: f64,
+    /// Watch history: at or above this percentage a title counts as played (and its
+    /// resume point is cleared). Default 90.
+    pub history_played_percent: f64,
+    /// Events `POST /api/history` accepts in one request. Default 1000.
+    pub history_max_batch: u32,
+    /// Events the history write queue holds (waiting or being written); requests
+    /// beyond it get 503 with `Retry-After`. Default 100000.
+    pub history_queue_events: u32,
+    /// Events the history writer commits in one transaction at most. Default 5000.
+    pub history_commit_events: u32,
+    /// Half-life of the trending score in seconds. Changing it needs a rebuild of
+    /// the trending table (`history::trending::rebuild`). Default 86400 (24 h).
+    pub trending_half_life_secs: u64,
+    /// Seconds between runs of the recommendation batch inside the catalog server;
+    /// 0 = never (run `keyframe recommend` instead). The first run is one interval
+    /// after start. Default 3600.
+    pub recommend_interval_secs: u64,
+    /// Similar titles kept per title. Default 20.
+    pub recommend_top_k: u32,
+    /// Personal picks kept per viewer. Default 20.
+    pub recommend_per_user: u32,
+    /// A viewer's most recent titles that seed their picks ("because you watched").
+    /// Default 10.
+    pub recommend_seed_titles: u32,
+    /// Heavy viewers count with only their most recent titles, at most this many, in
+    /// the similarity computation. Default 200.
+    pub recommend_max_titles_per_user: u32,
+    /// Threads of the in-process batch; 0 = one per core. Default 0.
+    pub recommend_threads: u32,
+    /// Where the batch runs: `local` (in this process, streaming from either
+    /// database) or `sql` (as SQL inside PostgreSQL, which Citus can distribute).
+    /// Default `local`.
+    pub recommend_engine: String,
 }
 
 impl Default for Config {
@@ -108,6 +145,19 @@ impl Default for Config {
             argon2_parallelism: 1,
             max_avatar_bytes: 10 << 20,
             cache_entries: 100_000,
+            history_resume_min_percent: 5.0,
+            history_played_percent: 90.0,
+            history_max_batch: 1000,
+            history_queue_events: 100_000,
+            history_commit_events: 5000,
+            trending_half_life_secs: 24 * 3600,
+            recommend_interval_secs: 3600,
+            recommend_top_k: 20,
+            recommend_per_user: 20,
+            recommend_seed_titles: 10,
+            recommend_max_titles_per_user: 200,
+            recommend_threads: 0,
+            recommend_engine: "local".into(),
         }
     }
 }
@@ -151,6 +201,51 @@ impl Config {
                 return Err(bad(name, "must be at least 1"));
             }
         }
+        let (lo, hi) = (self.history_resume_min_percent, self.history_played_percent);
+        if !(0.0..=100.0).contains(&lo) {
+            return Err(bad("history_resume_min_percent", "must be 0–100"));
+        }
+        if !(lo..=100.0).contains(&hi) {
+            return Err(bad(
+                "history_played_percent",
+                "must be 0–100 and at least history_resume_min_percent",
+            ));
+        }
+        for (name, n) in [
+            ("history_max_batch", u64::from(self.history_max_batch)),
+            ("history_queue_events", u64::from(self.history_queue_events)),
+            (
+                "history_commit_events",
+                u64::from(self.history_commit_events),
+            ),
+            ("trending_half_life_secs", self.trending_half_life_secs),
+            ("recommend_top_k", u64::from(self.recommend_top_k)),
+            ("recommend_per_user", u64::from(self.recommend_per_user)),
+            (
+                "recommend_seed_titles",
+                u64::from(self.recommend_seed_titles),
+            ),
+            (
+                "recommend_max_titles_per_user",
+                u64::from(self.recommend_max_titles_per_user),
+            ),
+        ] {
+            if n == 0 {
+                return Err(bad(name, "must be at least 1"));
+            }
+        }
+        if self.history_queue_events < self.history_max_batch {
+            return Err(bad(
+                "history_queue_events",
+                "must be at least history_max_batch",
+            ));
+        }
+        if !matches!(self.recommend_engine.as_str(), "local" | "sql") {
+            return Err(bad(
+                "recommend_engine",
+                format!("'{}' is not local or sql", self.recommend_engine),
+            ));
+        }
         if !self.client_ip_header.is_empty()
             && http::HeaderName::try_from(self.client_ip_header.as_str()).is_err()
         {
@@ -192,6 +287,19 @@ impl Config {
             None,
         )
         .map_err(|e| bad("argon2_memory_kib", format!("argon2 parameters: {e}")))
+    }
+
+    /// The resume and played thresholds of the watch-history fold.
+    pub fn history_thresholds(&self) -> crate::history::Thresholds {
+        crate::history::Thresholds {
+            resume_min: self.history_resume_min_percent / 100.0,
+            played: self.history_played_percent / 100.0,
+        }
+    }
+
+    /// The trending half-life in milliseconds.
+    pub fn trending_half_life_ms(&self) -> i64 {
+        i64::try_from(self.trending_half_life_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 
     /// The edge base URL (no trailing `/`) for a region.

@@ -32,8 +32,8 @@ pub enum Sort {
     Newest,
     /// By title, case-insensitively.
     Title,
-    /// Most viewed first. A placeholder: it orders by the `views` counter that each
-    /// playback URL bumps, until watch history provides a real trending signal.
+    /// Most trending first in the caller's region (the time-decayed score of watch
+    /// history); titles never watched after them, by playback URLs issued.
     Trending,
     /// Best match first (only meaningful with a search; otherwise newest).
     Relevance,
@@ -143,6 +143,13 @@ impl Db {
             sql.bind(Bind::Text(fts5_query(terms)));
             sql.push(") f ON f.content_id = c.id");
         }
+        if q.sort == Sort::Trending {
+            // The caller's region's time-decayed score (see `history::trending`).
+            sql.push(" LEFT JOIN trending t ON t.content_id = c.id AND t.region = ");
+            sql.bind(Bind::Text(
+                crate::history::trending::region_key(q.region.as_deref()).to_string(),
+            ));
+        }
         sql.push(" WHERE 1 = 1");
         if let (Some(terms), Backend::Postgres) = (&terms, backend) {
             sql.push(" AND c.search @@ to_tsquery('simple', ");
@@ -201,10 +208,12 @@ impl Db {
                 sql.push(" ORDER BY c.created_at DESC, c.id DESC")
             }
             (Sort::Title, _, _) => sql.push(" ORDER BY LOWER(c.title) ASC, c.id ASC"),
-            // Placeholder ordering until watch history lands (see `Sort::Trending`).
-            (Sort::Trending, _, _) => {
-                sql.push(" ORDER BY c.views DESC, c.created_at DESC, c.id DESC")
-            }
+            // Titles without watch history after the others, by playback URLs issued
+            // (the `views` counter), then newest first.
+            (Sort::Trending, _, _) => sql.push(
+                " ORDER BY CASE WHEN t.score_log IS NULL THEN 1 ELSE 0 END, t.score_log DESC, \
+                 c.views DESC, c.created_at DESC, c.id DESC",
+            ),
         }
         sql.push(" LIMIT ");
         sql.bind(Bind::Int(i64::from(q.limit)));

@@ -41,6 +41,8 @@ pub struct AppState {
     pub(crate) signer: Arc<Signer>,
     pub(crate) uploads: Arc<dyn Uploads>,
     pub(crate) clock: SharedClock,
+    /// The watch-history write queue.
+    pub(crate) history: crate::history::Writer,
     openapi_json: Arc<str>,
     /// Stops the cache's background tasks when the last clone is dropped.
     _tasks: Arc<DropGuard>,
@@ -179,6 +181,13 @@ impl Catalog {
     /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that
     /// per-client limits and regions see the peer address.
     pub fn router(self) -> Result<Router, ConfigError> {
+        // The history writer ends by itself once the router is dropped.
+        self.build().map(|(router, _writer)| router)
+    }
+
+    /// The router and the history writer's task, which ends after the router is
+    /// dropped and the writer has committed what was queued.
+    fn build(self) -> Result<(Router, tokio::task::JoinHandle<()>), ConfigError> {
         let config = self.config;
         config.check()?;
         let regions = config.region_map()?;
@@ -192,6 +201,20 @@ impl Catalog {
         let hot = Arc::new(HotCache::new(config.cache_entries));
         let stop = CancellationToken::new();
         let changes = crate::cache::start(hot.clone(), &self.db, stop.clone());
+        let (history, writer) = crate::history::Writer::start(
+            self.db.clone(),
+            crate::history::writer::WriterConfig {
+                queue_events: config.history_queue_events as usize,
+                batch_events: config.history_commit_events as usize,
+                thresholds: config.history_thresholds(),
+                half_life_ms: config.trending_half_life_ms(),
+            },
+        );
+        tokio::spawn(crate::recommend::schedule(
+            self.db.clone(),
+            config.clone(),
+            stop.child_token(),
+        ));
 
         let (api, openapi) = crate::api::routes().split_for_parts();
         let openapi_json: Arc<str> = openapi
@@ -201,11 +224,15 @@ impl Catalog {
                 message: e.to_string(),
             })?
             .into();
+        let mut registry = Registry::default();
+        let http = Arc::new(keyframe_origin::metrics::HttpMetrics::register(
+            &mut registry,
+        ));
         let state = AppState {
             config: Arc::new(config),
             db: self.db,
             store: self.store,
-            registry: Arc::new(Registry::default()),
+            registry: Arc::new(registry),
             hot,
             changes,
             passwords: Arc::new(passwords),
@@ -214,10 +241,11 @@ impl Catalog {
             signer: Arc::new(signer),
             uploads: self.uploads,
             clock: self.clock,
+            history,
             openapi_json,
             _tasks: Arc::new(stop.drop_guard()),
         };
-        Ok(Router::new()
+        let router = Router::new()
             .merge(api)
             .route("/", get(crate::web::index))
             .route("/app.js", get(crate::web::script))
@@ -234,7 +262,11 @@ impl Catalog {
                     "method not allowed on this path",
                 )
             })
-            .with_state(state))
+            .with_state(state)
+            .layer(axum::middleware::from_fn(move |req, next| {
+                observe(http.clone(), req, next)
+            }));
+        Ok((router, writer))
     }
 
     /// Serves the catalog on `listener` until `shutdown` resolves.
@@ -243,16 +275,53 @@ impl Catalog {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self
-            .router()
+        let grace = Duration::from_secs(self.config.grace_secs);
+        let (app, writer) = self
+            .build()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        axum::serve(
+        let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        // The router is gone: the history writer commits what is queued, then ends.
+        if tokio::time::timeout(grace, writer).await.is_err() {
+            tracing::warn!("history writer still busy after the grace period");
+        }
+        served
     }
+}
+
+/// Counts every request by status, times it to the response head
+/// (`keyframe_http_request_duration_seconds`), and writes one access log line.
+async fn observe(
+    m: Arc<keyframe_origin::metrics::HttpMetrics>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    m.in_flight.inc();
+    let resp = next.run(req).await;
+    m.in_flight.dec();
+    let elapsed = started.elapsed();
+    let status = resp.status().as_u16();
+    m.requests
+        .get_or_create(&keyframe_origin::metrics::StatusLabels { status })
+        .inc();
+    m.duration.observe(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "keyframe::access",
+        server = "catalog",
+        %method,
+        path,
+        status,
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    resp
 }
 
 /// The catalog's router with `uploads` as the ingest pipeline (see

@@ -140,10 +140,14 @@ impl crate::uploads::Uploads for StoreUploads {
         let ext = keyframe_origin::mime::extension_for_type(&mime);
         let size = bytes.len() as u64;
         let (key, sha256) = self.put(bytes, ext).await.map_err(UploadError::Failed)?;
-        let regions = if upload.regions.is_empty() {
-            vec![crate::meta::ANY_REGION.to_string()]
+        let rights = if upload.rights.is_empty() {
+            vec![crate::meta::Right {
+                region: crate::meta::ANY_REGION.to_string(),
+                available_from: None,
+                available_until: None,
+            }]
         } else {
-            upload.regions.clone()
+            upload.rights.clone()
         };
         let kind = mime.split('/').next().unwrap_or("other");
         let title = upload.title.clone().unwrap_or_else(|| {
@@ -172,14 +176,7 @@ impl crate::uploads::Uploads for StoreUploads {
                     mime: mime.clone(),
                     ..Default::default()
                 }],
-                rights: regions
-                    .into_iter()
-                    .map(|region| crate::meta::Right {
-                        region,
-                        available_from: None,
-                        available_until: None,
-                    })
-                    .collect(),
+                rights,
             })
             .await
             .map_err(|e| UploadError::Failed(e.to_string()))?;

@@ -20,8 +20,9 @@ pub struct ContentUpload {
     pub title: Option<String>,
     pub description: Option<String>,
     pub categories: Vec<String>,
-    /// Regions where it may be watched; empty = ingest's default.
-    pub regions: Vec<String>,
+    /// Where and when it may be watched, already checked; empty = ingest's
+    /// default (everywhere, always).
+    pub rights: Vec<crate::meta::Right>,
     /// The request's `Content-Type`, if it named one.
     pub content_type: Option<String>,
     /// The request's `Content-Length`, if it gave one.

@@ -685,6 +685,34 @@ async fn admins_upload_content_through_the_pipeline() {
         let (_, list) = s.get_in("/api/content?category=demo", "eu", None).await;
         assert_eq!(titles(&list), vec!["My Clip"], "{}", t.name);
 
+        // The preflight answers as the upload would, without a body.
+        let (st, _, _) = s
+            .send(
+                s.req(Method::GET, "/api/admin/ingest?filename=x.mp4&regions=eu")
+                    .bearer_auth(ADMIN),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{}", t.name);
+        assert_error(
+            s.send(s.req(Method::GET, "/api/admin/ingest?filename=x.mp4"))
+                .await
+                .into_pair(),
+            StatusCode::UNAUTHORIZED,
+            "admin_required",
+        );
+        assert_error(
+            s.send(
+                s.req(
+                    Method::GET,
+                    "/api/admin/ingest?filename=x.mp4&regions=no%20such",
+                )
+                .bearer_auth(ADMIN),
+            )
+            .await
+            .into_pair(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        );
         assert_error(
             s.send(
                 s.req(Method::POST, "/api/admin/ingest?filename=x.mp4")

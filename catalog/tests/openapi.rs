@@ -23,8 +23,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/sessions"),
     ("patch", "/api/admin/content/{id}"),
     ("put", "/api/admin/content/{id}/rights"),
+    ("get", "/api/admin/ingest"),
     ("post", "/api/admin/ingest"),
     ("get", "/api/openapi.json"),
+    ("post", "/api/history"),
+    ("get", "/api/history"),
+    ("delete", "/api/history"),
+    ("get", "/api/history/continue"),
+    ("delete", "/api/history/continue/{id}"),
+    ("get", "/api/history/export"),
+    ("get", "/api/trending"),
+    ("get", "/api/recommendations"),
+    ("get", "/api/content/{id}/similar"),
 ];
 
 const METHODS: &[&str] = &[
@@ -122,6 +132,22 @@ async fn documented_operations_match_the_routes() {
         "NewUser",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+    // Every request above was counted by status and timed.
+    let text = s
+        .req(Method::GET, "/_keyframe/metrics")
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "keyframe_http_requests_total{status=\"200\"}",
+        "keyframe_http_requests_total{status=\"405\"}",
+        "keyframe_http_request_duration_seconds_count",
+    ] {
+        assert!(text.contains(needle), "no {needle} in\n{text}");
     }
     s.stop().await;
     t.cleanup().await;

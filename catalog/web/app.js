@@ -151,7 +151,7 @@
   // arrive with later issues; until then these endpoints are absent).
   async function loadRows() {
     const rows = [
-      ["continue-row", "continue", "/api/history?limit=20"],
+      ["continue-row", "continue", "/api/history/continue?limit=20"],
       ["recommend-row", "recommend", "/api/recommendations"],
     ];
     for (const [rowId, stripId, path] of rows) {
@@ -377,18 +377,49 @@
     v.focus();
   }
 
-  // HOOK for watch history: called with the viewer's position as they watch
-  // (every 10 s while playing, and on pause, seek and end). It remembers the
-  // position in this browser; when /api/history exists, send the event there
-  // (e.g. POST {content_id, kind, position_ms, duration_ms, at}).
+  // Watch history: called with the viewer's position as they watch (every 10 s
+  // while playing, and on pause, seek and end). Signed-in viewers' events go to
+  // POST /api/history, numbered within a playback session so that a retry is
+  // harmless; the position is also kept in this browser for anonymous viewers.
+  const watchLog = { contentId: null, session: null, seq: 0, queue: [], sending: false };
+
+  function newSession() {
+    const a = new Uint8Array(12);
+    (window.crypto || {}).getRandomValues ? window.crypto.getRandomValues(a) : a.forEach((_, i) => { a[i] = Math.random() * 256; });
+    return Array.from(a, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function flushHistory() {
+    if (watchLog.sending || watchLog.queue.length === 0 || !state.me) return;
+    watchLog.sending = true;
+    const events = watchLog.queue.splice(0, 100);
+    try {
+      await api("/api/history", { method: "POST", json: { events } });
+    } catch (e) {
+      // Keep them for the next report unless the server refused them for good.
+      if (!e.status || e.status >= 500) watchLog.queue.unshift(...events);
+    } finally {
+      watchLog.sending = false;
+    }
+  }
+
   function reportProgress(contentId, kind, positionMs, durationMs) {
     try {
       if (kind === "ended") localStorage.removeItem(`kf:pos:${contentId}`);
       else localStorage.setItem(`kf:pos:${contentId}`, String(positionMs / 1000));
     } catch (_) { /* storage may be off */ }
-    if (typeof window.keyframeOnProgress === "function") {
-      window.keyframeOnProgress({ content_id: contentId, kind, position_ms: positionMs, duration_ms: durationMs, at: Date.now() });
+    const apiKind = kind === "ended" ? "complete" : kind;
+    const event = { content_id: contentId, kind: apiKind, position_ms: Math.max(0, positionMs), duration_ms: durationMs, at: Date.now() };
+    if (typeof window.keyframeOnProgress === "function") window.keyframeOnProgress(event);
+    if (!state.me || !durationMs) return;
+    if (watchLog.contentId !== contentId || apiKind === "start") {
+      watchLog.contentId = contentId;
+      watchLog.session = newSession();
+      watchLog.seq = 0;
     }
+    watchLog.queue.push({ ...event, session_id: watchLog.session, seq: watchLog.seq++ });
+    if (watchLog.queue.length > 500) watchLog.queue.splice(0, watchLog.queue.length - 500);
+    flushHistory();
   }
 
   function wirePlayer() {
@@ -400,6 +431,11 @@
       const dur = Number.isFinite(v.duration) ? Math.round(v.duration * 1000) : null;
       reportProgress(d.id, kind, Math.round(v.currentTime * 1000), dur);
     };
+    let started = null;
+    v.addEventListener("playing", () => {
+      const d = state.current;
+      if (d && started !== v.src) { started = v.src; report("start"); }
+    });
     v.addEventListener("timeupdate", () => {
       if (v.currentTime - last >= 10 || v.currentTime < last) { last = v.currentTime; report("progress"); }
     });

@@ -8,6 +8,7 @@ use std::time::Duration;
 use keyframe_origin::config::string_list;
 use keyframe_origin::http_server::Limits;
 use keyframe_origin::size::ByteSize;
+use keyframe_origin::tls::{Tls, TlsError};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of an edge cache.
@@ -57,6 +58,19 @@ pub struct Config {
     pub max_header_size: ByteSize,
     /// Seconds in-flight requests may run after shutdown starts. Default 10.
     pub grace_secs: u64,
+    /// A PEM certificate chain (leaf first). With `tls_key`, the server speaks HTTPS
+    /// only, offering HTTP/2 and HTTP/1.1 by ALPN. Default: none (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`; the two are set
+    /// together or not at all. Default: none (plain HTTP).
+    pub tls_key: Option<PathBuf>,
+    /// Seconds between active health checks of each upstream; 0 turns them off.
+    /// An upstream that fails one is taken out of rotation until one passes.
+    /// Default 5.
+    pub health_check_secs: u64,
+    /// The path the health check requests on each upstream; any answer below 500
+    /// counts as alive, so it works on any HTTP server. Default `/_keyframe/healthz`.
+    pub health_check_path: String,
 }
 
 impl Default for Config {
@@ -80,18 +94,30 @@ impl Default for Config {
             max_connections: 10_000,
             max_header_size: ByteSize(64 * 1024),
             grace_secs: 10,
+            tls_cert: None,
+            tls_key: None,
+            health_check_secs: 5,
+            health_check_path: "/_keyframe/healthz".into(),
         }
     }
 }
 
 impl Config {
-    /// The connection limits this configuration asks for.
+    /// The TLS this configuration asks for: `None` without `tls_cert` and `tls_key`;
+    /// an error naming the option when only one is set or a file will not load.
+    pub fn tls(&self) -> Result<Option<Tls>, TlsError> {
+        Tls::from_config(self.tls_cert.as_deref(), self.tls_key.as_deref())
+    }
+
+    /// The connection limits this configuration asks for, without TLS (see
+    /// [`Config::tls`]; the server loads it once and sets `tls`).
     pub fn limits(&self) -> Limits {
         Limits {
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             max_connections: self.max_connections.max(1),
             max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
             grace: Duration::from_secs(self.grace_secs),
+            tls: None,
         }
     }
 }

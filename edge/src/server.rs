@@ -51,6 +51,15 @@ use crate::upstream::{Upstream, Upstreams};
 /// The name this cache gives itself in `Cache-Status`.
 pub const CACHE_NAME: &str = "keyframe";
 
+/// This edge's name in `Cache-Status`: `keyframe`, or `keyframe-<region>` for a
+/// regional edge, so that a chain of tiers reads `keyframe; hit, keyframe-eu; fwd=miss`.
+pub fn cache_name(region: Option<&str>) -> String {
+    match region {
+        Some(r) if !r.is_empty() => format!("{CACHE_NAME}-{r}"),
+        _ => CACHE_NAME.to_string(),
+    }
+}
+
 /// The most ranges one request may ask for after merging.
 const MAX_RANGES: usize = 16;
 
@@ -110,6 +119,9 @@ pub enum ConfigError {
     Region(#[from] keyframe_origin::region::RegionError),
     #[error("cache-disk: {0}")]
     Disk(std::io::Error),
+    /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
+    #[error(transparent)]
+    Tls(#[from] keyframe_origin::tls::TlsError),
 }
 
 /// Parses an upstream base URL (`http://host:port[/prefix]`).
@@ -143,6 +155,43 @@ struct EdgeMetrics {
     upstream_latency: Histogram,
     memory_bytes: Gauge,
     entries: Gauge,
+    /// `keyframe_edge_upstream_healthy{upstream}`: 1 while the last health check
+    /// (or request) succeeded, 0 while the upstream is out of rotation.
+    upstream_healthy: Family<UpstreamLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+}
+
+/// Sets this cache's `Cache-Status` member after the ones upstream caches added
+/// (RFC 9211: the list runs from the cache nearest the origin to the one nearest
+/// the client), so a client sees a shield's hit behind a regional miss.
+fn set_cache_status(h: &mut HeaderMap, ours: HeaderValue) {
+    let upstream: Vec<&str> = h
+        .get_all("cache-status")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let value = if upstream.is_empty() {
+        ours
+    } else {
+        let ours_text = ours.to_str().unwrap_or_default();
+        HeaderValue::from_str(&format!("{}, {ours_text}", upstream.join(", "))).unwrap_or(ours)
+    };
+    h.insert("cache-status", value);
+}
+
+/// Aborts a background task when dropped (when `run` returns).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Outcome of a coalesced object-level fetch (a miss or a revalidation).
@@ -167,6 +216,7 @@ type ObjectFlight = watch::Sender<Option<Outcome>>;
 
 struct Inner {
     config: Config,
+    cache_name: String,
     upstreams: Upstreams,
     client: Client<HttpConnector, Body>,
     entries: moka::sync::Cache<String, Arc<Entry>>,
@@ -233,9 +283,13 @@ impl Server {
         let token_key = config
             .token_key
             .as_deref()
+            // An empty value (`KEYFRAME_TOKEN_KEY=`) means no key, as in the catalog.
+            .filter(|k| !k.trim().is_empty())
             .map(TokenKey::from_config)
             .transpose()?;
         let regions = RegionMap::new(Some(&config.region_header), &config.region_networks)?;
+        // Checked here so a bad pair is a configuration error; `run` loads it.
+        config.tls()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(3)));
@@ -254,6 +308,7 @@ impl Server {
             upstream_latency: keyframe_origin::metrics::latency_histogram(),
             memory_bytes: Gauge::default(),
             entries: Gauge::default(),
+            upstream_healthy: Family::default(),
         };
         let (disk, stored) = match &config.cache_disk {
             Some(dir) => {
@@ -299,6 +354,11 @@ impl Server {
             metrics.memory_bytes.clone(),
         );
         registry.register(
+            "keyframe_edge_upstream_healthy",
+            "Whether an upstream is in rotation (1) or taken out by failures (0)",
+            metrics.upstream_healthy.clone(),
+        );
+        registry.register(
             "keyframe_edge_entries",
             "Cached representations",
             metrics.entries.clone(),
@@ -330,6 +390,7 @@ impl Server {
         let upstream_timeout = Duration::from_secs(config.upstream_timeout_secs.max(1));
         let server = Server {
             inner: Arc::new(Inner {
+                cache_name: cache_name(config.region.as_deref()),
                 upstreams,
                 client,
                 entries: moka::sync::Cache::builder()
@@ -394,7 +455,17 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` resolves.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let limits = self.inner.config.limits();
+        let mut limits = self.inner.config.limits();
+        limits.tls = match self.inner.config.tls() {
+            Ok(tls) => tls,
+            Err(e) => {
+                // Loaded fine in `new`; the files changed since. Serve nothing rather
+                // than plain HTTP where HTTPS was asked for.
+                tracing::error!(error = %e, "TLS configuration no longer loads");
+                return;
+            }
+        };
+        let _checks = AbortOnDrop(tokio::spawn(self.clone().health_checks()));
         http_server::serve(
             listener,
             limits,
@@ -405,6 +476,72 @@ impl Server {
             shutdown,
         )
         .await;
+    }
+
+    /// Probes every upstream every `health_check_secs`, concurrently, and takes
+    /// the ones that do not answer (or answer 5xx) out of rotation until they do.
+    async fn health_checks(self) {
+        let secs = self.inner.config.health_check_secs;
+        if secs == 0 {
+            return;
+        }
+        let every = Duration::from_secs(secs);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let probes = self
+                .inner
+                .upstreams
+                .all()
+                .iter()
+                .map(|up| self.probe(up.clone(), every));
+            futures::future::join_all(probes).await;
+        }
+    }
+
+    async fn probe(&self, up: Arc<Upstream>, every: Duration) {
+        let path = &self.inner.config.health_check_path;
+        let alive = match up.uri_for(if path.starts_with('/') { path } else { "/" }) {
+            Ok(uri) => {
+                let mut req = Request::new(empty());
+                *req.method_mut() = Method::GET;
+                *req.uri_mut() = uri;
+                let timeout = self
+                    .inner
+                    .upstream_timeout
+                    .min(every.max(Duration::from_secs(1)));
+                match tokio::time::timeout(timeout, self.inner.client.request(req)).await {
+                    Ok(Ok(resp)) => !resp.status().is_server_error(),
+                    Ok(Err(e)) => {
+                        tracing::debug!(upstream = %up.name, error = %e, "health check failed");
+                        false
+                    }
+                    Err(_) => false,
+                }
+            }
+            Err(_) => false,
+        };
+        let was = up.available(SystemTime::now());
+        if alive {
+            up.succeeded();
+        } else {
+            up.check_failed(SystemTime::now(), every * 2);
+        }
+        if was != alive {
+            if alive {
+                tracing::info!(upstream = %up.name, "upstream healthy again");
+            } else {
+                tracing::warn!(upstream = %up.name, "upstream failed its health check; out of rotation");
+            }
+        }
+        self.inner
+            .metrics
+            .upstream_healthy
+            .get_or_create(&UpstreamLabels {
+                upstream: up.name.clone(),
+            })
+            .set(i64::from(alive));
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -639,8 +776,7 @@ impl Server {
                     fwd_status: Some(status.as_u16()),
                     ..CacheStatus::default()
                 };
-                r.headers_mut()
-                    .insert("cache-status", cs.to_header_value(CACHE_NAME));
+                set_cache_status(r.headers_mut(), cs.to_header_value(&self.inner.cache_name));
                 r
             }
             Outcome::Pass => self.pass(parts, body, peer, &key, Fwd::UriMiss).await,
@@ -1280,8 +1416,7 @@ impl Server {
                     fwd_status: Some(rp.status.as_u16()),
                     ..CacheStatus::default()
                 };
-                rp.headers
-                    .insert("cache-status", cs.to_header_value(CACHE_NAME));
+                set_cache_status(&mut rp.headers, cs.to_header_value(&self.inner.cache_name));
                 let counter = self.inner.metrics.upstream_bytes.clone();
                 let body = rb
                     .map_frame(move |f| {
@@ -1343,7 +1478,7 @@ impl Server {
             Precondition::Proceed => {}
             Precondition::NotModified => {
                 h.retain_not_modified();
-                h.insert("cache-status", status.to_header_value(CACHE_NAME));
+                set_cache_status(&mut h, status.to_header_value(&self.inner.cache_name));
                 let mut r = Response::new(empty());
                 *r.status_mut() = StatusCode::NOT_MODIFIED;
                 *r.headers_mut() = h;
@@ -1383,8 +1518,10 @@ impl Server {
                 {
                     r.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
-                r.headers_mut()
-                    .insert("cache-status", status.to_header_value(CACHE_NAME));
+                set_cache_status(
+                    r.headers_mut(),
+                    status.to_header_value(&self.inner.cache_name),
+                );
                 return r;
             }
             RangeDecision::Full => {
@@ -1422,7 +1559,7 @@ impl Server {
         if status.ttl.is_some_and(|t| t < 0) {
             status.ttl = Some(0);
         }
-        h.insert("cache-status", status.to_header_value(CACHE_NAME));
+        set_cache_status(&mut h, status.to_header_value(&self.inner.cache_name));
         *resp.headers_mut() = h;
         resp
     }

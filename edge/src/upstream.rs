@@ -66,6 +66,15 @@ impl Upstream {
         false
     }
 
+    /// Records a failed active health check: the upstream stays out of rotation
+    /// (a last resort only) for `hold`, or until a check or a request succeeds.
+    pub fn check_failed(&self, now: SystemTime, hold: Duration) {
+        self.failures
+            .fetch_max(BREAKER_THRESHOLD, Ordering::Relaxed);
+        self.open_until
+            .fetch_max(millis(now + hold.max(BREAKER_COOLDOWN)), Ordering::Relaxed);
+    }
+
     /// The full URI of `path_and_query` on this upstream.
     pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
         let prefix = self.base.path().trim_end_matches('/');

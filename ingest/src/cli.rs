@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::gc::{gc, GcReport};
 use crate::pipeline::{ingest, ingest_avatar, IngestOptions, IngestReport, Progress, Stage};
+use crate::remote::{remote_json, remote_line, Remote, RemoteMeta};
 use crate::source::Source;
 
 /// Flags of `keyframe ingest`.
@@ -56,6 +57,18 @@ pub struct IngestArgs {
     /// Print one JSON object per file on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Stream the files to this catalog's admin ingest endpoint instead of writing
+    /// storage and the database directly.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["avatar", "faststart"])]
+    pub server: Option<String>,
+    /// The catalog's admin token, for --server.
+    #[arg(
+        long,
+        value_name = "T",
+        env = "KEYFRAME_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
 }
 
 /// Flags of `keyframe gc`.
@@ -112,6 +125,9 @@ impl IngestArgs {
 /// Runs `keyframe ingest`: each file in turn, the others still ingesting when one
 /// fails. True when every file was ingested.
 pub async fn run_cli(args: IngestArgs, store: Store, db: Db) -> bool {
+    if args.server.is_some() {
+        return run_remote(&args).await;
+    }
     let mut opts = match args.options() {
         Ok(o) => o,
         Err(e) => {
@@ -147,15 +163,11 @@ pub async fn run_cli(args: IngestArgs, store: Store, db: Db) -> bool {
                         eprintln!("{line}");
                     }
                 }
-                let mut out = std::io::stdout().lock();
-                let written = if args.json {
-                    writeln!(out, "{}", report_json(file, &report))
-                } else {
-                    writeln!(out, "{}", report_line(file, &report))
-                };
-                if written.is_err() {
-                    all_ok = false;
-                }
+                all_ok &= print_result(
+                    args.json,
+                    || report_json(file, &report),
+                    || report_line(file, &report),
+                );
             }
             Err(e) => {
                 all_ok = false;
@@ -164,6 +176,75 @@ pub async fn run_cli(args: IngestArgs, store: Store, db: Db) -> bool {
         }
     }
     all_ok
+}
+
+/// `keyframe ingest --server`: each file streamed to the catalog in turn.
+pub async fn run_remote(args: &IngestArgs) -> bool {
+    let Some(server) = args.server.as_deref() else {
+        return false;
+    };
+    let Some(token) = args.admin_token.as_deref().filter(|t| !t.is_empty()) else {
+        eprintln!("error: --server needs --admin-token (or KEYFRAME_ADMIN_TOKEN)");
+        return false;
+    };
+    if let Err(e) = args.options() {
+        eprintln!("error: {e}");
+        return false;
+    }
+    let remote = match Remote::new(server, token) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: --server: {e}");
+            return false;
+        }
+    };
+    let meta = RemoteMeta {
+        title: args.title.clone(),
+        description: args.description.clone(),
+        categories: args.categories.clone(),
+        regions: args.regions.clone(),
+        available_from: args.available_from,
+        available_until: args.available_until,
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let mut all_ok = true;
+    for file in &args.files {
+        let bar = Bar::new(terminal, file);
+        let total = std::fs::metadata(file).ok().map(|m| m.len());
+        bar.stage(Stage::Uploading { total });
+        let b = bar.clone();
+        let result = remote.upload(file, &meta, move |n| b.bytes(n)).await;
+        bar.0.finish_and_clear();
+        match result {
+            Ok(c) => {
+                all_ok &= print_result(
+                    args.json,
+                    || remote_json(file, &c),
+                    || remote_line(file, &c),
+                );
+            }
+            Err(e) => {
+                all_ok = false;
+                eprintln!("error: {}: {e}", file.display());
+            }
+        }
+    }
+    all_ok
+}
+
+/// Prints one ingested file on stdout: its JSON object or its line. False when
+/// stdout cannot be written.
+fn print_result(
+    json: bool,
+    as_json: impl FnOnce() -> serde_json::Value,
+    as_line: impl FnOnce() -> String,
+) -> bool {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", as_json()).is_ok()
+    } else {
+        writeln!(out, "{}", as_line()).is_ok()
+    }
 }
 
 /// Runs `keyframe gc`. True when the listing worked and every deletion asked for
@@ -545,6 +626,7 @@ mod tests {
     }
 
     #[derive(Debug, clap::Subcommand)]
+    #[allow(clippy::large_enum_variant)] // parsed once per test
     enum Sub {
         Ingest(IngestArgs),
         Gc(GcArgs),

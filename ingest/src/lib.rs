@@ -19,8 +19,10 @@ pub mod mp4;
 pub mod objects;
 pub mod pipeline;
 pub mod probe;
+pub mod remote;
 pub mod sniff;
 pub mod source;
+pub mod uploads;
 
 pub use cli::{run_cli, run_gc, GcArgs, IngestArgs};
 pub use error::IngestError;
@@ -28,3 +30,4 @@ pub use gc::{gc, GcReport, Orphan};
 pub use pipeline::{ingest, ingest_avatar, IngestOptions, IngestReport, Progress, Stage};
 pub use probe::{MediaInfo, Tools};
 pub use source::Source;
+pub use uploads::PipelineUploads;

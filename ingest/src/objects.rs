@@ -5,6 +5,11 @@
 //! object is renamed to `sha256/<2 hex>/<64 hex>.<ext>` and its size checked. So a
 //! content key only ever names complete bytes, and identical bytes share one key.
 //!
+//! Where a move is a server-side copy (S3 and other remote stores: slow, and
+//! limited to 5 GB per copy on AWS), a file input is hashed first and then uploaded
+//! straight to its content address with [`upload_direct`]: a multipart upload is
+//! invisible until it completes, so the key still only ever names complete bytes.
+//!
 //! Before the upload starts, a small marker is written at the temporary key: a
 //! multipart upload cut short by a crash is invisible to listings (a staging file
 //! on disk, an incomplete upload on S3), but the marker is not, so `gc` finds what
@@ -100,28 +105,70 @@ pub type OnBytes = Arc<dyn Fn(u64) + Send + Sync>;
 /// written; an empty input is [`IngestError::Empty`].
 pub async fn upload_temp(
     store: &Store,
-    mut input: BoxStream<'static, io::Result<Bytes>>,
+    input: BoxStream<'static, io::Result<Bytes>>,
     plan: UploadPlan,
     on_bytes: Option<&OnBytes>,
 ) -> Result<TempObject, IngestError> {
     let path = Path::from(format!("{TMP_PREFIX}/{}", uuid::Uuid::new_v4().simple()));
-    let marker = format!(
-        "keyframe ingest in progress since {} (pid {})\n",
+    put_marker(store, &path, "").await?;
+    let written = write_hashed(
+        store,
+        &path,
+        input,
+        plan,
+        |n| {
+            if let Some(f) = on_bytes {
+                f(n);
+            }
+        },
+        |_, size| {
+            if size == 0 {
+                Err(IngestError::Empty)
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    match written {
+        Ok((sha256, size)) => Ok(TempObject { path, size, sha256 }),
+        Err(e) => {
+            remove(store, &path).await;
+            Err(e)
+        }
+    }
+}
+
+/// Writes the small object that marks an upload in progress at `path`: a multipart
+/// upload cut short by a crash is invisible to listings, the marker is not.
+async fn put_marker(store: &Store, path: &Path, what: &str) -> Result<(), IngestError> {
+    let text = format!(
+        "keyframe ingest{what} in progress since {} (pid {})\n",
         keyframe_catalog::db::now_ms(),
         std::process::id()
     );
-    store.put(&path, PutPayload::from(marker)).await?;
-    let upload = match store.put_multipart(&path).await {
-        Ok(u) => u,
-        Err(e) => {
-            remove(store, &path).await;
-            return Err(e.into());
-        }
-    };
+    store.put(path, PutPayload::from(text)).await?;
+    Ok(())
+}
+
+/// Multipart-uploads `input` to `path` while hashing it, with at most
+/// `plan.concurrency` parts in flight; `progress` sees the bytes sent so far.
+/// `check` sees the hash and size once every byte is sent and before the upload
+/// completes: an error there, or anywhere, aborts the upload, so nothing becomes
+/// visible at `path`. Returns the hex SHA-256 and the size.
+async fn write_hashed(
+    store: &Store,
+    path: &Path,
+    mut input: BoxStream<'static, io::Result<Bytes>>,
+    plan: UploadPlan,
+    progress: impl Fn(u64),
+    check: impl FnOnce(&str, u64) -> Result<(), IngestError>,
+) -> Result<(String, u64), IngestError> {
+    let upload = store.put_multipart(path).await?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, plan.part_size);
     let mut hasher = Sha256::new();
     let mut size = 0u64;
-    let streamed: Result<(), IngestError> = async {
+    let streamed: Result<String, IngestError> = async {
         while let Some(chunk) = input.next().await {
             let chunk = chunk.map_err(IngestError::Input)?;
             if chunk.is_empty() {
@@ -131,34 +178,25 @@ pub async fn upload_temp(
             size += chunk.len() as u64;
             writer.wait_for_capacity(plan.concurrency).await?;
             writer.put(chunk);
-            if let Some(f) = on_bytes {
-                f(size);
-            }
+            progress(size);
         }
-        if size == 0 {
-            return Err(IngestError::Empty);
-        }
-        Ok(())
+        let sha256 = hex::encode(hasher.finalize());
+        check(&sha256, size)?;
+        Ok(sha256)
     }
     .await;
-    let done = match streamed {
-        Ok(()) => writer.finish().await.map(drop).map_err(IngestError::from),
+    match streamed {
+        Ok(sha256) => {
+            writer.finish().await?;
+            Ok((sha256, size))
+        }
         Err(e) => {
             if let Err(abort) = writer.abort().await {
                 tracing::debug!(key = %path, error = %abort, "aborting the upload failed");
             }
             Err(e)
         }
-    };
-    if let Err(e) = done {
-        remove(store, &path).await;
-        return Err(e);
     }
-    Ok(TempObject {
-        path,
-        size,
-        sha256: hex::encode(hasher.finalize()),
-    })
 }
 
 /// Moves a complete temporary object to its content address and checks the size
@@ -188,16 +226,14 @@ async fn finalize_inner(
 ) -> Result<Stored, IngestError> {
     let key = content_key(&tmp.sha256, mime);
     let path = content_path(&key)?;
-    if let Some(size) = existing_size(store, &path).await? {
-        if size == tmp.size && db.object_referenced(&key).await? {
-            remove(store, &tmp.path).await;
-            return Ok(Stored {
-                key,
-                size,
-                sha256: tmp.sha256.clone(),
-                already_stored: true,
-            });
-        }
+    if already_referenced(store, db, &key, &path, tmp.size).await? {
+        remove(store, &tmp.path).await;
+        return Ok(Stored {
+            key,
+            size: tmp.size,
+            sha256: tmp.sha256.clone(),
+            already_stored: true,
+        });
     }
     // A rename on local disk; a copy and a delete elsewhere.
     store.rename(&tmp.path, &path).await?;
@@ -206,6 +242,112 @@ async fn finalize_inner(
         key,
         size: tmp.size,
         sha256: tmp.sha256.clone(),
+        already_stored: false,
+    })
+}
+
+/// Whether renaming an object is cheap (a file rename, or memory) rather than a
+/// server-side copy. `object_store` gives no capability flag; its `Display` names
+/// the implementation (`LocalFileSystem(…)`, `InMemory`, `AmazonS3(…)`).
+pub fn moves_are_cheap(store: &Store) -> bool {
+    let name = store.to_string();
+    name.starts_with("LocalFileSystem") || name.starts_with("InMemory")
+}
+
+/// SHA-256 and size of a local file, read in 1 MiB pieces.
+pub async fn hash_file(
+    file: &std::path::Path,
+    on_bytes: Option<&OnBytes>,
+) -> Result<(String, u64), IngestError> {
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::open(file)
+        .await
+        .map_err(IngestError::Input)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).await.map_err(IngestError::Input)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        if let Some(f) = on_bytes {
+            f(size / 2);
+        }
+    }
+    if size == 0 {
+        return Err(IngestError::Empty);
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Uploads a local file whose hash is known straight to its content address, as a
+/// multipart upload that becomes visible only when complete, hashing the bytes
+/// again as they go: if the file changed since it was hashed, the upload is
+/// aborted and nothing is visible. Skipped when a metadata row already references
+/// these bytes.
+pub async fn upload_direct(
+    store: &Store,
+    db: &Db,
+    file: &std::path::Path,
+    (sha256, size): (String, u64),
+    mime: &str,
+    on_bytes: Option<&OnBytes>,
+) -> Result<Stored, IngestError> {
+    let key = content_key(&sha256, mime);
+    let path = content_path(&key)?;
+    if already_referenced(store, db, &key, &path, size).await? {
+        return Ok(Stored {
+            key,
+            size,
+            sha256,
+            already_stored: true,
+        });
+    }
+    let marker = Path::from(format!("{TMP_PREFIX}/{}", uuid::Uuid::new_v4().simple()));
+    put_marker(store, &marker, &format!(" of {key}")).await?;
+    let result = async {
+        let f = tokio::fs::File::open(file)
+            .await
+            .map_err(IngestError::Input)?;
+        let input = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).boxed();
+        write_hashed(
+            store,
+            &path,
+            input,
+            UploadPlan::for_size(Some(size)),
+            // The hash pass was the first half of the work.
+            |n| {
+                if let Some(f) = on_bytes {
+                    f(size / 2 + n / 2);
+                }
+            },
+            |hash, n| {
+                if n == size && hash == sha256 {
+                    Ok(())
+                } else {
+                    Err(IngestError::Input(io::Error::other(
+                        "the file changed while it was being ingested",
+                    )))
+                }
+            },
+        )
+        .await?;
+        let verified = verify(store, &key, &path, size).await;
+        if verified.is_err() {
+            remove(store, &path).await;
+        }
+        verified
+    }
+    .await;
+    remove(store, &marker).await;
+    result?;
+    Ok(Stored {
+        key,
+        size,
+        sha256,
         already_stored: false,
     })
 }
@@ -222,7 +364,7 @@ pub async fn put_small(
     let key = content_key(&sha256, mime);
     let path = content_path(&key)?;
     let size = bytes.len() as u64;
-    if existing_size(store, &path).await? == Some(size) && db.object_referenced(&key).await? {
+    if already_referenced(store, db, &key, &path, size).await? {
         return Ok(Stored {
             key,
             size,
@@ -246,6 +388,18 @@ fn content_path(key: &str) -> Result<Path, IngestError> {
         key: key.to_string(),
         why: e.to_string(),
     })
+}
+
+/// Whether `size` bytes are stored at `key` and a metadata row refers to them, so
+/// an upload of the same bytes only adds metadata.
+async fn already_referenced(
+    store: &Store,
+    db: &Db,
+    key: &str,
+    path: &Path,
+    size: u64,
+) -> Result<bool, IngestError> {
+    Ok(existing_size(store, path).await? == Some(size) && db.object_referenced(key).await?)
 }
 
 async fn existing_size(store: &Store, path: &Path) -> Result<Option<u64>, IngestError> {

@@ -424,6 +424,12 @@ async fn upload(
     opts.stage(Stage::Uploading { total });
     let plan = UploadPlan::for_size(total);
     let on_bytes = opts.on_bytes();
+    if !objects::moves_are_cheap(store) {
+        if let Some(path) = input.path() {
+            let hashed = objects::hash_file(path, on_bytes.as_ref()).await?;
+            return objects::upload_direct(store, db, path, hashed, mime, on_bytes.as_ref()).await;
+        }
+    }
     let tmp = objects::upload_temp(store, input.into_stream(), plan, on_bytes.as_ref()).await?;
     objects::finalize(store, db, tmp, mime).await
 }

@@ -20,6 +20,7 @@ struct Cmd {
 }
 
 #[derive(clap::Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Sub {
     Ingest(IngestArgs),
     Gc(GcArgs),

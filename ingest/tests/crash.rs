@@ -75,6 +75,10 @@ async fn child() {
                 .await
                 .expect("ingest");
             println!("SIZE {}", r.asset.size);
+            println!(
+                "CHEAP_MOVES {}",
+                u64::from(keyframe_ingest::objects::moves_are_cheap(&store))
+            );
             println!("VMHWM {}", peak_rss_kib());
         }
         other => panic!("unknown child mode {other}"),
@@ -163,29 +167,45 @@ async fn a_large_file_ingests_within_the_memory_budget() {
         }
         f.flush().expect("flush");
     }
-    let ts = keyframe_origin::testing::local();
-    let tdb = keyframe_catalog::testing::sqlite().await.expect("db");
-    let out = child_command("rss", &ts.url, &tdb.url)
-        .env("KF_FILE", &path)
-        .output()
-        .expect("child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}");
-    let value = |name: &str| -> u64 {
-        stdout
-            .lines()
-            .find_map(|l| l.split_once(name).map(|(_, v)| v))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
-    };
-    assert_eq!(value("SIZE "), SIZE as u64);
-    let peak_mib = value("VMHWM ") / 1024;
-    assert!(
-        peak_mib <= 100,
-        "peak RSS {peak_mib} MiB for a {} MiB file",
-        SIZE >> 20
-    );
-    eprintln!("peak RSS {peak_mib} MiB ingesting {} MiB", SIZE >> 20);
-    assert_eq!(count(&tdb.db, "content").await, 1);
-    tdb.cleanup().await;
+    // Local disk (staged, then renamed) and, when configured, S3 (hashed first,
+    // then one multipart upload straight to the content key).
+    let local = keyframe_origin::testing::local();
+    let mut stores = vec![("local", local.url.clone())];
+    if let Some(url) = keyframe_origin::testing::s3_url() {
+        stores.push(("s3", url));
+    }
+    for (name, url) in stores {
+        let tdb = keyframe_catalog::testing::sqlite().await.expect("db");
+        let out = child_command("rss", &url, &tdb.url)
+            .env("KF_FILE", &path)
+            .output()
+            .expect("child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: child failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value = |what: &str| -> u64 {
+            stdout
+                .lines()
+                .find_map(|l| l.split_once(what).map(|(_, v)| v))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{name}: no {what} in {stdout}"))
+        };
+        assert_eq!(value("SIZE "), SIZE as u64);
+        assert_eq!(value("CHEAP_MOVES "), u64::from(name == "local"), "{name}");
+        let peak_mib = value("VMHWM ") / 1024;
+        assert!(
+            peak_mib <= 100,
+            "{name}: peak RSS {peak_mib} MiB for a {} MiB file",
+            SIZE >> 20
+        );
+        eprintln!(
+            "{name}: peak RSS {peak_mib} MiB ingesting {} MiB",
+            SIZE >> 20
+        );
+        assert_eq!(count(&tdb.db, "content").await, 1);
+        tdb.cleanup().await;
+    }
 }

@@ -2,12 +2,14 @@
 //! layers flags over `KEYFRAME_*` environment over the config file over these.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::http_server::Limits;
 use crate::size::ByteSize;
+use crate::tls::{Tls, TlsError};
 
 /// Configuration of an origin server.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -30,6 +32,12 @@ pub struct Config {
     pub max_header_size: ByteSize,
     /// Seconds in-flight requests may run after shutdown starts. Default 10.
     pub grace_secs: u64,
+    /// A PEM certificate chain (leaf first). With `tls_key`, the server speaks HTTPS
+    /// only, offering HTTP/2 and HTTP/1.1 by ALPN. Default: none (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`; the two are set
+    /// together or not at all. Default: none (plain HTTP).
+    pub tls_key: Option<PathBuf>,
     /// How many objects' metadata (size, ETag, type) to keep in memory. Default 100000.
     pub metadata_cache_entries: u64,
     /// The most ranges one request may ask for after overlapping and adjacent ones are
@@ -47,6 +55,8 @@ impl Default for Config {
             max_connections: 10_000,
             max_header_size: ByteSize(64 * 1024),
             grace_secs: 10,
+            tls_cert: None,
+            tls_key: None,
             metadata_cache_entries: 100_000,
             max_ranges: 16,
         }
@@ -54,13 +64,21 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The connection limits this configuration asks for.
+    /// The TLS this configuration asks for: `None` without `tls_cert` and `tls_key`;
+    /// an error naming the option when only one is set or a file will not load.
+    pub fn tls(&self) -> Result<Option<Tls>, TlsError> {
+        Tls::from_config(self.tls_cert.as_deref(), self.tls_key.as_deref())
+    }
+
+    /// The connection limits this configuration asks for, without TLS (see
+    /// [`Config::tls`]; the server loads it once and sets `tls`).
     pub fn limits(&self) -> Limits {
         Limits {
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             max_connections: self.max_connections.max(1),
             max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
             grace: Duration::from_secs(self.grace_secs),
+            tls: None,
         }
     }
 }

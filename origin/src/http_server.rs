@@ -1,5 +1,5 @@
 //! The HTTP plumbing every Keyframe byte server shares: body types, JSON errors, and
-//! the accept loop with connection limits, timeouts and graceful shutdown.
+//! the accept loop with connection limits, timeouts, optional TLS and graceful shutdown.
 //!
 //! Servers take their listener and a shutdown future (`serve(listener, …, shutdown)`),
 //! so a test binds `127.0.0.1:0` and stops the server cleanly.
@@ -20,6 +20,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+use crate::tls::Tls;
 
 /// An error inside a response body; hyper aborts the connection when one surfaces,
 /// so a client never mistakes a cut-short body for a complete one.
@@ -66,6 +68,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// How long in-flight requests may run on after shutdown is asked for.
     pub grace: Duration,
+    /// TLS to terminate (ALPN `h2`, `http/1.1`); `None` serves plain HTTP/1.1 and h2c.
+    pub tls: Option<Tls>,
 }
 
 impl Default for Limits {
@@ -75,12 +79,17 @@ impl Default for Limits {
             max_connections: 10_000,
             max_header_bytes: 64 * 1024,
             grace: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
 
-/// Serves HTTP/1.1 and h2c on `listener` with `handler` until `shutdown` resolves,
-/// then lets in-flight requests finish for up to `limits.grace`.
+/// Serves HTTP/1.1 and h2c (or, with `limits.tls`, HTTPS with ALPN `h2`/`http/1.1`)
+/// on `listener` with `handler` until `shutdown` resolves, then lets in-flight
+/// requests finish for up to `limits.grace`.
+///
+/// A TLS handshake must complete within `limits.header_read_timeout`; one that fails
+/// or times out drops only that connection.
 pub async fn serve<H, Fut>(
     listener: TcpListener,
     limits: Limits,
@@ -127,16 +136,47 @@ pub async fn serve<H, Fut>(
             let fut = h(req, peer);
             async move { Ok::<_, Infallible>(fut.await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        match &limits.tls {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(tls) => {
+                let acceptor = tls.acceptor().clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let timeout = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     tokio::select! {

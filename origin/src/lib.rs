@@ -16,6 +16,7 @@ pub mod server;
 pub mod size;
 pub mod store;
 pub mod testing;
+pub mod tls;
 pub mod token;
 
 pub use config::Config;

@@ -142,6 +142,8 @@ struct Inner {
     local: Option<LocalFiles>,
     /// `Cache-Control` of objects, built once.
     cache_control: Option<HeaderValue>,
+    /// TLS to terminate, loaded once from `tls_cert` and `tls_key`.
+    tls: Option<crate::tls::Tls>,
 }
 
 /// Positional reads from the files of a `file://` store, with open handles kept:
@@ -250,6 +252,9 @@ impl std::fmt::Debug for Server {
 pub enum ConfigError {
     #[error("token-key: {0}")]
     TokenKey(#[from] token::TokenError),
+    /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Server {
@@ -258,8 +263,11 @@ impl Server {
         let token_key = config
             .token_key
             .as_deref()
+            // An empty value (`KEYFRAME_TOKEN_KEY=`) means no key, as in the catalog.
+            .filter(|k| !k.trim().is_empty())
             .map(TokenKey::from_config)
             .transpose()?;
+        let tls = config.tls()?;
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         let storage_latency = latency_histogram();
@@ -298,6 +306,7 @@ impl Server {
                 read_chunk,
                 local: None,
                 cache_control,
+                tls,
             }),
         })
     }
@@ -318,7 +327,8 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` resolves.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let limits = self.inner.config.limits();
+        let mut limits = self.inner.config.limits();
+        limits.tls = self.inner.tls.clone();
         http_server::serve(
             listener,
             limits,

@@ -89,3 +89,34 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// Whether `tool` runs on this machine (`-version` or `--version` succeeds).
+pub fn runs(tool: &str) -> bool {
+    ["-version", "--version"].iter().any(|flag| {
+        Command::new(tool)
+            .arg(flag)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A prerequisite of `suite` is missing: the test is skipped with a message, except
+/// under `CI=true`, where it fails (the suite must run in CI). Returns true, so that
+/// `if !runs(x) && missing(..) { return; }` reads as it does.
+pub fn missing(what: &str, suite: &str) -> bool {
+    assert!(
+        std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+        "CI=true but {what}: the {suite} must run in CI"
+    );
+    eprintln!("skipping the {suite}: {what}");
+    true
+}
+
+/// Whether every tool runs; each one that does not is [`missing`] for `suite`.
+pub fn have_tools(tools: &[&str], suite: &str) -> bool {
+    tools
+        .iter()
+        .all(|t| runs(t) || !missing(&format!("{t} is not installed"), suite))
+}

@@ -234,6 +234,11 @@ pub struct IngestParams {
     /// Comma-separated regions where it may be watched (`*` = everywhere); absent =
     /// ingest's default.
     pub regions: Option<String>,
+    /// Start of the availability window, Unix milliseconds (needs `regions`, or
+    /// applies everywhere).
+    pub available_from: Option<i64>,
+    /// End of the availability window, Unix milliseconds.
+    pub available_until: Option<i64>,
 }
 
 fn list(v: Option<&str>) -> Vec<String> {
@@ -245,6 +250,80 @@ fn list(v: Option<&str>) -> Vec<String> {
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// The upload an ingest request describes, after its token and parameters are checked.
+fn checked_upload(
+    s: &AppState,
+    caller: &Caller,
+    p: IngestParams,
+    headers: &HeaderMap,
+) -> Result<ContentUpload, ApiError> {
+    require_admin(s, caller)?;
+    let filename = p.filename.trim();
+    if filename.is_empty()
+        || filename.len() > 255
+        || filename.contains(['/', '\\'])
+        || filename.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(
+            "filename",
+            "must be a file name of 1–255 bytes without '/' or '\\'",
+        ));
+    }
+    let patch = checked_patch(MetadataPatch {
+        title: p.title,
+        description: p.description,
+        kind: None,
+        categories: Some(list(p.categories.as_deref())),
+    })?;
+    let mut regions = list(p.regions.as_deref());
+    if regions.is_empty() && (p.available_from.is_some() || p.available_until.is_some()) {
+        regions.push(crate::meta::ANY_REGION.to_string());
+    }
+    let rights = checked_rights(
+        regions
+            .into_iter()
+            .map(|region| Right {
+                region,
+                available_from: p.available_from,
+                available_until: p.available_until,
+            })
+            .collect(),
+    )?;
+    Ok(ContentUpload {
+        filename: filename.to_string(),
+        title: patch.title,
+        description: patch.description,
+        categories: patch.categories.unwrap_or_default(),
+        rights,
+        content_type: header_text(headers, "content-type").map(String::from),
+        size_hint: header_text(headers, "content-length").and_then(|v| v.parse().ok()),
+    })
+}
+
+/// Checks an upload's token and parameters, so that a client can learn of a refusal
+/// before it streams gigabytes: `keyframe ingest --server` asks this first.
+#[utoipa::path(
+    get,
+    path = "/api/admin/ingest",
+    tag = "admin",
+    params(IngestParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The same POST would be accepted for ingest"),
+        (status = 401, description = "No or a wrong admin token", body = ErrorBody),
+        (status = 422, description = "An invalid parameter", body = ErrorBody),
+    )
+)]
+pub async fn check_ingest(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(p): ApiQuery<IngestParams>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    checked_upload(&s, &caller, p, &headers)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Uploads a media file into the ingest pipeline, streamed (any size, bounded
@@ -271,43 +350,7 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    require_admin(&s, &caller)?;
-    let filename = p.filename.trim();
-    if filename.is_empty()
-        || filename.len() > 255
-        || filename.contains(['/', '\\'])
-        || filename.chars().any(char::is_control)
-    {
-        return Err(ApiError::invalid(
-            "filename",
-            "must be a file name of 1–255 bytes without '/' or '\\'",
-        ));
-    }
-    let patch = checked_patch(MetadataPatch {
-        title: p.title,
-        description: p.description,
-        kind: None,
-        categories: Some(list(p.categories.as_deref())),
-    })?;
-    let regions = checked_rights(
-        list(p.regions.as_deref())
-            .into_iter()
-            .map(|region| Right {
-                region,
-                available_from: None,
-                available_until: None,
-            })
-            .collect(),
-    )?;
-    let upload = ContentUpload {
-        filename: filename.to_string(),
-        title: patch.title,
-        description: patch.description,
-        categories: patch.categories.unwrap_or_default(),
-        regions: regions.into_iter().map(|r| r.region).collect(),
-        content_type: header_text(&headers, "content-type").map(String::from),
-        size_hint: header_text(&headers, "content-length").and_then(|v| v.parse().ok()),
-    };
+    let upload = checked_upload(&s, &caller, p, &headers)?;
     let stream = body
         .into_data_stream()
         .map_err(|e| std::io::Error::other(e.to_string()));

@@ -32,8 +32,8 @@ pub enum SortParam {
     Newest,
     /// By title.
     Title,
-    /// Most played first (a placeholder ordering by a views counter until watch
-    /// history lands).
+    /// Most watched lately in the caller's region first (views decayed with
+    /// `trending_half_life_secs`); with `q`, by the plain views counter.
     Trending,
     /// Best match first (the default with `q`).
     Relevance,
@@ -235,14 +235,21 @@ pub(crate) struct ResumeState {
     pub watched: Option<bool>,
 }
 
-/// HOOK for watch history: the viewer's resume position and watched flag. Until
-/// the history issue lands there is no history, so both are unknown (`null`).
+/// The viewer's resume position and watched flag from their watch history: `null`
+/// position below the resume threshold and once finished; both `null` for a title
+/// without history.
 pub(crate) async fn resume_state(
-    _s: &AppState,
-    _user_id: &str,
-    _content_id: &str,
+    s: &AppState,
+    user_id: &str,
+    content_id: &str,
 ) -> Result<ResumeState, ApiError> {
-    Ok(ResumeState::default())
+    Ok(match s.db.watch_state(user_id, content_id).await? {
+        Some(st) => ResumeState {
+            position_ms: st.resume_ms,
+            watched: Some(st.played),
+        },
+        None => ResumeState::default(),
+    })
 }
 
 /// A playback URL on the edge for the caller's region, with a token scoped to the

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin;
 pub mod content;
 pub mod extract;
+pub mod history;
 pub mod views;
 
 use axum::extract::State;
@@ -31,6 +32,8 @@ use crate::server::AppState;
         (name = "content", description = "Browse, search and play"),
         (name = "accounts", description = "Users and sessions"),
         (name = "admin", description = "Metadata, rights and uploads (admin token)"),
+        (name = "history", description = "Watch events, resume points, continue watching, export and deletes"),
+        (name = "recommendations", description = "Trending, personal picks and similar titles"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -73,7 +76,18 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::put_avatar))
         .routes(routes!(admin::patch_content))
         .routes(routes!(admin::put_rights))
-        .routes(routes!(admin::ingest))
+        .routes(routes!(admin::check_ingest, admin::ingest))
+        .routes(routes!(
+            history::post_history,
+            history::get_history,
+            history::delete_history
+        ))
+        .routes(routes!(history::continue_watching))
+        .routes(routes!(history::hide_continue))
+        .routes(routes!(history::export_history))
+        .routes(routes!(history::get_trending))
+        .routes(routes!(history::get_recommendations))
+        .routes(routes!(history::similar))
         .routes(routes!(openapi_document))
 }
 

@@ -331,6 +331,8 @@ pub fn config(upstreams: &[String], chunk: u64) -> Config {
         chunk_size: keyframe_origin::size::ByteSize(chunk),
         cache_memory: keyframe_origin::size::ByteSize(64 << 20),
         upstream_timeout_secs: 5,
+        // Probes would show up in the origins' request counts.
+        health_check_secs: 0,
         ..Config::default()
     }
 }

@@ -1,0 +1,200 @@
+//! The command line of `keyframe bench` (and of the standalone `keyframe-bench`
+//! binary): one subcommand per workload, each with the common load options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::units::{parse_bitrate, parse_duration, parse_size};
+
+/// `keyframe bench WORKLOAD [OPTIONS]`: load and player benchmarks against any
+/// HTTP/1.1 endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub workload: Workload,
+}
+
+/// What each request asks for.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Workload {
+    /// Byte ranges of a fixed size at random offsets over a set of objects.
+    Range(RangeArgs),
+    /// Entire objects, picked uniformly from the set.
+    Whole(WholeArgs),
+    /// Objects picked with Zipf popularity (a CDN-like mix); whole objects, or
+    /// ranges with --size.
+    Zipf(ZipfArgs),
+    /// Every request a new cache key (a unique query string): all misses at a cache.
+    Cold(ColdArgs),
+    /// Simulated video players: sequential ranges at a bit rate with a playout
+    /// buffer and seeks; reports startup, rebuffering and capacity.
+    Players(PlayersArgs),
+}
+
+impl Workload {
+    /// The options every workload shares.
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            Workload::Range(a) => &a.common,
+            Workload::Whole(a) => &a.common,
+            Workload::Zipf(a) => &a.common,
+            Workload::Cold(a) => &a.common,
+            Workload::Players(a) => &a.common,
+        }
+    }
+
+    /// Short name used in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Workload::Range(_) => "range",
+            Workload::Whole(_) => "whole",
+            Workload::Zipf(_) => "zipf",
+            Workload::Cold(_) => "cold",
+            Workload::Players(_) => "players",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RangeArgs {
+    /// Size of each range: 4KiB, 64KiB, 1MiB, …
+    #[arg(long, value_parser = parse_size)]
+    pub size: u64,
+    /// Offsets are multiples of --size.
+    #[arg(long)]
+    pub aligned: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WholeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ZipfArgs {
+    /// Number of distinct objects. At most the number of targets, they are the
+    /// first N targets; more, and target i % T is requested with the query
+    /// `kf-obj=i` (a distinct cache key for the same bytes).
+    #[arg(long)]
+    pub objects: Option<usize>,
+    /// Zipf exponent: the object of popularity rank k is requested with weight 1/k^S.
+    #[arg(long, default_value_t = 1.0)]
+    pub exponent: f64,
+    /// Request ranges of this size at random offsets instead of whole objects.
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<u64>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ColdArgs {
+    /// Request ranges of this size at random offsets instead of whole objects.
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<u64>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlayersArgs {
+    /// Media bit rate each player consumes: 5Mbps, 800kbps, …
+    #[arg(long, value_parser = parse_bitrate, default_value = "5Mbps")]
+    pub bitrate: u64,
+    /// Number of players (with --ramp, the most tried).
+    #[arg(long, default_value_t = 16)]
+    pub players: usize,
+    /// Size of each range a player requests.
+    #[arg(long, value_parser = parse_size, default_value = "1MiB")]
+    pub chunk: u64,
+    /// Playout buffer: a player stops fetching while this much media is buffered.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub buffer: Duration,
+    /// Media buffered before playback starts (and resumes after a stall or seek).
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub start_buffer: Duration,
+    /// Mean time between seeks (exponentially distributed); 0 for none.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub seek_interval: Duration,
+    /// Find the most players served without rebuffering: steps of --duration
+    /// from --ramp-start players, doubling up to --players, stopping at the
+    /// first step with a rebuffer.
+    #[arg(long)]
+    pub ramp: bool,
+    /// Players in the first ramp step.
+    #[arg(long, default_value_t = 1)]
+    pub ramp_start: usize,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Options shared by every workload.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Object URL (repeat for a set of objects). With --manifest: the base URL
+    /// the manifest's paths are appended to.
+    #[arg(long = "url", required = true)]
+    pub urls: Vec<String>,
+    /// JSON lines as printed by `keyframe ingest --json` (`path`, `size`,
+    /// `sha256` per line): the objects to request, under the base --url.
+    /// Whole-object responses are checked against `sha256`; range responses
+    /// for status, length and Content-Range.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Directory of the served files, named as the last segment of each URL
+    /// path: sampled responses are compared with them byte for byte.
+    #[arg(long)]
+    pub verify_dir: Option<PathBuf>,
+    /// Fraction of responses checked byte for byte (the first response of every
+    /// connection is always checked).
+    #[arg(long, default_value_t = 0.01)]
+    pub verify_sample: f64,
+    /// Closed loop: this many connections, each with one request in flight.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Open loop: this many requests per second in total, on --connections
+    /// connections; latency is measured from each request's intended send time.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Connections (default: --concurrency). In a closed loop it must equal --concurrency.
+    #[arg(long)]
+    pub connections: Option<usize>,
+    /// Open a new connection for every request (default: keep-alive).
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Load before measuring starts.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub warmup: Duration,
+    /// Measured time (per run; per step with `players --ramp`).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Grace after the end for requests still in flight; those still unfinished
+    /// count as errors.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Also run the same workload against this server (its scheme, host and
+    /// port replace each URL's; with one --url and a path, this URL as is),
+    /// interleaved A B A B …, and print medians and B/A ratios.
+    #[arg(long)]
+    pub compare: Option<String>,
+    /// Rounds of A and B with --compare.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads of the load generator's runtime (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seed of the request generators (the same seed gives the same requests).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The run fails when more than this fraction of requests fail.
+    #[arg(long, default_value_t = 0.01)]
+    pub max_error_rate: f64,
+}

@@ -1,0 +1,162 @@
+//! The history writer: one task per catalog that group-commits the events of many
+//! requests in one transaction, behind a queue bounded in events.
+//!
+//! A request reserves room for its events (or is refused at once: [`QueueError::Full`],
+//! which the API answers with 503 and `Retry-After`), hands them over, and waits for
+//! the commit that holds them. The task takes every request waiting when it wakes, up
+//! to `history_batch_events` events, and commits them together, so throughput grows
+//! with load while a lone request waits for one small commit only. If a combined
+//! commit fails, each request is retried alone, so one bad request cannot fail
+//! another's.
+//!
+//! Shutdown: when every [`Writer`] clone is dropped (the server stopped taking
+//! requests), the task commits what is queued and ends; the join handle
+//! [`Writer::start`] returns waits for that.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use super::fold::Thresholds;
+use super::store::{Outcome, UserBatch};
+use crate::db::{Db, DbError};
+
+struct Job {
+    batch: UserBatch,
+    done: oneshot::Sender<Result<Outcome, DbError>>,
+    _room: OwnedSemaphorePermit,
+}
+
+/// Why the writer did not take a request.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the history queue is full")]
+    Full,
+    #[error("the history writer has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A handle on the writer task.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
+    room: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+/// Settings of the writer.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterConfig {
+    /// Events the queue holds at most (waiting or being written).
+    pub queue_events: usize,
+    /// Events one commit takes at most.
+    pub batch_events: usize,
+    pub thresholds: Thresholds,
+    pub half_life_ms: i64,
+}
+
+impl Writer {
+    /// Starts the writer task on `db`. The returned handle ends when the task has
+    /// committed everything queued after the last `Writer` was dropped.
+    pub fn start(db: Db, cfg: WriterConfig) -> (Writer, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let capacity = cfg.queue_events.clamp(1, Semaphore::MAX_PERMITS);
+        let writer = Writer {
+            jobs: tx,
+            room: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        };
+        let task = tokio::spawn(run(db, cfg, rx));
+        (writer, task)
+    }
+
+    /// Queues one viewer's events and waits until they are committed.
+    pub async fn submit(&self, batch: UserBatch) -> Result<Outcome, QueueError> {
+        let n = u32::try_from(batch.events.len().max(1)).unwrap_or(u32::MAX);
+        if n as usize > self.capacity {
+            return Err(QueueError::Full);
+        }
+        let room = self
+            .room
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| QueueError::Full)?;
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                batch,
+                done,
+                _room: room,
+            })
+            .map_err(|_| QueueError::Stopped)?;
+        Ok(wait.await.map_err(|_| QueueError::Stopped)??)
+    }
+
+    /// Events waiting or being written now.
+    pub fn queued(&self) -> usize {
+        self.capacity - self.room.available_permits()
+    }
+}
+
+async fn run(db: Db, cfg: WriterConfig, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let max = cfg.batch_events.max(1);
+    while let Some(first) = rx.recv().await {
+        let mut events = first.batch.events.len();
+        let mut jobs = vec![first];
+        while events < max {
+            match rx.try_recv() {
+                Ok(job) => {
+                    events += job.batch.events.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(&db, &cfg, jobs).await;
+    }
+    tracing::debug!("history writer stopped");
+}
+
+async fn commit(db: &Db, cfg: &WriterConfig, jobs: Vec<Job>) {
+    let batches: Vec<UserBatch> = jobs.iter().map(|j| j.batch.clone()).collect();
+    match db
+        .record_history(&batches, cfg.thresholds, cfg.half_life_ms)
+        .await
+    {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.done.send(Ok(outcome));
+            }
+        }
+        Err(e) if jobs.len() == 1 => {
+            tracing::warn!(error = %e, "history batch failed");
+            if let Some(job) = jobs.into_iter().next() {
+                let _ = job.done.send(Err(e));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, requests = jobs.len(), "history group commit failed; retrying each alone");
+            for job in jobs {
+                let r = db
+                    .record_history(
+                        std::slice::from_ref(&job.batch),
+                        cfg.thresholds,
+                        cfg.half_life_ms,
+                    )
+                    .await
+                    .map(|mut o| o.pop().unwrap_or_default());
+                let _ = job.done.send(r);
+            }
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! The recommendation batch (`keyframe recommend`, or on a schedule inside the
+//! catalog server): similar titles by co-visitation and personal picks, written as
+//! a new generation of the `recommendations` table and swapped in atomically.
+//!
+//! **Input.** The batch reads the per-(viewer, title) watch state in one query,
+//! which is a consistent snapshot on both databases. That table is the fold of the
+//! event log (one row per viewer and title, however many events), so the batch's
+//! memory grows with viewer-title pairs and the sparse co-count map, not with events;
+//! and a privacy delete, which removes state rows, is honoured by every later run.
+//!
+//! **Engines.** `local` ([`covisit`]) streams the snapshot into this process and
+//! uses every core; it works on SQLite and PostgreSQL. `sql` ([`sql`]) runs the
+//! same job as SQL statements inside PostgreSQL (window functions, a self-join on
+//! viewer, GROUP BY on title pairs), which is how it runs past one machine: on Citus,
+//! distribute `watch_state` and `recommendations` by `user_id` / `subject` and the
+//! self-join is co-located per worker while the pair aggregation is repartitioned.
+//! Both give the same answer (a test checks it on a hand-worked dataset).
+//!
+//! **Swap.** Rows are written under a new generation number that readers do not
+//! see; one short transaction then points `recommend_current` at it (dropping the
+//! picks of viewers who erased their history since the snapshot), and older
+//! generations are deleted. Readers see the old generation or the new one, never a
+//! mix. Run one batch at a time per database: a concurrent second run wastes work,
+//! and whichever swaps last wins.
+//!
+//! **Reads.** `GET /api/content/{id}/similar` and `GET /api/recommendations`
+//! read the current generation, filtered again by the caller's region at read
+//! time; trending fills in for new viewers and new titles.
+
+pub mod covisit;
+pub mod sql;
+pub mod synth;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::db::{map_err, now_ms, Db, DbError};
+use crate::meta::Right;
+use crate::playback::availability;
+use crate::Config;
+
+/// The `subject` of a title's similar list.
+pub fn item_subject(content_id: &str) -> String {
+    format!("item:{content_id}")
+}
+
+/// The `subject` of a viewer's picks.
+pub fn user_subject(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// What one run of the batch did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RecommendReport {
+    /// The generation now current.
+    pub generation: i64,
+    /// `local` or `sql`.
+    pub engine: String,
+    /// Titles with at least one similar title.
+    pub titles: u64,
+    /// Distinct co-watched title pairs.
+    pub pairs: u64,
+    /// Viewers in the snapshot.
+    pub users: u64,
+    /// Viewers who got picks.
+    pub users_with_picks: u64,
+    /// Viewer-title pairs read.
+    pub watched: u64,
+    /// Rows written.
+    pub rows: u64,
+    pub snapshot_ms: u64,
+    pub compute_ms: u64,
+    pub write_ms: u64,
+    pub elapsed_ms: u64,
+}
+
+impl std::fmt::Display for RecommendReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "recommendations generation {} ({}): {} titles, {} pairs, {} users ({} with picks), {} rows",
+            self.generation,
+            self.engine,
+            self.titles,
+            self.pairs,
+            self.users,
+            self.users_with_picks,
+            self.rows
+        )?;
+        write!(
+            f,
+            "elapsed {:.1} s (snapshot {:.1} s, compute {:.1} s, write {:.1} s) over {} viewer-title pairs",
+            self.elapsed_ms as f64 / 1000.0,
+            self.snapshot_ms as f64 / 1000.0,
+            self.compute_ms as f64 / 1000.0,
+            self.write_ms as f64 / 1000.0,
+            self.watched
+        )
+    }
+}
+
+/// The batch's tunables from the configuration.
+pub fn params(config: &Config) -> covisit::Params {
+    let threads = match config.recommend_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    covisit::Params {
+        top_k: config.recommend_top_k.max(1) as usize,
+        per_user: config.recommend_per_user.max(1) as usize,
+        seed_titles: config.recommend_seed_titles.max(1) as usize,
+        max_titles_per_user: config.recommend_max_titles_per_user.max(1) as usize,
+        threads,
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs the batch once with the configured engine and swaps its generation in.
+pub async fn run_once(db: &Db, config: &Config) -> Result<RecommendReport, DbError> {
+    match config.recommend_engine.as_str() {
+        "sql" => sql::run_once(db, config).await,
+        _ => run_local(db, config).await,
+    }
+}
+
+/// Runs the in-process engine once.
+pub async fn run_local(db: &Db, config: &Config) -> Result<RecommendReport, DbError> {
+    let started = Instant::now();
+    let snapshot_at = now_ms();
+    let p = params(config);
+    let (snap, regions, watched) = snapshot(db).await?;
+    let rights = all_rights(db).await?;
+    let snapshot_ms = ms(started.elapsed());
+
+    let t = Instant::now();
+    let (sims, picks, pairs, snap) = tokio::task::spawn_blocking(move || {
+        let (sims, pairs) = covisit::similar(&snap, &p);
+        let (available, anywhere) = availability_tables(&snap, &regions, &rights, snapshot_at);
+        let picks = covisit::picks(&snap, &p, &sims, &available, &anywhere);
+        (sims, picks, pairs, snap)
+    })
+    .await
+    .map_err(|e| DbError::Other(format!("recommendation batch: {e}")))?;
+    let compute_ms = ms(t.elapsed());
+
+    let t = Instant::now();
+    let generation = next_generation(db).await?;
+    let mut rows: u64 = 0;
+    let mut buf: Vec<Row6> = Vec::with_capacity(ROWS_PER_TX);
+    let mut tx = Batcher::new(db, generation);
+    for (a, list) in sims.iter().enumerate() {
+        for (rank, (b, s)) in list.iter().enumerate() {
+            buf.push((
+                item_subject(&snap.titles[a]),
+                rank as i64 + 1,
+                snap.titles[*b as usize].clone(),
+                *s,
+                None,
+            ));
+        }
+        if buf.len() >= ROWS_PER_TX {
+            rows += tx.flush(&mut buf).await?;
+        }
+    }
+    let mut users_with_picks = 0;
+    for (u, list) in snap.users.iter().zip(&picks) {
+        users_with_picks += u64::from(!list.is_empty());
+        for (rank, (y, s, seed)) in list.iter().enumerate() {
+            buf.push((
+                user_subject(&u.user_id),
+                rank as i64 + 1,
+                snap.titles[*y as usize].clone(),
+                *s,
+                Some(snap.titles[*seed as usize].clone()),
+            ));
+        }
+        if buf.len() >= ROWS_PER_TX {
+            rows += tx.flush(&mut buf).await?;
+        }
+    }
+    rows += tx.flush(&mut buf).await?;
+    let mut report = RecommendReport {
+        generation,
+        engine: "local".into(),
+        titles: sims.iter().filter(|l| !l.is_empty()).count() as u64,
+        pairs,
+        users: snap.users.len() as u64,
+        users_with_picks,
+        watched,
+        rows,
+        snapshot_ms,
+        compute_ms,
+        write_ms: 0,
+        elapsed_ms: 0,
+    };
+    swap(db, &mut report, snapshot_at, started, t).await?;
+    Ok(report)
+}
+
+/// `(subject, rank, content_id, score, reason)`.
+type Row6 = (String, i64, String, f64, Option<String>);
+
+/// Rows per insert transaction: small enough that intake is not blocked for long on
+/// SQLite, whose writes take turns.
+const ROWS_PER_TX: usize = 20_000;
+/// Rows per INSERT statement (6 values each; see `history::store::PARAMS_PER_STATEMENT`).
+const ROWS_PER_STATEMENT: usize = crate::history::store::per_statement(6);
+
+struct Batcher<'a> {
+    db: &'a Db,
+    generation: i64,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(db: &'a Db, generation: i64) -> Self {
+        Batcher { db, generation }
+    }
+
+    async fn flush(&mut self, buf: &mut Vec<Row6>) -> Result<u64, DbError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = crate::history::store::begin_write(self.db)
+            .await
+            .map_err(map_err)?;
+        for chunk in buf.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO recommendations (generation, subject, rank, content_id, score, reason) \
+                 VALUES {}",
+                crate::history::store::values(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (subject, rank, content, score, reason) in chunk {
+                q = q
+                    .bind(self.generation)
+                    .bind(subject)
+                    .bind(*rank)
+                    .bind(content)
+                    .bind(*score)
+                    .bind(reason);
+            }
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        let n = buf.len() as u64;
+        buf.clear();
+        Ok(n)
+    }
+}
+
+/// Reads the viewer-title pairs: viewers with their titles, most recent first, and
+/// their region (that of their most recent title).
+async fn snapshot(db: &Db) -> Result<(covisit::Snapshot, Vec<String>, u64), DbError> {
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut titles: Vec<String> = Vec::new();
+    let mut regions: Vec<String> = Vec::new();
+    let mut region_ids: HashMap<String, u32> = HashMap::new();
+    let mut users: Vec<covisit::UserTitles> = Vec::new();
+    let mut watched = 0u64;
+    let mut rows = sqlx::query(
+        "SELECT user_id, content_id, region FROM watch_state \
+         ORDER BY user_id, last_at DESC, content_id",
+    )
+    .fetch(db.pool());
+    while let Some(r) = rows.try_next().await.map_err(map_err)? {
+        let user: String = r.try_get(0).map_err(map_err)?;
+        let content: String = r.try_get(1).map_err(map_err)?;
+        watched += 1;
+        let t = match ids.get(&content) {
+            Some(&t) => t,
+            None => {
+                let t = titles.len() as u32;
+                ids.insert(content.clone(), t);
+                titles.push(content);
+                t
+            }
+        };
+        if users.last().is_none_or(|u| u.user_id != user) {
+            let region: String = r.try_get(2).map_err(map_err)?;
+            let region = if region.is_empty() {
+                None
+            } else {
+                Some(match region_ids.get(&region) {
+                    Some(&x) => x,
+                    None => {
+                        let x = regions.len() as u32;
+                        region_ids.insert(region.clone(), x);
+                        regions.push(region);
+                        x
+                    }
+                })
+            };
+            users.push(covisit::UserTitles {
+                user_id: user,
+                region,
+                titles: Vec::new(),
+            });
+        }
+        if let Some(u) = users.last_mut() {
+            u.titles.push(t);
+        }
+    }
+    drop(rows);
+    // Renumber titles in id order, so that ties break by id as in SQL.
+    let mut order: Vec<u32> = (0..titles.len() as u32).collect();
+    order.sort_unstable_by(|a, b| titles[*a as usize].cmp(&titles[*b as usize]));
+    let mut renumber = vec![0u32; titles.len()];
+    for (new, old) in order.iter().enumerate() {
+        renumber[*old as usize] = new as u32;
+    }
+    let titles: Vec<String> = order
+        .iter()
+        .map(|&old| std::mem::take(&mut titles[old as usize]))
+        .collect();
+    for u in &mut users {
+        for t in &mut u.titles {
+            *t = renumber[*t as usize];
+        }
+    }
+    Ok((covisit::Snapshot { titles, users }, regions, watched))
+}
+
+async fn all_rights(db: &Db) -> Result<HashMap<String, Vec<Right>>, DbError> {
+    let mut out: HashMap<String, Vec<Right>> = HashMap::new();
+    for r in sqlx::query("SELECT content_id, region, available_from, available_until FROM rights")
+        .fetch_all(db.pool())
+        .await
+        .map_err(map_err)?
+    {
+        out.entry(r.try_get(0).map_err(map_err)?)
+            .or_default()
+            .push(Right {
+                region: r.try_get(1).map_err(map_err)?,
+                available_from: r.try_get(2).map_err(map_err)?,
+                available_until: r.try_get(3).map_err(map_err)?,
+            });
+    }
+    Ok(out)
+}
+
+/// Per region (and for unknown regions), which titles may be watched at `now`.
+fn availability_tables(
+    s: &covisit::Snapshot,
+    regions: &[String],
+    rights: &HashMap<String, Vec<Right>>,
+    now: i64,
+) -> (Vec<Vec<bool>>, Vec<bool>) {
+    let open = |id: &str, region: Option<&str>| {
+        rights
+            .get(id)
+            .is_some_and(|r| availability(r, region, now).available)
+    };
+    let per_region = regions
+        .iter()
+        .map(|r| s.titles.iter().map(|t| open(t, Some(r))).collect())
+        .collect();
+    let anywhere = s.titles.iter().map(|t| open(t, None)).collect();
+    (per_region, anywhere)
+}
+
+/// A generation number above every one written so far.
+async fn next_generation(db: &Db) -> Result<i64, DbError> {
+    let r = sqlx::query(
+        "SELECT COALESCE(MAX(generation), 0), \
+         COALESCE((SELECT MAX(generation) FROM recommend_current), 0) FROM recommendations",
+    )
+    .fetch_one(db.pool())
+    .await
+    .map_err(map_err)?;
+    let a: i64 = r.try_get(0).map_err(map_err)?;
+    let b: i64 = r.try_get(1).map_err(map_err)?;
+    Ok(a.max(b) + 1)
+}
+
+/// Makes `report.generation` current, dropping the picks of viewers who erased
+/// their history since `snapshot_at`, then deletes older generations.
+async fn swap(
+    db: &Db,
+    report: &mut RecommendReport,
+    snapshot_at: i64,
+    started: Instant,
+    write_started: Instant,
+) -> Result<(), DbError> {
+    let generation = report.generation;
+    let mut tx = crate::history::store::begin_write(db)
+        .await
+        .map_err(map_err)?;
+    sqlx::query(
+        "DELETE FROM recommendations WHERE generation = $1 AND subject IN \
+         (SELECT 'user:' || user_id FROM history_erasures WHERE at >= $2)",
+    )
+    .bind(generation)
+    .bind(snapshot_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    report.write_ms = ms(write_started.elapsed());
+    report.elapsed_ms = ms(started.elapsed());
+    let text = serde_json::to_string(&*report).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO recommend_current (id, generation, created_at, report) VALUES (1, $1, $2, $3) \
+         ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, \
+         created_at = excluded.created_at, report = excluded.report",
+    )
+    .bind(generation)
+    .bind(now_ms())
+    .bind(text)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    sqlx::query("DELETE FROM recommendations WHERE generation <> $1")
+        .bind(generation)
+        .execute(db.pool())
+        .await
+        .map_err(map_err)?;
+    // Erasures older than a day matter to no batch still running.
+    sqlx::query("DELETE FROM history_erasures WHERE at < $1")
+        .bind(snapshot_at - 86_400_000)
+        .execute(db.pool())
+        .await
+        .map_err(map_err)?;
+    report.elapsed_ms = ms(started.elapsed());
+    Ok(())
+}
+
+/// A recommended title.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recommended {
+    pub content_id: String,
+    pub score: f64,
+    /// For picks: the title that led to it ("because you watched").
+    pub reason: Option<String>,
+}
+
+/// The current generation's list for `subject`, best first.
+pub async fn current_list(db: &Db, subject: &str, limit: i64) -> Result<Vec<Recommended>, DbError> {
+    sqlx::query(
+        "SELECT r.content_id, r.score, r.reason FROM recommendations r \
+         JOIN recommend_current g ON g.id = 1 AND r.generation = g.generation \
+         WHERE r.subject = $1 ORDER BY r.rank LIMIT $2",
+    )
+    .bind(subject)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(|r| {
+        Ok(Recommended {
+            content_id: r.try_get(0)?,
+            score: r.try_get(1)?,
+            reason: r.try_get(2)?,
+        })
+    })
+    .collect::<Result<_, sqlx::Error>>()
+    .map_err(map_err)
+}
+
+/// The current generation, if any batch has run.
+pub async fn current_generation(db: &Db) -> Result<Option<i64>, DbError> {
+    sqlx::query("SELECT generation FROM recommend_current WHERE id = 1")
+        .fetch_optional(db.pool())
+        .await
+        .map_err(map_err)?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(map_err)
+}
+
+/// Runs the batch every `recommend_interval_secs` until `stop` is cancelled (the
+/// first run one interval after start). Failures are logged and retried at the
+/// next tick.
+pub async fn schedule(db: Db, config: Config, stop: tokio_util::sync::CancellationToken) {
+    let every = Duration::from_secs(config.recommend_interval_secs);
+    if every.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let run = run_once(&db, &config);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = run => match r {
+                Ok(report) => tracing::info!(
+                    generation = report.generation,
+                    titles = report.titles,
+                    pairs = report.pairs,
+                    users = report.users,
+                    elapsed_ms = report.elapsed_ms,
+                    "recommendation batch done"
+                ),
+                Err(e) => tracing::warn!(error = %e, "recommendation batch failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The ingest pipeline behind the catalog's upload endpoints
+//! (`POST /api/admin/ingest`, `PUT /api/users/me/avatar`): the same library
+//! functions as `keyframe ingest`, fed from the request body as it streams in.
+
+use bytes::Bytes;
+use keyframe_catalog::uploads::{ByteStream, ContentUpload, IngestedContent, UploadError, Uploads};
+use keyframe_catalog::Db;
+use keyframe_origin::store::Store;
+
+use crate::error::IngestError;
+use crate::pipeline::{ingest, ingest_avatar, IngestOptions, IngestReport};
+use crate::source::Source;
+
+/// [`Uploads`] with the real ingest pipeline over `store` and `db`.
+#[derive(Clone)]
+pub struct PipelineUploads {
+    pub store: Store,
+    pub db: Db,
+}
+
+impl PipelineUploads {
+    pub fn new(store: Store, db: Db) -> PipelineUploads {
+        PipelineUploads { store, db }
+    }
+}
+
+/// What an upload became, in the shape `ingest --json` prints.
+pub fn ingested(r: &IngestReport) -> IngestedContent {
+    IngestedContent {
+        content_id: r.content_id.clone().unwrap_or_default(),
+        key: r.asset.object_key.clone(),
+        size: u64::try_from(r.asset.size).unwrap_or(0),
+        sha256: r.asset.sha256.clone(),
+        mime: r.asset.mime.clone(),
+        path: format!("/v1/objects/{}", r.asset.object_key),
+    }
+}
+
+/// The client's mistakes are 4xx; storage and database failures are 500.
+fn upload_error(e: IngestError) -> UploadError {
+    match e {
+        IngestError::Input(io) => UploadError::Body(io.to_string()),
+        e @ (IngestError::Empty
+        | IngestError::CorruptImage(_)
+        | IngestError::UnsupportedAvatar(_)
+        | IngestError::ImageTooLarge(_)
+        | IngestError::UnknownUser(_)) => UploadError::Unsupported(e.to_string()),
+        e => UploadError::Failed(e.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Uploads for PipelineUploads {
+    async fn ingest_content(
+        &self,
+        upload: ContentUpload,
+        body: ByteStream,
+    ) -> Result<IngestedContent, UploadError> {
+        let mut source = Source::stream(body).with_name(upload.filename.clone());
+        if let Some(n) = upload.size_hint {
+            source = source.with_size_hint(n);
+        }
+        let opts = IngestOptions {
+            title: upload.title.clone(),
+            description: upload.description.clone().unwrap_or_default(),
+            categories: upload.categories.clone(),
+            rights: upload.rights.clone(),
+            ..IngestOptions::default()
+        };
+        let report = ingest(&self.store, &self.db, source, &opts)
+            .await
+            .map_err(upload_error)?;
+        Ok(ingested(&report))
+    }
+
+    async fn ingest_avatar(
+        &self,
+        _user_id: &str,
+        username: &str,
+        image: Bytes,
+    ) -> Result<(), UploadError> {
+        let source = Source::stream(futures::stream::once(async move { Ok(image) }));
+        ingest_avatar(
+            &self.store,
+            &self.db,
+            username,
+            source,
+            &IngestOptions::default(),
+        )
+        .await
+        .map_err(upload_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,347 @@
+//! The web page in real headless Chromium, driven over WebDriver (chromedriver's
+//! plain JSON-over-HTTP protocol): open the page, sign up, play an ingested clip
+//! through the edge, check that `currentTime` advances, seek to the middle and
+//! check that it plays on, and save a screenshot as a test artifact
+//! (`$CARGO_TARGET_TMPDIR/keyframe-browser.png`).
+//!
+//! Skipped when chromium, chromedriver or ffmpeg are missing, except under
+//! `CI=true` (`.ci/run` installs them).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{have_tools, keyframe, missing, runs, Running};
+use serde_json::{json, Value};
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| runs(b))
+}
+
+/// A 12-second VP8 WebM clip with a moving test pattern (every browser plays it).
+fn make_clip(path: &Path) {
+    let st = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=12:size=320x240:rate=25",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "400k",
+            "-g",
+            "25",
+            "-an",
+        ])
+        .arg(path)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success(), "ffmpeg could not make a test clip");
+}
+
+struct Driver {
+    child: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+}
+
+impl Driver {
+    async fn start(browser: &str) -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await {
+                let v: Value = r.json().await.unwrap_or_default();
+                if v["value"]["ready"] == true {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let binary = which(browser);
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": binary,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--mute-audio",
+                         "--autoplay-policy=no-user-gesture-required",
+                         "--window-size=1280,900"]
+            }
+        }}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("new session")
+            .json()
+            .await
+            .expect("session json");
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_string();
+        Driver {
+            child,
+            base,
+            session,
+            http,
+        }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut rb = self.http.request(method, url);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let v: Value = rb
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("webdriver json");
+        if v["value"].get("error").is_some() {
+            panic!("webdriver {path}: {v}");
+        }
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    /// Polls `script` (an expression) until it is true.
+    async fn wait(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.js(&format!("return !!({script});")).await == true {
+                return;
+            }
+            if Instant::now() > deadline {
+                let status = self
+                    .js("return document.getElementById('status').textContent")
+                    .await;
+                panic!("timed out waiting for {what} (page status: {status})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self, path: &Path) {
+        use base64::Engine;
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64"))
+            .expect("png");
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::write(path, png).expect("write screenshot");
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(bin: &str) -> String {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .output()
+        .expect("sh");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
+    let Some(browser) = chromium() else {
+        missing("chromium is not installed", "browser test");
+        return;
+    };
+    if !have_tools(&["chromedriver", "ffmpeg"], "browser test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let clip = tmp.path().join("pattern.webm");
+    make_clip(&clip);
+    let out = keyframe()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["ingest", "--json", "--title", "Test Pattern"])
+        .arg(&clip)
+        .output()
+        .expect("ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut cmd = keyframe();
+    cmd.arg("--data-dir").arg(&data).args([
+        "serve",
+        "--catalog-listen",
+        "127.0.0.1:0",
+        "--edge-listen",
+        "127.0.0.1:0",
+        "--origin-listen",
+        "127.0.0.1:0",
+    ]);
+    let node = Running::start(cmd, 3);
+    let edge = node.url("edge").to_string();
+    let d = Driver::start(browser).await;
+    d.goto(node.url("catalog")).await;
+    d.wait("the title's card", "document.querySelector('#grid .card')")
+        .await;
+
+    // Sign up through the page's own form.
+    d.click("#signup-open").await;
+    d.type_into("#signup-dialog input[name=username]", "viewer")
+        .await;
+    d.type_into("#signup-dialog input[name=email]", "viewer@example.com")
+        .await;
+    d.js(
+        "document.querySelector('#signup-dialog input[name=date_of_birth]').value = '1990-04-01';",
+    )
+    .await;
+    d.type_into(
+        "#signup-dialog input[name=password]",
+        "correct horse battery",
+    )
+    .await;
+    d.click("#signup-dialog button[type=submit]").await;
+    d.wait("being signed in", "!document.getElementById('me').hidden")
+        .await;
+
+    // Open the title and play it.
+    d.click("#grid .card").await;
+    d.wait(
+        "the title dialog",
+        "document.getElementById('title-dialog').open",
+    )
+    .await;
+    d.click("#play").await;
+    d.wait(
+        "playback through the edge",
+        "document.getElementById('video').currentTime > 1",
+    )
+    .await;
+    let src = d
+        .js("return document.getElementById('video').currentSrc")
+        .await;
+    assert!(
+        src.as_str().expect("src").starts_with(&edge),
+        "the video plays from {src}, not the edge {edge}"
+    );
+
+    // Seek to the middle: it plays on from there.
+    let duration = d
+        .js("return document.getElementById('video').duration")
+        .await
+        .as_f64()
+        .expect("duration");
+    assert!((11.0..13.5).contains(&duration), "duration {duration}");
+    d.js("const v = document.getElementById('video'); v.currentTime = v.duration / 2;")
+        .await;
+    d.wait(
+        "playback after the seek",
+        "(() => { const v = document.getElementById('video'); \
+           return !v.seeking && v.currentTime > v.duration / 2 + 1 && !v.paused; })()",
+    )
+    .await;
+    let error = d
+        .js("const e = document.getElementById('video').error; return e && e.message")
+        .await;
+    assert_eq!(error, Value::Null, "the video element reported an error");
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("keyframe-browser.png");
+    d.screenshot(&shot).await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // The edge served ranges of the clip (the player seeks with byte ranges).
+    let metrics = reqwest::get(format!("{edge}/_keyframe/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keyframe_http_requests_total{status=\"206\"}")),
+        "no 206 answers at the edge:\n{metrics}"
+    );
+}

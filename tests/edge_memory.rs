@@ -1,0 +1,185 @@
+//! The edge's memory bound, measured on the real process: streaming 6× more
+//! distinct bytes than `--cache-memory` through an edge (whole objects and random
+//! ranges, several clients at once) keeps its peak RSS within the bound + 15% +
+//! 64 MiB, and the memory tier's own gauge within the bound.
+
+mod common;
+
+use std::io::Write;
+
+use common::{keyframe, Running};
+use futures::StreamExt;
+
+const BOUND_MIB: u64 = 64;
+const OBJECTS: usize = 6;
+const OBJECT_MIB: usize = 64;
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+async fn drain(client: &reqwest::Client, url: &str, range: Option<String>) -> u64 {
+    let mut rb = client.get(url);
+    if let Some(r) = range {
+        rb = rb.header("range", r);
+    }
+    let resp = rb.send().await.expect("request");
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    let mut body = resp.bytes_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = body.next().await {
+        n += chunk.expect("body").len() as u64;
+    }
+    n
+}
+
+/// Ignored: the bound does not hold yet (issue 5). Measured peak RSS is 137–170 MiB
+/// for a 64 MiB bound (limit 137 MiB) while the memory tier itself stays within
+/// 64 MiB: chunks in flight and allocator fragmentation come on top. Run it with
+/// `cargo test --test edge_memory -- --ignored --nocapture`.
+#[ignore = "the RSS bound is not met yet (issue 5); run with --ignored"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peak_rss_stays_within_the_cache_memory_bound() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        eprintln!("skipping: no /proc");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let media = tmp.path().join("data/objects/media");
+    std::fs::create_dir_all(&media).expect("mkdir");
+    let mut block = vec![0u8; 1 << 20];
+    for o in 0..OBJECTS {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(media.join(format!("o{o}.mp4"))).expect("create"),
+        );
+        for i in 0..OBJECT_MIB {
+            for (j, b) in block.iter_mut().enumerate() {
+                *b = (j as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add((o * 977 + i) as u32) as u8;
+            }
+            f.write_all(&block).expect("write");
+        }
+        f.flush().expect("flush");
+    }
+
+    let mut cmd = keyframe();
+    cmd.arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["origin", "--listen", "127.0.0.1:0"]);
+    let origin = Running::start(cmd, 1);
+    let mut cmd = keyframe();
+    cmd.args([
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        origin.url("origin"),
+        "--cache-memory",
+        &format!("{BOUND_MIB}MiB"),
+        "--chunk-size",
+        "1MiB",
+    ]);
+    let edge = Running::start(cmd, 1);
+    let pid = edge.child.id();
+    let base = edge.url("edge").to_string();
+    let client = reqwest::Client::new();
+    eprintln!("edge RSS at start {} MiB", status_kib(pid, "VmRSS:") / 1024);
+
+    // Every object whole, two clients per object at once, then random 1 MiB and
+    // 3 MiB ranges across all of them: 6 × 64 MiB of distinct chunks pass through
+    // a 64 MiB tier several times.
+    let mut total = 0u64;
+    let whole = (0..OBJECTS * 2).map(|i| {
+        let url = format!("{base}/v1/objects/media/o{}.mp4", i % OBJECTS);
+        let client = client.clone();
+        async move { drain(&client, &url, None).await }
+    });
+    let results = futures::stream::iter(whole)
+        .buffer_unordered(4)
+        .collect::<Vec<_>>()
+        .await;
+    for n in results {
+        assert_eq!(n, (OBJECT_MIB << 20) as u64);
+        total += n;
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let ranges = (0..240).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let o = (x % OBJECTS as u64) as usize;
+        let len = if x % 3 == 0 { 3 << 20 } else { 1 << 20 };
+        let start = (x >> 8) % ((OBJECT_MIB << 20) as u64 - len);
+        let url = format!("{base}/v1/objects/media/o{o}.mp4");
+        let client = client.clone();
+        async move {
+            drain(
+                &client,
+                &url,
+                Some(format!("bytes={start}-{}", start + len - 1)),
+            )
+            .await
+        }
+    });
+    total += futures::stream::iter(ranges)
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .sum::<u64>();
+    assert!(
+        total > (BOUND_MIB << 20) * 6,
+        "only {total} bytes went through"
+    );
+
+    let peak_mib = status_kib(pid, "VmHWM:") / 1024;
+    eprintln!("edge RSS now {} MiB", status_kib(pid, "VmRSS:") / 1024);
+    let m = client
+        .get(format!("{base}/_keyframe/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for l in m.lines().filter(|l| {
+        l.starts_with("keyframe_edge_memory")
+            || l.starts_with("keyframe_edge_entries")
+            || l.starts_with("keyframe_edge_evictions")
+    }) {
+        eprintln!("{l}");
+    }
+    let limit = BOUND_MIB + BOUND_MIB * 15 / 100 + 64;
+    eprintln!(
+        "edge peak RSS {peak_mib} MiB after {} MiB served, bound {BOUND_MIB} MiB (limit {limit} MiB)",
+        total >> 20
+    );
+    assert!(
+        peak_mib <= limit,
+        "edge peak RSS {peak_mib} MiB exceeds {limit} MiB for --cache-memory {BOUND_MIB}MiB"
+    );
+    let metrics = client
+        .get(format!("{base}/_keyframe/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let held: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("keyframe_edge_memory_bytes "))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("keyframe_edge_memory_bytes");
+    assert!(
+        held <= (BOUND_MIB << 20) as f64,
+        "the memory tier holds {held} bytes, over the {BOUND_MIB} MiB bound"
+    );
+}

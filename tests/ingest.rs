@@ -1,0 +1,291 @@
+//! `keyframe ingest`, `keyframe gc` and `keyframe recommend` as an admin runs them:
+//! files into the default store and database, one error line per bad file while
+//! the others go on, the bytes served by the origin, deduplication, and remote
+//! mode streaming to a running catalog.
+
+mod common;
+
+use std::path::Path;
+
+use common::{keyframe, Running};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn run(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = keyframe()
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run keyframe");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn bytes(n: usize, seed: u32) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+fn json_lines(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn ingest_serves_dedupes_and_reports_bad_files() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let good = tmp.path().join("clip.bin");
+    let body = bytes(3 << 20, 7);
+    std::fs::write(&good, &body).expect("write");
+    let missing = tmp.path().join("missing.mp4");
+
+    let (code, out, err) = run(
+        &data,
+        &[
+            "ingest",
+            "--json",
+            "--title",
+            "Clip",
+            "--category",
+            "demo",
+            "--regions",
+            "eu,us",
+            good.to_str().expect("utf8"),
+            missing.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 1, "one file failed: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains("missing.mp4"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{out}");
+    let r = &lines[0];
+    let sha = hex::encode(Sha256::digest(&body));
+    assert_eq!(r["sha256"], sha.as_str());
+    assert_eq!(r["size"], body.len() as u64);
+    assert_eq!(r["already_stored"], false);
+    let key = r["key"].as_str().expect("key");
+    assert!(
+        key.starts_with(&format!("sha256/{}/{sha}", &sha[..2])),
+        "{key}"
+    );
+    assert_eq!(r["path"], format!("/v1/objects/{key}").as_str());
+    assert!(r["content_id"].is_string(), "{r}");
+
+    // The same bytes again: a new title, no new object.
+    let (code, out, err) = run(&data, &["ingest", "--json", good.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{err}");
+    let again = &json_lines(&out)[0];
+    assert_eq!(again["key"], key);
+    assert_eq!(again["already_stored"], true);
+    assert_ne!(again["content_id"], r["content_id"]);
+
+    // Nothing unreferenced is left behind.
+    let (code, out, err) = run(&data, &["gc", "--grace", "0s", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let gc: Value = serde_json::from_str(out.trim()).expect("gc json");
+    assert_eq!(gc["orphans"], serde_json::json!([]), "{gc}");
+
+    // The origin serves the ingested bytes at the reported path.
+    let mut cmd = keyframe();
+    cmd.arg("--data-dir")
+        .arg(&data)
+        .args(["origin", "--listen", "127.0.0.1:0"]);
+    let origin = Running::start(cmd, 1);
+    let got = reqwest::get(format!(
+        "{}{}",
+        origin.url("origin"),
+        r["path"].as_str().expect("path")
+    ))
+    .await
+    .expect("get");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("body").as_ref(), body.as_slice());
+
+    // `keyframe bench` takes `ingest --json` output as its manifest and checks
+    // every whole object it fetches against the manifest's SHA-256.
+    let manifest = tmp.path().join("manifest.jsonl");
+    std::fs::write(&manifest, format!("{r}\n")).expect("manifest");
+    let out = keyframe()
+        .args([
+            "bench",
+            "whole",
+            "--url",
+            origin.url("origin"),
+            "--manifest",
+        ])
+        .arg(&manifest)
+        .args([
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--concurrency",
+            "2",
+            "--verify-sample",
+            "1",
+            "--json",
+        ])
+        .output()
+        .expect("bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(text.trim()).expect("bench json");
+    assert!(
+        report["requests"].as_u64().expect("requests") > 0,
+        "{report}"
+    );
+    assert_eq!(report["errors"], 0, "{report}");
+
+    // The batch runs on what is there (no history yet: an empty generation).
+    let (code, out, err) = run(&data, &["recommend", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(out.trim()).expect("report");
+    assert!(
+        report["generation"].as_i64().expect("generation") >= 1,
+        "{report}"
+    );
+    assert_eq!(report["engine"], "local");
+    let (code, _, err) = run(&data, &["recommend", "--engine", "quantum"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[tokio::test]
+async fn remote_ingest_streams_to_the_catalog() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("node");
+    let mut cmd = keyframe();
+    cmd.arg("--data-dir").arg(&data).args([
+        "serve",
+        "--catalog-listen",
+        "127.0.0.1:0",
+        "--edge-listen",
+        "127.0.0.1:0",
+        "--origin-listen",
+        "127.0.0.1:0",
+        "--admin-token",
+        "s3cret-admin-token",
+    ]);
+    let node = Running::start(cmd, 3);
+    let file = tmp.path().join("upload.bin");
+    let body = bytes(5 << 20, 11);
+    std::fs::write(&file, &body).expect("write");
+    let elsewhere = tmp.path().join("admin");
+
+    let (code, out, err) = run(
+        &elsewhere,
+        &[
+            "ingest",
+            "--json",
+            "--server",
+            node.url("catalog"),
+            "--admin-token",
+            "s3cret-admin-token",
+            "--title",
+            "Remote",
+            file.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["sha256"], hex::encode(Sha256::digest(&body)).as_str());
+    assert_eq!(r["size"], body.len() as u64);
+    // The catalog's node stored it: its edge serves the bytes.
+    let got = reqwest::get(format!(
+        "{}{}",
+        node.url("edge"),
+        r["path"].as_str().expect("path")
+    ))
+    .await
+    .expect("get");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("body").as_ref(), body.as_slice());
+    // The title is in the catalog with its metadata.
+    let id = r["content_id"].as_str().expect("id");
+    let detail: Value = reqwest::Client::new()
+        .get(format!("{}/api/content/{id}", node.url("catalog")))
+        .send()
+        .await
+        .expect("detail")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(detail["title"], "Remote", "{detail}");
+    assert!(
+        !elsewhere.join("keyframe.db").exists(),
+        "remote mode wrote locally"
+    );
+
+    // A wrong token, a server that is not there, and a missing token: one line each.
+    let (code, out, err) = run(
+        &elsewhere,
+        &[
+            "ingest",
+            "--server",
+            node.url("catalog"),
+            "--admin-token",
+            "wrong",
+            file.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("401"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let (code, out, err) = run(
+        &elsewhere,
+        &[
+            "ingest",
+            "--server",
+            node.url("catalog"),
+            "--admin-token",
+            "s3cret-admin-token",
+            "--regions",
+            "not a region",
+            file.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("422"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let (code, _, err) = run(
+        &elsewhere,
+        &[
+            "ingest",
+            "--server",
+            "http://127.0.0.1:1",
+            "--admin-token",
+            "t",
+            file.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot reach"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let (code, _, err) = run(
+        &elsewhere,
+        &[
+            "ingest",
+            "--server",
+            node.url("catalog"),
+            file.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--admin-token"), "{err}");
+}
