@@ -14,6 +14,7 @@
 //! forgotten, so the next request retries.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -36,7 +37,11 @@ enum Status {
 
 #[derive(Debug)]
 struct FlightState {
+    /// The bytes as they arrived, until the chunk is whole.
     pieces: Vec<Bytes>,
+    /// The whole chunk, once done: `pieces` is emptied then, so that buffers of
+    /// the upstream connection are not held for as long as a slow reader reads.
+    whole: Option<Bytes>,
     status: Status,
 }
 
@@ -62,6 +67,7 @@ impl InFlight {
             len,
             state: Mutex::new(FlightState {
                 pieces: Vec::new(),
+                whole: None,
                 status: Status::Running,
             }),
             tx: watch::channel(0).0,
@@ -96,16 +102,11 @@ impl InFlight {
             self.tx.send_modify(|v| *v += 1);
             return Err(FetchFailed(why));
         }
-        let whole = match st.pieces.len() {
-            1 => st.pieces[0].clone(),
-            _ => {
-                let mut b = BytesMut::with_capacity(total);
-                for p in &st.pieces {
-                    b.extend_from_slice(p);
-                }
-                b.freeze()
-            }
-        };
+        // Always copied, even from one piece: a piece may be a slice of a larger
+        // buffer (the upstream connection's, a chunk file's) that it would pin.
+        let whole = chunk_buffer(&st.pieces, total);
+        st.pieces = Vec::new();
+        st.whole = Some(whole.clone());
         st.status = Status::Done;
         drop(st);
         self.tx.send_modify(|v| *v += 1);
@@ -133,6 +134,14 @@ impl InFlight {
                     }
                     let step = {
                         let st = flight.lock();
+                        if let Some(w) = &st.whole {
+                            // Done: the rest comes from the whole chunk.
+                            let a = pos.max(lo) as usize;
+                            let b = (hi as usize).min(w.len());
+                            let rest = (a < b).then(|| w.slice(a..b));
+                            drop(st);
+                            return rest.map(|r| (Ok(r), (flight, rx, idx, u64::MAX)));
+                        }
                         if idx < st.pieces.len() {
                             let p = st.pieces[idx].clone();
                             Ok(Some(p))
@@ -180,6 +189,33 @@ impl InFlight {
     }
 }
 
+/// Chunks at least this long get a buffer mapped from the OS of their own.
+const MAPPED_MIN: usize = 64 << 10;
+
+/// One buffer holding `pieces` (of `total` bytes in all). A chunk of 64 KiB or more
+/// is copied into an anonymous mapping of its own, so that when it is evicted its
+/// memory goes back to the OS at once instead of into the allocator's free lists,
+/// where 1 MiB holes fragment and keep the process's RSS far above the memory
+/// tier's bound.
+pub fn chunk_buffer(pieces: &[Bytes], total: usize) -> Bytes {
+    if total >= MAPPED_MIN {
+        if let Ok(mut m) = memmap2::MmapMut::map_anon(total) {
+            let mut at = 0;
+            for p in pieces {
+                let n = p.len().min(total - at);
+                m[at..at + n].copy_from_slice(&p[..n]);
+                at += n;
+            }
+            return Bytes::from_owner(m);
+        }
+    }
+    let mut b = BytesMut::with_capacity(total);
+    for p in pieces {
+        b.extend_from_slice(p);
+    }
+    b.freeze()
+}
+
 /// Where a chunk's bytes come from.
 #[derive(Debug)]
 pub enum Source {
@@ -203,6 +239,10 @@ pub struct ChunkStore {
     main: moka::sync::Cache<ChunkKey, Bytes>,
     favoured: moka::sync::Cache<ChunkKey, Bytes>,
     inflight: Mutex<HashMap<ChunkKey, Arc<InFlight>>>,
+    /// Bytes inserted since the tiers last applied their pending writes, and how
+    /// many may be before they must (see `insert`).
+    unsynced: AtomicU64,
+    sync_every: u64,
     /// Where completed chunks are written behind, if anywhere (the disk tier).
     spill: Option<Arc<dyn Fn(ChunkKey, Bytes) + Send + Sync>>,
     pub stats: ChunkStats,
@@ -247,6 +287,8 @@ impl ChunkStore {
             main: build(capacity - favoured_cap),
             favoured: build(favoured_cap),
             inflight: Mutex::new(HashMap::new()),
+            unsynced: AtomicU64::new(0),
+            sync_every: (capacity / 32).max(1 << 20),
             spill,
             stats: ChunkStats {
                 evictions,
@@ -260,12 +302,27 @@ impl ChunkStore {
         self.main.get(key).or_else(|| self.favoured.get(key))
     }
 
+    /// The cached chunk, if in memory, counted as a hit.
+    pub fn hit(&self, key: &ChunkKey) -> Option<Bytes> {
+        let b = self.get(key)?;
+        self.stats.hits.inc();
+        Some(b)
+    }
+
     /// Stores a chunk; `favoured` chunks go to their own tier.
+    ///
+    /// moka applies inserts, evictions and admission decisions in batches of up to
+    /// 64 writes; with 1 MiB chunks that is 64 MiB held beyond the bound. So the
+    /// tiers apply their pending writes whenever a thirty-second of the capacity
+    /// has been inserted since they last did.
     pub fn insert(&self, key: ChunkKey, bytes: Bytes, favoured: bool) {
-        if favoured {
-            self.favoured.insert(key, bytes);
-        } else {
-            self.main.insert(key, bytes);
+        let n = bytes.len() as u64 + u64::from(ENTRY_OVERHEAD);
+        let tier = if favoured { &self.favoured } else { &self.main };
+        tier.insert(key, bytes);
+        if self.unsynced.fetch_add(n, Ordering::Relaxed) + n >= self.sync_every {
+            self.unsynced.store(0, Ordering::Relaxed);
+            self.main.run_pending_tasks();
+            self.favoured.run_pending_tasks();
         }
     }
 

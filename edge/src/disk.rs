@@ -124,6 +124,7 @@ impl StoredEntry {
                 upstream_headers: headers(&self.upstream_headers),
                 purged: Default::default(),
                 favour_ends: self.favour_ends,
+                last_end: std::sync::atomic::AtomicU64::new(u64::MAX),
             },
         )
     }

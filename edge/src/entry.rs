@@ -5,7 +5,7 @@
 //! Entries never change once built; revalidation builds a new one (keeping the
 //! generation when the origin answers 304) and swaps it in.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -38,6 +38,9 @@ pub struct Entry {
     pub purged: AtomicBool,
     /// Favour the first and last chunks (media: players read the index there).
     pub favour_ends: bool,
+    /// Where the last range read from this entry ended (`u64::MAX`: none yet), to
+    /// tell a sequential reader (a player) that read-ahead helps.
+    pub last_end: AtomicU64,
 }
 
 impl Entry {
@@ -107,6 +110,7 @@ impl Entry {
             upstream_headers: self.upstream_headers.clone(),
             purged: AtomicBool::new(false),
             favour_ends: self.favour_ends,
+            last_end: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -230,6 +234,7 @@ pub fn judge(j: Judged<'_>) -> Candidate {
             upstream_headers,
             purged: AtomicBool::new(false),
             favour_ends,
+            last_end: AtomicU64::new(u64::MAX),
         }),
         body_offset,
     }

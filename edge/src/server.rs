@@ -229,8 +229,6 @@ struct Inner {
     next_generation: AtomicU64,
     token_key: Option<TokenKey>,
     regions: RegionMap,
-    /// Generation → end offset of the last range served, to spot sequential readers.
-    last_end: moka::sync::Cache<u64, u64>,
     registry: Registry,
     metrics: EdgeMetrics,
     upstream_timeout: Duration,
@@ -416,10 +414,6 @@ impl Server {
                 next_generation: AtomicU64::new(seed),
                 token_key,
                 regions,
-                last_end: moka::sync::Cache::builder()
-                    .max_capacity(100_000)
-                    .time_to_idle(Duration::from_secs(60))
-                    .build(),
                 registry,
                 metrics,
                 upstream_timeout,
@@ -1566,6 +1560,17 @@ impl Server {
 
     /// The bytes `[start, end)` of an entry, from chunks, fetching what is missing.
     fn range_body(&self, entry: &Arc<Entry>, start: u64, end: u64) -> Body {
+        let cs = self.inner.chunk_size;
+        let idx = start / cs;
+        if idx == (end.max(1) - 1) / cs {
+            // Within one chunk that is in memory (most small ranges): one frame,
+            // which the server can write with the response head.
+            if let Some(b) = self.inner.chunks.hit(&(entry.generation, idx)) {
+                let horizon = self.horizon(entry, start, end);
+                self.read_ahead(entry, idx, horizon);
+                return full(b.slice((start - idx * cs) as usize..(end - idx * cs) as usize));
+            }
+        }
         let s = self.chunk_stream(entry.clone(), start, end);
         StreamBody::new(s.map_ok(Frame::data)).boxed_unsync()
     }
@@ -1600,29 +1605,11 @@ impl Server {
         let cs = self.inner.chunk_size;
         let first = start / cs;
         let last = (end.max(1) - 1) / cs;
-        let ahead = self.inner.config.read_ahead as u64;
-        // A reader that starts where its last range ended is sequential (a
-        // player): fetch past the end of its range too.
-        let sequential = self
-            .inner
-            .last_end
-            .get(&entry.generation)
-            .is_some_and(|prev| prev == start || (start > 0 && prev / cs == start / cs));
-        self.inner.last_end.insert(entry.generation, end);
-        let horizon = if sequential {
-            (last + ahead).min(entry.chunk_count(cs).saturating_sub(1))
-        } else {
-            last
-        };
+        let horizon = self.horizon(&entry, start, end);
         let me = self.clone();
         futures::stream::iter(first..=last)
             .map(move |idx| {
-                for next in (idx + 1)..=(idx + ahead).min(horizon) {
-                    let key = (entry.generation, next);
-                    if !me.inner.chunks.present(&key) {
-                        me.ensure_chunk(&entry, next);
-                    }
-                }
+                me.read_ahead(&entry, idx, horizon);
                 let lo = if idx == first { start - idx * cs } else { 0 };
                 let hi = if idx == last {
                     end - idx * cs
@@ -1642,6 +1629,36 @@ impl Server {
                 }
             })
             .flatten()
+    }
+
+    /// The last chunk worth having for a read of `[start, end)`: past the range's
+    /// end by the read-ahead for a reader that starts where its last range ended (a
+    /// player), else the range's own last chunk.
+    fn horizon(&self, entry: &Entry, start: u64, end: u64) -> u64 {
+        let cs = self.inner.chunk_size;
+        let last = (end.max(1) - 1) / cs;
+        let prev = entry
+            .last_end
+            .swap(end, std::sync::atomic::Ordering::Relaxed);
+        let sequential =
+            prev != u64::MAX && (prev == start || (start > 0 && prev / cs == start / cs));
+        if sequential {
+            (last + self.inner.config.read_ahead as u64)
+                .min(entry.chunk_count(cs).saturating_sub(1))
+        } else {
+            last
+        }
+    }
+
+    /// Starts fetching the chunks after `idx`, up to the read-ahead and `horizon`,
+    /// that are neither cached nor being fetched.
+    fn read_ahead(&self, entry: &Arc<Entry>, idx: u64, horizon: u64) {
+        let ahead = self.inner.config.read_ahead as u64;
+        for next in (idx + 1)..=(idx + ahead).min(horizon) {
+            if !self.inner.chunks.present(&(entry.generation, next)) {
+                self.ensure_chunk(entry, next);
+            }
+        }
     }
 
     async fn purge(&self, req: Request<Incoming>) -> Response<Body> {
