@@ -48,6 +48,13 @@ pub struct SharedFlags {
     #[arg(long, global = true, value_name = "FILTER")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// Worker threads of the async runtime (flag or environment only) [default: one per core].
+    /// Where a load generator or other servers share the machine, fewer threads
+    /// than cores avoids their fighting over the cores.
+    #[arg(long, global = true, value_name = "N", env = "KEYFRAME_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[serde(skip)]
+    pub threads: Option<u16>,
     /// Log format on stderr [default: text].
     #[arg(long, global = true, value_name = "FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -57,6 +57,8 @@ fn bad_flags_and_values_are_one_line_and_exit_2() {
     let cases: &[BadCase] = &[
         (&["serve", "--no-such-flag"], &[], "--no-such-flag"),
         (&["edge", "--cache-memory", "lots"], &[], "--cache-memory"),
+        (&["--threads", "0", "origin"], &[], "--threads"),
+        (&["origin"], &[("KEYFRAME_THREADS", "many")], "--threads"),
         (
             &["edge"],
             &[("KEYFRAME_CHUNK_SIZE", "1.5MiB")],

@@ -47,14 +47,16 @@ peers_up() {
     -n "$run/varnish" -P "$run/varnish.pid" -p thread_pools=1 >/dev/null
   wait_port "$p_varnish"
 
+  # Keyframe runs one worker thread (KF_THREADS), as nginx runs one worker process:
+  # wrk has the other core.
   # Keyframe's origin serves the same files: its store is a directory whose keys
   # are the file names.
-  "$KEYFRAME" --log warn --store "file://$data" origin --listen "127.0.0.1:$p_kforigin" \
+  "$KEYFRAME" --log warn --threads "${KF_THREADS:-1}" --store "file://$data" origin --listen "127.0.0.1:$p_kforigin" \
     >"$run/kf-origin.log" 2>&1 &
   echo $! >"$run/kf-origin.pid"
   wait_port "$p_kforigin"
 
-  "$KEYFRAME" --log warn edge --listen "127.0.0.1:$p_kfedge" --upstream "http://127.0.0.1:$p_origin" \
+  "$KEYFRAME" --log warn --threads "${KF_THREADS:-1}" edge --listen "127.0.0.1:$p_kfedge" --upstream "http://127.0.0.1:$p_origin" \
     --cache-memory "${KF_CACHE_MEMORY:-1GiB}" >"$run/kf-edge.log" 2>&1 &
   echo $! >"$run/kf-edge.pid"
   wait_port "$p_kfedge"
