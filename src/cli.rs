@@ -204,6 +204,10 @@ pub struct EdgeFlags {
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// PEM CA certificates trusted for https:// upstreams, besides the system's [default: none].
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_ca: Option<PathBuf>,
     /// Chunks fetched ahead of a sequential reader [default: 2].
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -470,6 +474,7 @@ mod tests {
                 "admin_token",
                 "region",
                 "parent",
+                "upstream_ca",
                 "cache_disk",
                 "tls_cert",
                 "tls_key",

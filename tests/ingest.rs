@@ -230,62 +230,34 @@ async fn remote_ingest_streams_to_the_catalog() {
         "remote mode wrote locally"
     );
 
-    // A wrong token, a server that is not there, and a missing token: one line each.
-    let (code, out, err) = run(
-        &elsewhere,
-        &[
-            "ingest",
-            "--server",
-            node.url("catalog"),
-            "--admin-token",
-            "wrong",
-            file.to_str().expect("utf8"),
-        ],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert!(out.is_empty(), "{out}");
-    assert!(err.contains("401"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    let (code, out, err) = run(
-        &elsewhere,
-        &[
-            "ingest",
-            "--server",
-            node.url("catalog"),
-            "--admin-token",
-            "s3cret-admin-token",
-            "--regions",
-            "not a region",
-            file.to_str().expect("utf8"),
-        ],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert!(out.is_empty(), "{out}");
-    assert!(err.contains("422"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    let (code, _, err) = run(
-        &elsewhere,
-        &[
-            "ingest",
-            "--server",
-            "http://127.0.0.1:1",
-            "--admin-token",
-            "t",
-            file.to_str().expect("utf8"),
-        ],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cannot reach"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    let (code, _, err) = run(
-        &elsewhere,
-        &[
-            "ingest",
-            "--server",
-            node.url("catalog"),
-            file.to_str().expect("utf8"),
-        ],
-    );
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("--admin-token"), "{err}");
+    // A wrong token, a bad parameter, a server that is not there, and a missing
+    // token: one line each, nothing on stdout, exit 1.
+    let catalog = node.url("catalog");
+    let path = file.to_str().expect("utf8");
+    let admin = ["--admin-token", "s3cret-admin-token"];
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["--server", catalog, "--admin-token", "wrong"], "401"),
+        (
+            [
+                &["--server", catalog][..],
+                &admin,
+                &["--regions", "not a region"],
+            ]
+            .concat(),
+            "422",
+        ),
+        (
+            vec!["--server", "http://127.0.0.1:1", "--admin-token", "t"],
+            "cannot reach",
+        ),
+        (vec!["--server", catalog], "--admin-token"),
+    ];
+    for (flags, needle) in cases {
+        let args = [&["ingest"][..], &flags, &[path]].concat();
+        let (code, out, err) = run(&elsewhere, &args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
 }

@@ -53,7 +53,7 @@ w("## Setup")
 w("")
 w(f"* Machine: {os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}; the load generator shares the cores with the server.")
 w(f"* Load: `wrk -t1 -c{conns} -d{duration}` with `bench/scripts/random-range.lua` (random offsets, unaligned) over {count} objects of {mb} MiB each, served from page cache.")
-w(f"* Peers: {version('nginx -v 2>&1')}; {version('varnishd -V 2>&1')}; configs in `bench/scripts/conf/` (nginx static origin with sendfile; nginx `slice 1m` + `proxy_cache`; Varnish `malloc`). Keyframe's edge and the caches front the nginx origin; Keyframe's origin serves the same files from a `file://` store.")
+w(f"* Peers: {version('nginx -v 2>&1')}; {version('varnishd -V 2>&1')}; configs in `bench/scripts/conf/` (nginx static origin with sendfile; nginx `slice 1m` + `proxy_cache`; Varnish `malloc`). Keyframe's edge and the caches front the nginx origin; Keyframe's origin serves the same files from a `file://` store. nginx runs one worker process, Keyframe one runtime worker (`--threads 1`; `KF_THREADS` changes it), so wrk has the other core.")
 w("* Edge \"hit\" workloads run after every object was fetched twice through each cache; \"cold\" adds a unique query string to each request, so every request is a miss at every cache.")
 w("* CPU per GB: user+system CPU seconds of the server's processes during the run, divided by GB served.")
 w("")
@@ -90,4 +90,13 @@ w("")
 w("```")
 w(open(raw).read().rstrip())
 w("```")
-open(out, "w").write("\n".join(lines) + "\n")
+# Keep the sections after the matrix's own (other benchmarks, analysis) as they are.
+import os
+kept = ""
+if os.path.exists(out):
+    old = open(out).read()
+    raw_at = old.find("## Raw rows")
+    nxt = old.find("\n## ", raw_at + 1) if raw_at >= 0 else -1
+    if nxt >= 0:
+        kept = "\n" + old[nxt + 1:]
+open(out, "w").write("\n".join(lines) + "\n" + kept)

@@ -17,11 +17,14 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Where the edge listens. Default `127.0.0.1:8081`.
     pub listen: SocketAddr,
-    /// The origins (any HTTP servers) this edge fronts, as base URLs. Each object
+    /// The origins (any HTTP or HTTPS servers) this edge fronts, as base URLs. Each object
     /// goes to one of them by rendezvous hashing, the others are failovers.
     /// Default `http://127.0.0.1:8082`.
     #[serde(deserialize_with = "string_list")]
     pub upstream: Vec<String>,
+    /// PEM certificates of authorities trusted for `https://` upstreams (and the
+    /// parent), besides the system's roots. Default: none.
+    pub upstream_ca: Option<PathBuf>,
     /// This edge's region label (e.g. `eu`). Default: none.
     pub region: Option<String>,
     /// A shield edge to fetch misses from instead of the origins. Default: none.
@@ -78,6 +81,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             upstream: vec!["http://127.0.0.1:8082".into()],
+            upstream_ca: None,
             region: None,
             parent: None,
             cache_memory: ByteSize(256 << 20),

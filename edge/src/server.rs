@@ -22,6 +22,7 @@ use http::{
 };
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -107,7 +108,7 @@ pub fn cache_key(uri: &Uri) -> String {
 pub enum ConfigError {
     #[error("upstream: no upstream URL given")]
     NoUpstream,
-    #[error("upstream: '{0}' is not an http:// URL")]
+    #[error("upstream: '{0}' is not an http:// or https:// URL")]
     BadUpstream(String),
     #[error("chunk-size: must be between 4KiB and 64MiB")]
     ChunkSize,
@@ -119,21 +120,57 @@ pub enum ConfigError {
     Region(#[from] keyframe_origin::region::RegionError),
     #[error("cache-disk: {0}")]
     Disk(std::io::Error),
+    /// `upstream-ca` will not load.
+    #[error("upstream-ca: {0}")]
+    UpstreamCa(String),
     /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
     #[error(transparent)]
     Tls(#[from] keyframe_origin::tls::TlsError),
 }
 
-/// Parses an upstream base URL (`http://host:port[/prefix]`).
+/// Parses an upstream base URL (`http[s]://host:port[/prefix]`).
 pub fn parse_upstream(s: &str) -> Result<Uri, ConfigError> {
     let uri: Uri = s
         .trim_end_matches('/')
         .parse()
         .map_err(|_| ConfigError::BadUpstream(s.into()))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
         return Err(ConfigError::BadUpstream(s.into()));
     }
     Ok(uri)
+}
+
+/// The TLS client configuration for `https://` upstreams: the system's roots, and
+/// the certificates in `ca` (PEM) if given.
+fn upstream_tls(
+    ca: Option<&std::path::Path>,
+) -> Result<tokio_rustls::rustls::ClientConfig, ConfigError> {
+    use tokio_rustls::rustls::{self, pki_types::pem::PemObject, pki_types::CertificateDer};
+    let bad = |why: String| ConfigError::UpstreamCa(why);
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates only lose those roots; `upstream_ca` still works.
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca {
+        let shown = path.display();
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(format!("{shown}: {e}")))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("{shown}: {e}")))?;
+        if certs.is_empty() {
+            return Err(bad(format!("{shown}: no certificate in it")));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad(format!("{shown}: {e}")))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -218,7 +255,7 @@ struct Inner {
     config: Config,
     cache_name: String,
     upstreams: Upstreams,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     entries: moka::sync::Cache<String, Arc<Entry>>,
     vary: moka::sync::Cache<String, Arc<Vec<HeaderName>>>,
     pass_marks: moka::sync::Cache<String, ()>,
@@ -291,6 +328,12 @@ impl Server {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(3)));
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(upstream_tls(config.upstream_ca.as_deref())?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
@@ -1952,9 +1995,10 @@ mod tests {
     }
 
     #[test]
-    fn upstreams_must_be_http_urls() {
+    fn upstreams_must_be_http_or_https_urls() {
         assert!(parse_upstream("http://127.0.0.1:8082").is_ok());
         assert!(parse_upstream("http://h/prefix/").is_ok());
+        assert!(parse_upstream("https://origin.example:443").is_ok());
         assert!(parse_upstream("ftp://h").is_err());
         assert!(parse_upstream("not a url").is_err());
         assert!(parse_upstream("127.0.0.1:8082").is_err());

@@ -178,3 +178,60 @@ fn a_cert_without_a_key_is_a_config_error_naming_tls_key() {
     .expect_err("cert without key");
     assert!(e.to_string().starts_with("tls-key:"), "{e}");
 }
+
+#[tokio::test]
+async fn an_edge_fetches_from_an_https_upstream_it_trusts_and_refuses_one_it_does_not() {
+    let origin = TestOrigin::start().await;
+    let obj = data(200_000, 9);
+    origin.put("/v/b.mp4", Obj::cacheable(obj.clone(), 60));
+    let p = pki();
+    // An HTTPS shield in front of the origin is the HTTPS upstream.
+    let (shield, _stop) = start_tls(Config {
+        tls_cert: Some(p.cert.clone()),
+        tls_key: Some(p.key.clone()),
+        ..config(&[origin.url()], 64 << 10)
+    })
+    .await;
+    let upstream = format!("https://127.0.0.1:{}", shield.port());
+    let client = reqwest::Client::new();
+
+    let trusting = TestEdge::start(Config {
+        upstream_ca: Some(p.cert.clone()),
+        ..config(std::slice::from_ref(&upstream), 64 << 10)
+    })
+    .await;
+    let (status, _, body) = get(&client, &trusting.url("/v/b.mp4"), Some("bytes=1000-99999")).await;
+    assert_eq!(status, 206);
+    assert_eq!(body.expect("body").as_ref(), &obj[1000..100_000]);
+    let (status, _, body) = get(&client, &trusting.url("/v/b.mp4"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.expect("body").as_ref(), obj.as_slice());
+
+    // Without the CA, the self-signed upstream is not trusted: 502, as JSON.
+    let wary = TestEdge::start(config(std::slice::from_ref(&upstream), 64 << 10)).await;
+    let (status, headers, body) = get(&client, &wary.url("/v/b.mp4"), None).await;
+    assert_eq!(status, 502);
+    assert!(headers["content-type"]
+        .to_str()
+        .expect("type")
+        .starts_with("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&body.expect("body")).expect("json");
+    assert_eq!(v["code"], "upstream_unavailable", "{v}");
+    trusting.shutdown().await;
+    wary.shutdown().await;
+}
+
+#[test]
+fn an_upstream_ca_that_will_not_load_is_a_config_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junk = dir.path().join("ca.pem");
+    std::fs::write(&junk, "not a certificate\n").expect("write");
+    for ca in [junk, dir.path().join("missing.pem")] {
+        let e = Server::new(Config {
+            upstream_ca: Some(ca.clone()),
+            ..config(&["https://127.0.0.1:1".into()], 64 << 10)
+        })
+        .expect_err("bad upstream-ca");
+        assert!(e.to_string().starts_with("upstream-ca:"), "{ca:?}: {e}");
+    }
+}
