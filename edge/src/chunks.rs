@@ -328,8 +328,7 @@ impl ChunkStore {
 
     /// The chunk from memory, or the fetch to join, or a new fetch to lead.
     pub fn source(&self, key: ChunkKey, len: u64) -> Source {
-        if let Some(b) = self.get(&key) {
-            self.stats.hits.inc();
+        if let Some(b) = self.hit(&key) {
             return Source::Ready(b);
         }
         let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
