@@ -92,6 +92,24 @@ pub enum Command {
     Recommend(RecommendFlags),
     /// Load and player benchmarks against any HTTP URL.
     Bench(keyframe_bench::BenchArgs),
+    /// Check a running server's health (for container health checks): exit 0 if
+    /// it answers 2xx, else one line and exit 1.
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Arguments of `keyframe healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// A port (`8081`), `HOST:PORT`, or a whole URL; the first two mean
+    /// `http://HOST:PORT/_keyframe/healthz`, host 127.0.0.1 by default.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    /// Seconds to wait for the whole answer.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub timeout: f64,
+    /// Also trust the certificates in this PEM file (for https:// targets).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// Flags of `keyframe serve`.

@@ -158,6 +158,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             db.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Healthcheck(args) => healthcheck(&args).await,
         Command::Bench(args) => {
             let ok = keyframe_bench::run(args).await.map_err(Failure::Runtime)?;
             Ok(exit(ok))
@@ -215,6 +216,26 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `keyframe healthcheck`: exit 0 on a 2xx answer, else one line and exit 1.
+async fn healthcheck(args: &cli::HealthcheckArgs) -> Result<ExitCode, Failure> {
+    let url = keyframe_edge::probe::health_url(&args.target).map_err(ConfigError)?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 3600.0) {
+        return Err(ConfigError(format!(
+            "--timeout must be between 0 and 3600 seconds, not {}",
+            args.timeout
+        ))
+        .into());
+    }
+    let timeout = std::time::Duration::from_secs_f64(args.timeout);
+    match keyframe_edge::probe::probe(&url, args.ca.as_deref(), timeout).await {
+        Ok(status) => {
+            println!("healthy: {url} answered {status}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => Err(Failure::Runtime(anyhow::anyhow!(why))),
     }
 }
 

@@ -32,6 +32,7 @@ fn help_lists_every_command() {
         "migrate",
         "recommend",
         "bench",
+        "healthcheck",
     ] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
@@ -58,6 +59,8 @@ fn bad_flags_and_values_are_one_line_and_exit_2() {
         (&["serve", "--no-such-flag"], &[], "--no-such-flag"),
         (&["edge", "--cache-memory", "lots"], &[], "--cache-memory"),
         (&["--threads", "0", "origin"], &[], "--threads"),
+        (&["healthcheck", "ftp://x/"], &[], "http"),
+        (&["healthcheck", "--timeout", "0", "8081"], &[], "--timeout"),
         (&["origin"], &[("KEYFRAME_THREADS", "many")], "--threads"),
         (
             &["edge"],
@@ -173,6 +176,34 @@ async fn serve_answers_health_on_three_ports_and_stops_on_sigterm() {
         assert_eq!(r.text().await.expect("body"), "keyframe", "{name}");
     }
     assert!(tmp.path().join("keyframe.db").is_file());
+    // `keyframe healthcheck` (for images without curl) on every server, by URL and
+    // by HOST:PORT and port.
+    for name in ["catalog", "edge", "origin"] {
+        let base = node.url(name).to_string();
+        let hostport = base.trim_start_matches("http://").to_string();
+        let port = hostport.rsplit(':').next().expect("port").to_string();
+        for target in [format!("{base}/_keyframe/healthz"), hostport, port] {
+            let (code, out, err) = run(&["healthcheck", &target], &[]);
+            assert_eq!(code, 0, "healthcheck {target}: {err}");
+            assert!(out.contains("healthy"), "{out}");
+        }
+    }
+    // An answer that is not 2xx, and a port nobody listens on: one line, exit 1.
+    let (code, _, err) = run(
+        &["healthcheck", &format!("{}/no/such/path", node.url("edge"))],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("404") && err.lines().count() == 1, "{err}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_port = closed.local_addr().expect("addr").port().to_string();
+    drop(closed);
+    let (code, _, err) = run(&["healthcheck", "--timeout", "2", &closed_port], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.lines().count() == 1,
+        "{err}"
+    );
     let status = node.terminate();
     assert!(status.success(), "exit status {status:?}");
 }

@@ -193,12 +193,17 @@ impl InFlight {
 const MAPPED_MIN: usize = 64 << 10;
 
 /// One buffer holding `pieces` (of `total` bytes in all). A chunk of 64 KiB or more
-/// is copied into an anonymous mapping of its own, so that when it is evicted its
+/// is copied into a sealed memfd mapped for it alone (`zerocopy::sealed`: plain
+/// HTTP connections send its slices with `sendfile`, without a copy), or where
+/// memfds cannot be made into an anonymous mapping, so that when it is evicted its
 /// memory goes back to the OS at once instead of into the allocator's free lists,
 /// where 1 MiB holes fragment and keep the process's RSS far above the memory
 /// tier's bound.
 pub fn chunk_buffer(pieces: &[Bytes], total: usize) -> Bytes {
     if total >= MAPPED_MIN {
+        if let Some(b) = keyframe_origin::zerocopy::sealed(pieces, total) {
+            return b;
+        }
         if let Ok(mut m) = memmap2::MmapMut::map_anon(total) {
             let mut at = 0;
             for p in pieces {

@@ -5,12 +5,14 @@
 //! * [`chunks`] — the chunk store (memory tiers) and per-chunk fetch coalescing.
 //! * [`upstream`] — rendezvous hashing, failover and circuit breaking.
 //! * [`server`] — routing, the cache state machine, purge, tokens and regions.
+//! * [`probe`] — `keyframe healthcheck`: one GET of a health endpoint.
 
 pub mod chunks;
 pub mod config;
 pub mod disk;
 pub mod entry;
 pub mod policy;
+pub mod probe;
 pub mod server;
 pub mod upstream;
 

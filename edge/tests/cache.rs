@@ -49,6 +49,18 @@ async fn random_ranges_equal_the_origin_cold_and_warm_for_several_chunk_sizes() 
             assert_eq!(status, 416);
             assert_eq!(header(&h, "content-range"), format!("bytes */{len}"));
         }
+        if chunk >= 65536 {
+            // Warm chunks of 64 KiB or more go out with sendfile, not copied.
+            let before = keyframe_origin::zerocopy::sent_bytes();
+            let (status, _, body) = get(&client, &url, None).await;
+            assert_eq!(status, 200);
+            assert!(body.expect("body")[..] == bytes[..]);
+            let sent = keyframe_origin::zerocopy::sent_bytes() - before;
+            assert!(
+                sent >= 3 * chunk,
+                "chunk {chunk}: only {sent} bytes went out with sendfile"
+            );
+        }
         let gets = origin.gets();
         // Warm round fetched nothing new: every chunk was fetched at most once.
         let chunks = len.div_ceil(chunk as usize);

@@ -138,6 +138,7 @@ pub async fn serve<H, Fut>(
         });
         match &limits.tls {
             None => {
+                let stream = crate::zerocopy::ZeroCopyStream::new(stream);
                 let conn = builder
                     .serve_connection(TokioIo::new(stream), svc)
                     .into_owned();

@@ -18,6 +18,7 @@ pub mod store;
 pub mod testing;
 pub mod tls;
 pub mod token;
+pub mod zerocopy;
 
 pub use config::Config;
 pub use server::Server;
