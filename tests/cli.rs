@@ -50,6 +50,38 @@ fn help_lists_every_command() {
     }
 }
 
+/// `--threads` is both a global flag (the runtime) and the load generator's: given
+/// before or after `bench`, it parses (a clash of the two once panicked in clap).
+#[test]
+fn bench_takes_threads_before_and_after_its_command() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/x", closed.local_addr().expect("addr"));
+    drop(closed);
+    let tail = [
+        "--url",
+        &url,
+        "--size",
+        "4KiB",
+        "--concurrency",
+        "1",
+        "--warmup",
+        "0s",
+        "--duration",
+        "200ms",
+        "--timeout",
+        "1s",
+    ];
+    for args in [
+        [&["bench", "range", "--threads", "1"][..], &tail[..]].concat(),
+        [&["--threads", "1", "bench", "range"][..], &tail[..]].concat(),
+    ] {
+        let (code, out, err) = run(&args, &[]);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        // Nothing listens there: the run fails, as a failed run, not a usage error.
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+    }
+}
+
 /// Arguments, environment, and a word the error must name.
 type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 

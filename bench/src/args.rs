@@ -189,8 +189,10 @@ pub struct CommonArgs {
     #[arg(long)]
     pub json: bool,
     /// Worker threads of the load generator's runtime (default: all cores).
+    /// Under `keyframe` this is also the global `--threads` (the same id and type:
+    /// clap hands the value to both).
     #[arg(long)]
-    pub threads: Option<usize>,
+    pub threads: Option<u16>,
     /// Seed of the request generators (the same seed gives the same requests).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

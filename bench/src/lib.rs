@@ -91,7 +91,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
 /// thread, so the caller's runtime is neither blocked nor measured.
 pub async fn measure(args: BenchArgs) -> anyhow::Result<Outcome> {
     let threads = match args.workload.common().threads {
-        Some(n) if n > 0 => n,
+        Some(n) if n > 0 => usize::from(n),
         Some(_) => bail!("--threads must be at least 1"),
         None => std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
