@@ -74,6 +74,9 @@ pub struct Config {
     /// The path the health check requests on each upstream; any answer below 500
     /// counts as alive, so it works on any HTTP server. Default `/_keyframe/healthz`.
     pub health_check_path: String,
+    /// Send cached chunks on plain HTTP connections with `sendfile(2)`, without
+    /// copying them (as nginx's `sendfile on`). Default true.
+    pub sendfile: bool,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             tls_key: None,
             health_check_secs: 5,
             health_check_path: "/_keyframe/healthz".into(),
+            sendfile: true,
         }
     }
 }
@@ -122,6 +126,7 @@ impl Config {
             max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
             grace: Duration::from_secs(self.grace_secs),
             tls: None,
+            sendfile: self.sendfile,
         }
     }
 }

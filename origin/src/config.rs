@@ -79,6 +79,8 @@ impl Config {
             max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
             grace: Duration::from_secs(self.grace_secs),
             tls: None,
+            // The origin's bodies are never sealed chunks: skip the lookups.
+            sendfile: false,
         }
     }
 }

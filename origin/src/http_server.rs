@@ -70,6 +70,9 @@ pub struct Limits {
     pub grace: Duration,
     /// TLS to terminate (ALPN `h2`, `http/1.1`); `None` serves plain HTTP/1.1 and h2c.
     pub tls: Option<Tls>,
+    /// Plain connections send slices of sealed cached chunks with `sendfile(2)`
+    /// (see [`crate::zerocopy`]); off, they are written (copied) like any bytes.
+    pub sendfile: bool,
 }
 
 impl Default for Limits {
@@ -80,6 +83,7 @@ impl Default for Limits {
             max_header_bytes: 64 * 1024,
             grace: Duration::from_secs(10),
             tls: None,
+            sendfile: true,
         }
     }
 }
@@ -138,7 +142,7 @@ pub async fn serve<H, Fut>(
         });
         match &limits.tls {
             None => {
-                let stream = crate::zerocopy::ZeroCopyStream::new(stream);
+                let stream = crate::zerocopy::ZeroCopyStream::new(stream, limits.sendfile);
                 let conn = builder
                     .serve_connection(TokioIo::new(stream), svc)
                     .into_owned();

@@ -155,11 +155,13 @@ pub fn sealed_usage() -> (usize, u64) {
 /// A TCP connection that sends slices of sealed chunks with `sendfile(2)`.
 pub struct ZeroCopyStream {
     tcp: TcpStream,
+    enabled: bool,
 }
 
 impl ZeroCopyStream {
-    pub fn new(tcp: TcpStream) -> Self {
-        ZeroCopyStream { tcp }
+    /// `enabled` false makes it a plain TCP stream (every write a `writev`).
+    pub fn new(tcp: TcpStream, enabled: bool) -> Self {
+        ZeroCopyStream { tcp, enabled }
     }
 
     fn poll_sendfile(
@@ -225,6 +227,9 @@ impl AsyncWrite for ZeroCopyStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if !this.enabled {
+            return Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+        }
         match Self::first_sealed(bufs) {
             Some((0, fd, off)) => this.poll_sendfile(cx, &fd, off, bufs[0].len()),
             Some((i, _, _)) => Pin::new(&mut this.tcp).poll_write_vectored(cx, &bufs[..i]),
@@ -331,7 +336,7 @@ mod tests {
         });
         let (tcp, _) = listener.accept().await.expect("accept");
         let sent_before = sent_bytes();
-        let mut s = ZeroCopyStream::new(tcp);
+        let mut s = ZeroCopyStream::new(tcp, true);
         let parts: Vec<&[u8]> = vec![&head, &body[1000..], &tail];
         let mut at = (0usize, 0usize); // (part, offset)
         while at.0 < parts.len() {
