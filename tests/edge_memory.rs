@@ -64,6 +64,16 @@ async fn drain(client: &reqwest::Client, url: &str, range: Option<String>) -> u6
 /// so what stays resident is the tier, the chunks in flight and the binary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peak_rss_stays_within_the_cache_memory_bound() {
+    peak_memory_stays_within_the_bound(false).await;
+}
+
+/// The same with `sendfile` on: chunks live in sealed memfds, counted whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peak_memory_with_sendfile_stays_within_the_cache_memory_bound() {
+    peak_memory_stays_within_the_bound(true).await;
+}
+
+async fn peak_memory_stays_within_the_bound(sendfile: bool) {
     if !std::path::Path::new("/proc/self/status").exists() {
         eprintln!("skipping: no /proc");
         return;
@@ -104,6 +114,7 @@ async fn peak_rss_stays_within_the_cache_memory_bound() {
         "--chunk-size",
         "1MiB",
     ]);
+    cmd.env("KEYFRAME_SENDFILE", sendfile.to_string());
     let edge = Running::start(cmd, 1);
     let pid = edge.child.id();
     let base = edge.url("edge").to_string();
@@ -181,6 +192,15 @@ async fn peak_rss_stays_within_the_cache_memory_bound() {
         .text()
         .await
         .expect("text");
+    if sendfile {
+        let sent: f64 = m
+            .lines()
+            .find(|l| l.starts_with("keyframe_edge_sendfile_bytes_total "))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .expect("keyframe_edge_sendfile_bytes_total");
+        assert!(sent > 0.0, "no byte went out with sendfile");
+    }
     for l in m.lines().filter(|l| {
         l.starts_with("keyframe_edge_memory")
             || l.starts_with("keyframe_edge_entries")

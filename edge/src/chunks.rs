@@ -51,6 +51,8 @@ pub struct InFlight {
     key: ChunkKey,
     /// The chunk's expected length.
     pub len: u64,
+    /// The finished chunk goes into a sealed memfd (for `sendfile`).
+    sealed: bool,
     state: Mutex<FlightState>,
     tx: watch::Sender<u64>,
 }
@@ -61,10 +63,11 @@ pub struct InFlight {
 pub struct FetchFailed(pub String);
 
 impl InFlight {
-    fn new(key: ChunkKey, len: u64) -> Self {
+    fn new(key: ChunkKey, len: u64, sealed: bool) -> Self {
         InFlight {
             key,
             len,
+            sealed,
             state: Mutex::new(FlightState {
                 pieces: Vec::new(),
                 whole: None,
@@ -104,7 +107,7 @@ impl InFlight {
         }
         // Always copied, even from one piece: a piece may be a slice of a larger
         // buffer (the upstream connection's, a chunk file's) that it would pin.
-        let whole = chunk_buffer(&st.pieces, total);
+        let whole = chunk_buffer(&st.pieces, total, self.sealed);
         st.pieces = Vec::new();
         st.whole = Some(whole.clone());
         st.status = Status::Done;
@@ -193,16 +196,19 @@ impl InFlight {
 const MAPPED_MIN: usize = 64 << 10;
 
 /// One buffer holding `pieces` (of `total` bytes in all). A chunk of 64 KiB or more
-/// is copied into a sealed memfd mapped for it alone (`zerocopy::sealed`: plain
-/// HTTP connections send its slices with `sendfile`, without a copy), or where
-/// memfds cannot be made into an anonymous mapping, so that when it is evicted its
+/// is copied into a mapping of its own: with `sealed`, a sealed memfd
+/// (`zerocopy::sealed`: plain HTTP connections send its slices with `sendfile`,
+/// without a copy), else (or where memfds cannot be made) an anonymous mapping, so
+/// that when it is evicted its
 /// memory goes back to the OS at once instead of into the allocator's free lists,
 /// where 1 MiB holes fragment and keep the process's RSS far above the memory
 /// tier's bound.
-pub fn chunk_buffer(pieces: &[Bytes], total: usize) -> Bytes {
+pub fn chunk_buffer(pieces: &[Bytes], total: usize, sealed: bool) -> Bytes {
     if total >= MAPPED_MIN {
-        if let Some(b) = keyframe_origin::zerocopy::sealed(pieces, total) {
-            return b;
+        if sealed {
+            if let Some(b) = keyframe_origin::zerocopy::sealed(pieces, total) {
+                return b;
+            }
         }
         if let Ok(mut m) = memmap2::MmapMut::map_anon(total) {
             let mut at = 0;
@@ -247,6 +253,8 @@ pub struct ChunkStore {
     /// Bytes inserted since the tiers last applied their pending writes, and how
     /// many may be before they must (see `insert`).
     unsynced: AtomicU64,
+    /// Finished chunks go into sealed memfds (`Config::sendfile`).
+    sealed: bool,
     sync_every: u64,
     /// Where completed chunks are written behind, if anywhere (the disk tier).
     spill: Option<Arc<dyn Fn(ChunkKey, Bytes) + Send + Sync>>,
@@ -294,6 +302,7 @@ impl ChunkStore {
             inflight: Mutex::new(HashMap::new()),
             unsynced: AtomicU64::new(0),
             sync_every: (capacity / 32).max(1 << 20),
+            sealed: false,
             spill,
             stats: ChunkStats {
                 evictions,
@@ -331,6 +340,13 @@ impl ChunkStore {
         }
     }
 
+    /// Finished chunks go into sealed memfds, which plain connections send with
+    /// `sendfile` (one descriptor per chunk).
+    pub fn with_sealed(mut self, sealed: bool) -> Self {
+        self.sealed = sealed;
+        self
+    }
+
     /// The chunk from memory, or the fetch to join, or a new fetch to lead.
     pub fn source(&self, key: ChunkKey, len: u64) -> Source {
         if let Some(b) = self.hit(&key) {
@@ -349,7 +365,7 @@ impl ChunkStore {
             return Source::Ready(b);
         }
         self.stats.misses.inc();
-        let f = Arc::new(InFlight::new(key, len));
+        let f = Arc::new(InFlight::new(key, len, self.sealed));
         map.insert(key, f.clone());
         Source::Flight {
             flight: f,

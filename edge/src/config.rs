@@ -74,8 +74,10 @@ pub struct Config {
     /// The path the health check requests on each upstream; any answer below 500
     /// counts as alive, so it works on any HTTP server. Default `/_keyframe/healthz`.
     pub health_check_path: String,
-    /// Send cached chunks on plain HTTP connections with `sendfile(2)`, without
-    /// copying them (as nginx's `sendfile on`). Default true.
+    /// Keep cached chunks in sealed memfds and send them on plain HTTP connections
+    /// with `sendfile(2)`, without copying them (as nginx's `sendfile on`; one file
+    /// descriptor per chunk). Default false: over loopback it measured slower than
+    /// copying (bench/RESULTS.md); try it where clients are across a real NIC.
     pub sendfile: bool,
 }
 
@@ -105,7 +107,7 @@ impl Default for Config {
             tls_key: None,
             health_check_secs: 5,
             health_check_path: "/_keyframe/healthz".into(),
-            sendfile: true,
+            sendfile: false,
         }
     }
 }

@@ -299,9 +299,11 @@ const TARGETED: &[&str] = &["cdn-cache-control"];
 impl Server {
     /// Builds an edge from its configuration.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        // Every cached chunk of 64 KiB or more holds a descriptor (its sealed memfd).
-        let files = keyframe_origin::zerocopy::raise_fd_limit();
-        tracing::debug!(?files, "open files limit");
+        if config.sendfile {
+            // Every cached chunk of 64 KiB or more holds a descriptor (its memfd).
+            let files = keyframe_origin::zerocopy::raise_fd_limit();
+            tracing::debug!(?files, "open files limit");
+        }
         let mut bases: Vec<String> = Vec::new();
         if let Some(p) = &config.parent {
             bases.push(p.clone());
@@ -378,7 +380,7 @@ impl Server {
             Arc::new(move |k, b| d.spill(k, b))
                 as Arc<dyn Fn(crate::chunks::ChunkKey, Bytes) + Send + Sync>
         });
-        let chunks = ChunkStore::new(memory, spill);
+        let chunks = ChunkStore::new(memory, spill).with_sealed(config.sendfile);
         registry.register(
             "keyframe_edge_requests",
             "Requests by cache status",

@@ -22,7 +22,8 @@ async fn random_ranges_equal_the_origin_cold_and_warm_for_several_chunk_sizes() 
         let bytes = data(len, i as u64);
         origin.put("/v1/objects/a.mp4", Obj::cacheable(bytes.clone(), 3600));
         let mut cfg = config(&[origin.url()], chunk);
-        // The 64 KiB case runs with sendfile off: chunks are written as plain bytes.
+        // The 64 KiB case runs with sendfile off (the default): chunks are written
+        // as plain bytes; the others send them with sendfile.
         cfg.sendfile = chunk != 65536;
         let edge = TestEdge::start(cfg).await;
         let url = edge.url("/v1/objects/a.mp4");
