@@ -51,8 +51,8 @@ pub struct InFlight {
     key: ChunkKey,
     /// The chunk's expected length.
     pub len: u64,
-    /// The finished chunk goes into a sealed memfd (for `sendfile`).
-    sealed: bool,
+    /// Where the finished chunk's bytes go.
+    buffers: Arc<Buffers>,
     state: Mutex<FlightState>,
     tx: watch::Sender<u64>,
 }
@@ -63,11 +63,11 @@ pub struct InFlight {
 pub struct FetchFailed(pub String);
 
 impl InFlight {
-    fn new(key: ChunkKey, len: u64, sealed: bool) -> Self {
+    fn new(key: ChunkKey, len: u64, buffers: Arc<Buffers>) -> Self {
         InFlight {
             key,
             len,
-            sealed,
+            buffers,
             state: Mutex::new(FlightState {
                 pieces: Vec::new(),
                 whole: None,
@@ -107,7 +107,7 @@ impl InFlight {
         }
         // Always copied, even from one piece: a piece may be a slice of a larger
         // buffer (the upstream connection's, a chunk file's) that it would pin.
-        let whole = chunk_buffer(&st.pieces, total, self.sealed);
+        let whole = self.buffers.chunk(&st.pieces, total);
         st.pieces = Vec::new();
         st.whole = Some(whole.clone());
         st.status = Status::Done;
@@ -195,36 +195,114 @@ impl InFlight {
 /// Chunks at least this long get a buffer mapped from the OS of their own.
 const MAPPED_MIN: usize = 64 << 10;
 
-/// One buffer holding `pieces` (of `total` bytes in all). A chunk of 64 KiB or more
-/// is copied into a mapping of its own: with `sealed`, a sealed memfd
-/// (`zerocopy::sealed`: plain HTTP connections send its slices with `sendfile`,
-/// without a copy), else (or where memfds cannot be made) an anonymous mapping, so
-/// that when it is evicted its
-/// memory goes back to the OS at once instead of into the allocator's free lists,
-/// where 1 MiB holes fragment and keep the process's RSS far above the memory
-/// tier's bound.
-pub fn chunk_buffer(pieces: &[Bytes], total: usize, sealed: bool) -> Bytes {
-    if total >= MAPPED_MIN {
-        if sealed {
-            if let Some(b) = keyframe_origin::zerocopy::sealed(pieces, total) {
-                return b;
-            }
-        }
-        if let Ok(mut m) = memmap2::MmapMut::map_anon(total) {
-            let mut at = 0;
-            for p in pieces {
-                let n = p.len().min(total - at);
-                m[at..at + n].copy_from_slice(&p[..n]);
-                at += n;
-            }
-            return Bytes::from_owner(m);
+/// How finished chunks are held. A chunk of 64 KiB or more is copied into a
+/// mapping of its own, so that when it is evicted its memory goes back to the OS
+/// at once instead of into the allocator's free lists, where 1 MiB holes fragment
+/// and keep the process's RSS far above the memory tier's bound:
+/// * with `sealed`, a sealed memfd (`zerocopy::sealed`: plain HTTP connections send
+///   its slices with `sendfile`, without a copy);
+/// * else an anonymous mapping. Up to `keep` mappings of exactly `size` bytes (the
+///   chunk size) are kept when their chunks are dropped and reused, already faulted
+///   in: a fresh mapping costs a page fault and a zeroed page per 4 KiB, which was
+///   a third of the edge's CPU on cold misses.
+#[derive(Debug)]
+pub struct Buffers {
+    sealed: bool,
+    size: usize,
+    keep: usize,
+    free: Mutex<Vec<memmap2::MmapMut>>,
+}
+
+/// A chunk's anonymous mapping, given back to its [`Buffers`] when dropped.
+struct Mapped {
+    map: Option<memmap2::MmapMut>,
+    len: usize,
+    home: Arc<Buffers>,
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        self.map.as_deref().map_or(&[], |m| &m[..self.len])
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if let Some(m) = self.map.take() {
+            self.home.give_back(m);
         }
     }
-    let mut b = BytesMut::with_capacity(total);
-    for p in pieces {
-        b.extend_from_slice(p);
+}
+
+impl Buffers {
+    /// `keep` mappings of `size` bytes are kept for reuse (0: none).
+    pub fn new(sealed: bool, size: usize, keep: usize) -> Arc<Self> {
+        Arc::new(Buffers {
+            sealed,
+            size,
+            keep,
+            free: Mutex::new(Vec::new()),
+        })
     }
-    b.freeze()
+
+    fn give_back(&self, m: memmap2::MmapMut) {
+        if m.len() == self.size {
+            let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+            if free.len() < self.keep {
+                free.push(m);
+            }
+        }
+        // Otherwise `m` drops here: unmapped, back to the OS.
+    }
+
+    /// Mappings waiting for reuse (for tests).
+    pub fn kept(&self) -> usize {
+        self.free.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn mapping(&self, len: usize) -> Option<memmap2::MmapMut> {
+        if len == self.size {
+            let reused = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            if reused.is_some() {
+                return reused;
+            }
+        }
+        // Faulted in with one call rather than a fault per page.
+        memmap2::MmapOptions::new()
+            .len(len)
+            .populate()
+            .map_anon()
+            .ok()
+    }
+
+    /// One buffer holding `pieces` (their first `total` bytes).
+    pub fn chunk(self: &Arc<Self>, pieces: &[Bytes], total: usize) -> Bytes {
+        if total >= MAPPED_MIN {
+            if self.sealed {
+                if let Some(b) = keyframe_origin::zerocopy::sealed(pieces, total) {
+                    return b;
+                }
+            }
+            if let Some(mut m) = self.mapping(total) {
+                let mut at = 0;
+                for p in pieces {
+                    let n = p.len().min(total - at);
+                    m[at..at + n].copy_from_slice(&p[..n]);
+                    at += n;
+                }
+                return Bytes::from_owner(Mapped {
+                    map: Some(m),
+                    len: total,
+                    home: self.clone(),
+                });
+            }
+        }
+        let mut b = BytesMut::with_capacity(total);
+        for p in pieces {
+            b.extend_from_slice(p);
+        }
+        b.freeze()
+    }
 }
 
 /// Where a chunk's bytes come from.
@@ -253,8 +331,8 @@ pub struct ChunkStore {
     /// Bytes inserted since the tiers last applied their pending writes, and how
     /// many may be before they must (see `insert`).
     unsynced: AtomicU64,
-    /// Finished chunks go into sealed memfds (`Config::sendfile`).
-    sealed: bool,
+    /// Where finished chunks go.
+    buffers: Arc<Buffers>,
     sync_every: u64,
     /// Where completed chunks are written behind, if anywhere (the disk tier).
     spill: Option<Arc<dyn Fn(ChunkKey, Bytes) + Send + Sync>>,
@@ -302,7 +380,7 @@ impl ChunkStore {
             inflight: Mutex::new(HashMap::new()),
             unsynced: AtomicU64::new(0),
             sync_every: (capacity / 32).max(1 << 20),
-            sealed: false,
+            buffers: Buffers::new(false, 0, 0),
             spill,
             stats: ChunkStats {
                 evictions,
@@ -341,9 +419,13 @@ impl ChunkStore {
     }
 
     /// Finished chunks go into sealed memfds, which plain connections send with
-    /// `sendfile` (one descriptor per chunk).
-    pub fn with_sealed(mut self, sealed: bool) -> Self {
-        self.sealed = sealed;
+    /// `sendfile` (one descriptor per chunk), or into anonymous mappings of which
+    /// those of `chunk_size` are reused, up to a thirty-second of the capacity (the
+    /// slack the tiers already allow between syncs).
+    pub fn with_buffers(mut self, sealed: bool, chunk_size: u64, capacity: u64) -> Self {
+        let keep = usize::try_from(capacity / 32 / chunk_size.max(1)).unwrap_or(0);
+        let size = usize::try_from(chunk_size).unwrap_or(0);
+        self.buffers = Buffers::new(sealed, size, keep);
         self
     }
 
@@ -365,7 +447,7 @@ impl ChunkStore {
             return Source::Ready(b);
         }
         self.stats.misses.inc();
-        let f = Arc::new(InFlight::new(key, len, self.sealed));
+        let f = Arc::new(InFlight::new(key, len, self.buffers.clone()));
         map.insert(key, f.clone());
         Source::Flight {
             flight: f,
@@ -434,6 +516,38 @@ impl ChunkStore {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn chunk_buffers_of_the_chunk_size_are_reused_and_hold_the_right_bytes() {
+        let size = 256 << 10;
+        let buffers = Buffers::new(false, size, 1);
+        let piece = |v: u8, n: usize| Bytes::from(vec![v; n]);
+        let a = buffers.chunk(&[piece(1, 100_000), piece(2, size)], size);
+        assert_eq!(a.len(), size);
+        assert!(a[..100_000].iter().all(|&b| b == 1) && a[100_000..].iter().all(|&b| b == 2));
+        let at = a.as_ptr();
+        let b = buffers.chunk(&[piece(3, size)], size);
+        assert_ne!(b.as_ptr(), at, "a live chunk's buffer is never handed out");
+        drop(a);
+        assert_eq!(buffers.kept(), 1);
+        drop(b);
+        assert_eq!(buffers.kept(), 1, "no more than `keep` are kept");
+        let c = buffers.chunk(&[piece(4, size)], size);
+        assert_eq!(c.as_ptr(), at, "the kept buffer is reused");
+        assert_eq!(buffers.kept(), 0);
+        assert!(
+            c.iter().all(|&b| b == 4),
+            "a reused buffer is overwritten whole"
+        );
+        // Other sizes are mapped fresh and never kept.
+        let d = buffers.chunk(&[piece(5, 70_000)], 70_000);
+        assert!(d.iter().all(|&b| b == 5));
+        drop(d);
+        assert_eq!(buffers.kept(), 0);
+        drop(c);
+        assert_eq!(buffers.kept(), 1);
+    }
+
     use super::*;
     use futures::StreamExt;
 

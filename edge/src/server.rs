@@ -380,7 +380,8 @@ impl Server {
             Arc::new(move |k, b| d.spill(k, b))
                 as Arc<dyn Fn(crate::chunks::ChunkKey, Bytes) + Send + Sync>
         });
-        let chunks = ChunkStore::new(memory, spill).with_sealed(config.sendfile);
+        let chunks =
+            ChunkStore::new(memory, spill).with_buffers(config.sendfile, chunk_size, memory);
         registry.register(
             "keyframe_edge_requests",
             "Requests by cache status",
