@@ -94,6 +94,7 @@ impl Entry {
     ) -> Entry {
         let mut headers = self.headers.clone();
         policy::merge_not_modified(&mut headers, not_modified);
+        let headers = detached(&headers);
         let directives = ResponseDirectives::for_shared_cache(&headers, targeted);
         let lifetime =
             policy::freshness_lifetime(&headers, &directives, StatusCode::OK).unwrap_or_default();
@@ -113,6 +114,21 @@ impl Entry {
             last_end: AtomicU64::new(u64::MAX),
         }
     }
+}
+
+/// A copy of `h` whose values own their bytes. hyper parses header values as slices
+/// of the connection's read buffer, which also holds the start of the body: a
+/// stored entry keeping those slices would pin that whole buffer (hundreds of KiB
+/// on a busy upstream connection) for as long as the entry lives, unseen by the
+/// entries' weigher and the memory bound.
+pub fn detached(h: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(h.len());
+    for (name, v) in h {
+        let mut copy = HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+        copy.set_sensitive(v.is_sensitive());
+        out.append(name.clone(), copy);
+    }
+    out
 }
 
 /// What an upstream answered to the edge's (ranged) GET, seen as a candidate entry.
@@ -220,6 +236,7 @@ pub fn judge(j: Judged<'_>) -> Candidate {
     ] {
         upstream_headers.remove(h);
     }
+    let (headers, upstream_headers) = (detached(&headers), detached(&upstream_headers));
     Candidate::Store {
         entry: Box::new(Entry {
             generation: j.generation,
@@ -243,6 +260,29 @@ pub fn judge(j: Judged<'_>) -> Candidate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detached_headers_do_not_share_the_parsed_buffer() {
+        let buf = bytes::Bytes::from(b"video/mp4 and then the body...".repeat(1000));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_maybe_shared(buf.slice(0..9)).expect("value"),
+        );
+        let mut secret = HeaderValue::from_static("s3cr3t");
+        secret.set_sensitive(true);
+        h.append(header::SET_COOKIE, secret);
+        let d = detached(&h);
+        assert_eq!(d, h);
+        let v = d.get(header::CONTENT_TYPE).expect("content-type");
+        let at = v.as_bytes().as_ptr() as usize;
+        let (lo, hi) = (buf.as_ptr() as usize, buf.as_ptr() as usize + buf.len());
+        assert!(
+            !(lo..hi).contains(&at),
+            "the value still points into the buffer"
+        );
+        assert!(d.get(header::SET_COOKIE).expect("cookie").is_sensitive());
+    }
 
     fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
