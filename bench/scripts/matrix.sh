@@ -85,12 +85,12 @@ PY
 # wrk reads 8 KiB at a time: on 1 MiB responses it saturates its core near 1 GB/s on
 # loopback whatever the server. Keyframe's own load generator (hyper, large reads,
 # one worker thread: the same share of the machine) also drives the 1 MiB hits.
-run_kb() { # name workload size
-  local name="$1" workload="$2" size="$3"
+run_kb() { # name workload size [bench command: range | cold]
+  local name="$1" workload="$2" size="$3" how="${4:-range}"
   local before after json urls=()
   for i in $(seq 0 $((OBJ_COUNT - 1))); do urls+=(--url "${URL[$name]}/v1/objects/obj-$i.bin"); done
   before=$(server_cpu "$name")
-  json=$("$KEYFRAME" --log warn bench range "${urls[@]}" --size "$size" --concurrency "$CONNS" \
+  json=$("$KEYFRAME" --log warn bench "$how" "${urls[@]}" --size "$size" --concurrency "$CONNS" \
     --warmup 1s --duration "$DURATION" --threads 1 --seed "$RANDOM" --verify-dir "$DATA" --json)
   after=$(server_cpu "$name")
   python3 - "$name" "$workload" "$before" "$after" "$(getconf CLK_TCK)" "$json" >>"$RAW" <<'PY'
@@ -126,6 +126,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
   for name in nginx-slice keyframe-edge; do
     run_wrk "$name" "edge cold 1MiB ranges" $((1 << 20)) 1
+    run_kb "$name" "edge cold 1MiB ranges (keyframe bench)" $((1 << 20)) cold
   done
 done
 edge_metrics="$(curl -s "$KF_EDGE/_keyframe/metrics")"

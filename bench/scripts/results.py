@@ -39,6 +39,7 @@ workloads = [
     ("edge hit 1MiB ranges (keyframe bench)", "keyframe-edge", ["varnish", "nginx-slice"]),
     ("edge hit 4KiB ranges", "keyframe-edge", ["varnish", "nginx-slice"]),
     ("edge cold 1MiB ranges", "keyframe-edge", ["nginx-slice"]),
+    ("edge cold 1MiB ranges (keyframe bench)", "keyframe-edge", ["nginx-slice"]),
 ]
 
 lines = []
@@ -53,7 +54,7 @@ w("")
 w("## Setup")
 w("")
 w(f"* Machine: {os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}; the load generator shares the cores with the server.")
-w(f"* Load: `wrk -t1 -c{conns} -d{duration}` with `bench/scripts/random-range.lua` (random offsets, unaligned) over {count} objects of {mb} MiB each, served from page cache. wrk reads 8 KiB per call and tops out near 1 GB/s on one core, so the 1 MiB hits are also driven by `keyframe bench range --threads 1` (hyper, large reads; sampled responses checked byte for byte against the files), marked \"(keyframe bench)\".")
+w(f"* Load: `wrk -t1 -c{conns} -d{duration}` with `bench/scripts/random-range.lua` (random offsets, unaligned) over {count} objects of {mb} MiB each, served from page cache. wrk reads 8 KiB per call and tops out near 1 GB/s on one core, so the 1 MiB hits and cold ranges are also driven by `keyframe bench range --threads 1` (`range` or `cold`; hyper, large reads; sampled responses checked byte for byte against the files), marked \"(keyframe bench)\".")
 w(f"* Peers: {version('nginx -v 2>&1')}; {version('varnishd -V 2>&1')}; configs in `bench/scripts/conf/` (nginx static origin with sendfile; nginx `slice 1m` + `proxy_cache`; Varnish `malloc`). Keyframe's edge and the caches front the nginx origin; Keyframe's origin serves the same files from a `file://` store. nginx runs one worker process, Keyframe one runtime worker (`--threads 1`; `KF_THREADS` changes it), so wrk has the other core.")
 w("* Edge \"hit\" workloads run after every object was fetched twice through each cache; \"cold\" adds a unique query string to each request, so every request is a miss at every cache.")
 w("* CPU per GB: user+system CPU seconds of the server's processes during the run, divided by GB served.")
