@@ -261,20 +261,9 @@ fn own(chain: &str) -> &str {
     chain.rsplit(", ").next().unwrap_or(chain)
 }
 
-/// The sum of a metric's samples whose line starts with `prefix`.
+/// The sum of a metric's samples whose line starts with `prefix` (0 if none).
 async fn metric(http: &reqwest::Client, base: &str, prefix: &str) -> f64 {
-    let text = http
-        .get(format!("{base}/_keyframe/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::metric_sum(&common::metrics_text(http, base).await, prefix).unwrap_or(0.0)
 }
 
 /// Object-store reads an origin has made (health checks make none).

@@ -8,7 +8,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{keyframe, Running};
+use common::{keyframe, metric_sum, metrics_text, Running};
 use futures::StreamExt;
 
 const BOUND_MIB: u64 = 64;
@@ -57,6 +57,26 @@ async fn drain(client: &reqwest::Client, url: &str, range: Option<String>) -> u6
         n += chunk.expect("body").len() as u64;
     }
     n
+}
+
+/// GETs each `(url, start, len)` range, eight at a time; the bytes drained in all.
+async fn drain_ranges(
+    client: &reqwest::Client,
+    ranges: impl Iterator<Item = (String, u64, u64)>,
+) -> u64 {
+    let gets = ranges.map(|(url, start, len)| {
+        let client = client.clone();
+        async move {
+            let range = format!("bytes={start}-{}", start + len - 1);
+            drain(&client, &url, Some(range)).await
+        }
+    });
+    futures::stream::iter(gets)
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .sum()
 }
 
 /// Chunks live in buffers mapped per chunk (an evicted one goes back to the OS at
@@ -157,44 +177,17 @@ async fn peak_memory_stays_within_the_bound(sendfile: bool) {
         let o = (x % OBJECTS as u64) as usize;
         let len = if x % 3 == 0 { 3 << 20 } else { 1 << 20 };
         let start = (x >> 8) % ((OBJECT_MIB << 20) as u64 - len);
-        let url = format!("{base}/v1/objects/media/o{o}.mp4");
-        let client = client.clone();
-        async move {
-            drain(
-                &client,
-                &url,
-                Some(format!("bytes={start}-{}", start + len - 1)),
-            )
-            .await
-        }
+        (format!("{base}/v1/objects/media/o{o}.mp4"), start, len)
     });
-    total += futures::stream::iter(ranges)
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .sum::<u64>();
+    total += drain_ranges(&client, ranges).await;
     // Cold: every request a new cache key (a unique query), so entries pile up;
     // an entry must not pin the upstream connection's read buffer.
     let cold = (0..400).map(|i| {
-        let url = format!("{base}/v1/objects/media/o{}.mp4?u={i}", i % OBJECTS);
-        let client = client.clone();
         let start = (i as u64 * 7_919_993) % ((OBJECT_MIB as u64 - 2) << 20);
-        async move {
-            drain(
-                &client,
-                &url,
-                Some(format!("bytes={start}-{}", start + (1 << 20) - 1)),
-            )
-            .await
-        }
+        let url = format!("{base}/v1/objects/media/o{}.mp4?u={i}", i % OBJECTS);
+        (url, start, 1 << 20)
     });
-    total += futures::stream::iter(cold)
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .sum::<u64>();
+    total += drain_ranges(&client, cold).await;
     assert!(
         total > (BOUND_MIB << 20) * 6,
         "only {total} bytes went through"
@@ -205,20 +198,9 @@ async fn peak_memory_stays_within_the_bound(sendfile: bool) {
     let peak_mib = status_kib(pid, "VmHWM:") / 1024;
     let held_mib = peak_held.load(std::sync::atomic::Ordering::Relaxed) / 1024;
     eprintln!("edge RSS now {} MiB", status_kib(pid, "VmRSS:") / 1024);
-    let m = client
-        .get(format!("{base}/_keyframe/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let m = metrics_text(&client, &base).await;
     if sendfile {
-        let sent: f64 = m
-            .lines()
-            .find(|l| l.starts_with("keyframe_edge_sendfile_bytes_total "))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
+        let sent = metric_sum(&m, "keyframe_edge_sendfile_bytes_total ")
             .expect("keyframe_edge_sendfile_bytes_total");
         assert!(sent > 0.0, "no byte went out with sendfile");
     }
@@ -243,20 +225,7 @@ async fn peak_memory_stays_within_the_bound(sendfile: bool) {
         held_mib <= limit,
         "edge peak memory with its chunk memfds, {held_mib} MiB, exceeds {limit} MiB for --cache-memory {BOUND_MIB}MiB"
     );
-    let metrics = client
-        .get(format!("{base}/_keyframe/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let held: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("keyframe_edge_memory_bytes "))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .expect("keyframe_edge_memory_bytes");
+    let held = metric_sum(&m, "keyframe_edge_memory_bytes ").expect("keyframe_edge_memory_bytes");
     assert!(
         held <= (BOUND_MIB << 20) as f64,
         "the memory tier holds {held} bytes, over the {BOUND_MIB} MiB bound"

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::server::upstream_tls;
+use crate::server::upstream_connector;
 
 /// The URL a `healthcheck` target names: a whole `http(s)://` URL as given, else
 /// `PORT` or `HOST:PORT` for `http://HOST:PORT/_keyframe/healthz` (host 127.0.0.1).
@@ -36,15 +35,7 @@ pub fn health_url(target: &str) -> Result<Uri, String> {
 /// answer; otherwise one line saying what went wrong.
 pub async fn probe(url: &Uri, ca: Option<&Path>, timeout: Duration) -> Result<u16, String> {
     let https = url.scheme_str() == Some("https");
-    let tls = upstream_tls(ca, https).map_err(|e| e.to_string())?;
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(timeout));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let connector = upstream_connector(ca, https, timeout).map_err(|e| e.to_string())?;
     let client: Client<_, Empty<bytes::Bytes>> =
         Client::builder(TokioExecutor::new()).build(connector);
     let req = Request::get(url.clone())
@@ -52,15 +43,10 @@ pub async fn probe(url: &Uri, ca: Option<&Path>, timeout: Duration) -> Result<u1
         .body(Empty::new())
         .map_err(|e| format!("{url}: {e}"))?;
     let answer = async {
-        let resp = client.request(req).await.map_err(|e| {
-            let mut why = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                why = format!("{why}: {s}");
-                src = s.source();
-            }
-            format!("{url}: {why}")
-        })?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| format!("{url}: {}", keyframe_origin::error_chain(&e)))?;
         let status = resp.status();
         resp.into_body()
             .collect()

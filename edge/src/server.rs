@@ -140,10 +140,28 @@ pub fn parse_upstream(s: &str) -> Result<Uri, ConfigError> {
     Ok(uri)
 }
 
+/// The connector for upstreams (and `keyframe healthcheck`): plain HTTP or TLS by
+/// scheme, trusting the system's roots (read only with `system_roots`) and `ca`.
+pub(crate) fn upstream_connector(
+    ca: Option<&std::path::Path>,
+    system_roots: bool,
+    connect_timeout: Duration,
+) -> Result<HttpsConnector<HttpConnector>, ConfigError> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.enforce_http(false);
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(upstream_tls(ca, system_roots)?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector))
+}
+
 /// The TLS client configuration for `https://` upstreams: the system's roots (read
 /// only when `system_roots`, that is when some upstream is `https://`), and the
 /// certificates in `ca` (PEM) if given.
-pub(crate) fn upstream_tls(
+fn upstream_tls(
     ca: Option<&std::path::Path>,
     system_roots: bool,
 ) -> Result<tokio_rustls::rustls::ClientConfig, ConfigError> {
@@ -340,15 +358,11 @@ impl Server {
         let regions = RegionMap::new(Some(&config.region_header), &config.region_networks)?;
         // Checked here so a bad pair is a configuration error; `run` loads it.
         config.tls()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(3)));
-        connector.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(upstream_tls(config.upstream_ca.as_deref(), any_https)?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
+        let connector = upstream_connector(
+            config.upstream_ca.as_deref(),
+            any_https,
+            Duration::from_secs(3),
+        )?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)

@@ -164,7 +164,7 @@ impl Remote {
     fn unreachable(&self, e: &reqwest::Error) -> RemoteError {
         RemoteError::Unreachable {
             url: self.endpoint.origin().ascii_serialization(),
-            why: error_chain(e),
+            why: keyframe_origin::error_chain(e),
         }
     }
 }
@@ -180,21 +180,6 @@ fn refused(status: reqwest::StatusCode, text: &str) -> RemoteError {
             .map(String::from)
             .unwrap_or_else(|| text.chars().take(200).collect()),
     }
-}
-
-/// The error and its causes on one line (reqwest's own message is terse).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// The JSON object `--json` prints for a file ingested remotely.

@@ -21,4 +21,20 @@ pub mod token;
 pub mod zerocopy;
 
 pub use config::Config;
+
+/// An error and its causes on one line, each cause once (client libraries' own
+/// messages are terse: "error sending request" says nothing of the refused port).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
 pub use server::Server;

@@ -141,17 +141,6 @@ fn lookup(addr: usize, len: usize) -> Option<(Arc<OwnedFd>, u64)> {
     (off + len <= r.len).then(|| (r.fd.clone(), off as u64))
 }
 
-/// Whether `b` is backed by a sealed memfd (and would be sent without a copy).
-pub fn is_sealed(b: &[u8]) -> bool {
-    lookup(b.as_ptr() as usize, b.len()).is_some()
-}
-
-/// The number of live sealed mappings and their bytes (for metrics and tests).
-pub fn sealed_usage() -> (usize, u64) {
-    let regions = REGIONS.read().unwrap_or_else(|p| p.into_inner());
-    (regions.len(), regions.values().map(|r| r.len as u64).sum())
-}
-
 /// A TCP connection that sends slices of sealed chunks with `sendfile(2)`.
 pub struct ZeroCopyStream {
     tcp: TcpStream,
@@ -269,6 +258,11 @@ pub fn raise_fd_limit() -> Option<u64> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Whether `b` is backed by a sealed memfd (and would be sent without a copy).
+    fn is_sealed(b: &[u8]) -> bool {
+        lookup(b.as_ptr() as usize, b.len()).is_some()
+    }
 
     fn pattern(n: usize, seed: u8) -> Vec<u8> {
         (0..n)

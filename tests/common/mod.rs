@@ -120,3 +120,24 @@ pub fn have_tools(tools: &[&str], suite: &str) -> bool {
         .iter()
         .all(|t| runs(t) || !missing(&format!("{t} is not installed"), suite))
 }
+
+/// A server's `/_keyframe/metrics` text.
+pub async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/_keyframe/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The sum of the samples whose line starts with `prefix`; `None` if there is none.
+pub fn metric_sum(text: &str, prefix: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
