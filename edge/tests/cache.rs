@@ -128,6 +128,40 @@ async fn sixty_four_concurrent_cold_requests_cause_one_upstream_fetch() {
 }
 
 #[tokio::test]
+async fn a_cold_64_kib_range_fetches_one_chunk_and_no_more() {
+    let origin = TestOrigin::start().await;
+    let len = 8usize << 20;
+    let bytes = data(len, 5);
+    origin.put("/v1/objects/m.mp4", Obj::cacheable(bytes.clone(), 3600));
+    let edge = TestEdge::start(config(&[origin.url()], 1 << 20)).await;
+    let client = reqwest::Client::new();
+    let url = edge.url("/v1/objects/m.mp4");
+    // Chunks in an order where no request follows on from the one before, so
+    // read-ahead has no reason to fetch more.
+    for (n, chunk) in [5usize, 2, 7, 0, 3, 6, 1, 4].into_iter().enumerate() {
+        let a = (chunk << 20) + 300_000;
+        let b = a + (64 << 10) - 1;
+        let (status, _, body) = get(&client, &url, Some(&format!("bytes={a}-{b}"))).await;
+        assert_eq!(status, 206);
+        assert!(body.expect("body")[..] == bytes[a..=b], "bytes {a}-{b}");
+        assert_eq!(origin.gets(), n + 1, "request {n} (chunk {chunk})");
+    }
+    for (_, h) in origin.state.requests.lock().expect("lock").iter() {
+        let range = h
+            .get("range")
+            .and_then(|v| v.to_str().ok())
+            .expect("chunk fetches are range requests");
+        let (a, b) = range
+            .strip_prefix("bytes=")
+            .and_then(|r| r.split_once('-'))
+            .map(|(a, b)| (a.parse::<u64>().expect("a"), b.parse::<u64>().expect("b")))
+            .expect("bytes=a-b");
+        assert_eq!(a % (1 << 20), 0, "aligned: {range}");
+        assert_eq!(b - a + 1, 1 << 20, "one chunk: {range}");
+    }
+}
+
+#[tokio::test]
 async fn an_upstream_dying_mid_chunk_fails_every_waiter_and_the_next_request_recovers() {
     let mut bad = TestOrigin::start().await;
     let good = TestOrigin::start().await;

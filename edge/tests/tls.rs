@@ -2,47 +2,17 @@
 //! answers over TLS with ALPN (HTTP/2 and HTTP/1.1), ranges included.
 
 mod common;
+#[path = "../../origin/tests/support/tls.rs"]
+mod tls_support;
+use tls_support::*;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 
-use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use keyframe_edge::{Config, Server};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::sync::oneshot;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
-use tokio_rustls::TlsConnector;
-
-struct Pki {
-    _dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-    cert_pem: String,
-}
-
-fn pki() -> Pki {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("rcgen");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    let cert_pem = ck.cert.pem();
-    std::fs::write(&cert, &cert_pem).expect("write cert");
-    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("write key");
-    Pki {
-        _dir: dir,
-        cert,
-        key,
-        cert_pem,
-    }
-}
 
 /// An edge on 127.0.0.1:0 serving HTTPS.
 async fn start_tls(config: Config) -> (SocketAddr, oneshot::Sender<()>) {
@@ -54,78 +24,6 @@ async fn start_tls(config: Config) -> (SocketAddr, oneshot::Sender<()>) {
         let _ = rx.await;
     }));
     (addr, tx)
-}
-
-/// curl's HTTP version, status and body, or `None` without curl.
-async fn curl(ca: &std::path::Path, url: &str, extra: &[&str]) -> Option<(String, u16, Vec<u8>)> {
-    if Command::new("curl")
-        .arg("--version")
-        .output()
-        .await
-        .is_err()
-    {
-        eprintln!("curl not installed; skipping the curl checks");
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("body");
-    let o = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(ca)
-        .arg("-o")
-        .arg(&out)
-        .args(["-w", "%{http_version} %{http_code}"])
-        .args(extra)
-        .arg(url)
-        .output()
-        .await
-        .expect("run curl");
-    assert!(
-        o.status.success(),
-        "curl {url} {extra:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let w = String::from_utf8_lossy(&o.stdout).to_string();
-    let (version, status) = w.split_once(' ').expect("curl -w output");
-    Some((
-        version.to_string(),
-        status.parse().expect("status"),
-        std::fs::read(&out).unwrap_or_default(),
-    ))
-}
-
-/// An HTTP/2 GET over rustls (ALPN `h2` only): negotiated protocol, status, body.
-async fn h2_get(addr: SocketAddr, ca_pem: &str, path: &str, range: &str) -> (Vec<u8>, u16, Bytes) {
-    let mut roots = RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(c.expect("pem")).expect("root");
-    }
-    let mut cfg =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let tls = TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
-        .await
-        .expect("handshake");
-    let negotiated = tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec();
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("h2 handshake");
-    tokio::spawn(conn);
-    let req = http::Request::get(format!("https://localhost:{}{path}", addr.port()))
-        .header(http::header::RANGE, range)
-        .body(Empty::<Bytes>::new())
-        .expect("request");
-    let resp = send.send_request(req).await.expect("h2 request");
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    (negotiated, status, body)
 }
 
 #[tokio::test]
@@ -141,18 +39,28 @@ async fn an_edge_with_tls_in_front_of_a_plain_origin() {
     })
     .await;
 
-    let (proto, status, body) = h2_get(addr, &p.cert_pem, "/v/a.mp4", "bytes=100-199").await;
+    let (proto, status, _, body) =
+        rustls_get(addr, &p.cert_pem, b"h2", "/v/a.mp4", Some("bytes=100-199")).await;
     assert_eq!(proto, b"h2");
     assert_eq!(status, 206);
     assert_eq!(body.as_ref(), &obj[100..200]);
 
     let url = format!("https://127.0.0.1:{}/v/a.mp4", addr.port());
-    let Some((v, status, body)) = curl(&p.cert, &url, &["--http2"]).await else {
+    let Some(Curl {
+        version: v,
+        status,
+        body,
+    }) = curl(&p.cert, &url, &["--http2"]).await
+    else {
         return;
     };
     assert_eq!((v.as_str(), status), ("2", 200));
     assert_eq!(body, obj);
-    let (v, status, body) = curl(&p.cert, &url, &["--http1.1", "-r", "70000-139999"])
+    let Curl {
+        version: v,
+        status,
+        body,
+    } = curl(&p.cert, &url, &["--http1.1", "-r", "70000-139999"])
         .await
         .expect("curl");
     assert_eq!((v.as_str(), status), ("1.1", 206));
