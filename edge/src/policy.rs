@@ -11,6 +11,11 @@
 //! values makes the response stale (§4.2.1); a qualified `no-cache="field"` is
 //! treated like a bare `no-cache` (always revalidate), and a qualified `private`
 //! like a bare one (not stored) — both stricter than required, never looser.
+//! A response that sets a cookie is not stored, and a 304 never adds a cookie to a
+//! stored response: RFC 9111 lets a shared cache store `Set-Cookie`, but serving one
+//! client's cookie to every other is the classic way a CDN leaks sessions, so
+//! Keyframe does as Varnish's and nginx's defaults do (the origin should not set
+//! cookies on media it wants cached).
 
 use std::time::{Duration, SystemTime};
 
@@ -214,6 +219,7 @@ pub enum NotStorable {
     RequestNoStore,
     NoStore,
     Private,
+    SetCookie,
     Authorization,
     VaryStar,
     NoFreshnessNoValidator,
@@ -249,6 +255,9 @@ pub fn storable(
     }
     if dirs.private {
         return Err(NotStorable::Private);
+    }
+    if resp.contains_key(header::SET_COOKIE) {
+        return Err(NotStorable::SetCookie);
     }
     if req.contains_key(header::AUTHORIZATION)
         && !(dirs.public || dirs.s_maxage.is_some() || dirs.must_revalidate)
@@ -427,6 +436,7 @@ pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
         header::CONTENT_RANGE,
         header::CONTENT_ENCODING,
         header::TRANSFER_ENCODING,
+        header::SET_COOKIE,
     ] {
         fresh.remove(name);
     }
@@ -709,6 +719,14 @@ mod tests {
             storable(&get, &req, StatusCode::OK, &ok, &d(&ok)),
             Err(NotStorable::RequestNoStore)
         );
+        for cc in ["max-age=60", "public, s-maxage=60"] {
+            let h = hm(&[("cache-control", cc), ("set-cookie", "session=1")]);
+            assert_eq!(
+                storable(&get, &none, StatusCode::OK, &h, &d(&h)),
+                Err(NotStorable::SetCookie),
+                "{cc}"
+            );
+        }
         let auth = hm(&[("authorization", "Bearer x")]);
         assert_eq!(
             storable(&get, &auth, StatusCode::OK, &ok, &d(&ok)),
@@ -968,8 +986,10 @@ mod tests {
             ("connection", "x-hop"),
             ("x-hop", "1"),
             ("x-new", "2"),
+            ("set-cookie", "session=1"),
         ]);
         merge_not_modified(&mut stored, &nm);
+        assert!(!stored.contains_key("set-cookie"), "a 304 adds no cookie");
         assert_eq!(stored["cache-control"], "max-age=600");
         assert_eq!(stored["content-length"], "100");
         assert_eq!(stored["x-old"], "1");
