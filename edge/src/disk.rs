@@ -113,6 +113,8 @@ impl StoredEntry {
             Entry {
                 generation: self.generation,
                 key: self.key,
+                status: StatusCode::OK,
+                inline: None,
                 headers: h,
                 length: self.length,
                 ranges: self.ranges,
@@ -268,6 +270,10 @@ impl DiskTier {
     /// Writes an entry's metadata (blocking briefly when the queue is full: entries
     /// are small and must not be lost, or their chunks become unreachable).
     pub fn save_entry(&self, vkey: &str, e: &Entry) {
+        if e.inline.is_some() {
+            // Small answers (a 404, a redirect) live in memory only.
+            return;
+        }
         if let Ok(json) = serde_json::to_vec(&StoredEntry::from_entry(vkey, e)) {
             let _ = self.tx.try_send(Job::Entry(e.generation, json));
         }

@@ -19,6 +19,12 @@ pub struct Entry {
     pub generation: u64,
     /// The cache key (path and query, without the token).
     pub key: String,
+    /// The stored status: 200 for a representation kept in chunks, or that of a
+    /// small stored answer (`inline`).
+    pub status: StatusCode,
+    /// The body of a stored answer other than 200 (a 404, a 301, …), kept whole
+    /// with the entry: such answers are small and are never served in ranges.
+    pub inline: Option<bytes::Bytes>,
     /// Stored response headers: no framing, range or hop-by-hop headers.
     pub headers: HeaderMap,
     /// Length of the whole representation.
@@ -97,10 +103,12 @@ impl Entry {
         let headers = detached(&headers);
         let directives = ResponseDirectives::for_shared_cache(&headers, targeted);
         let lifetime =
-            policy::freshness_lifetime(&headers, &directives, StatusCode::OK).unwrap_or_default();
+            policy::freshness_lifetime(&headers, &directives, self.status).unwrap_or_default();
         Entry {
             generation: self.generation,
             key: self.key.clone(),
+            status: self.status,
+            inline: self.inline.clone(),
             headers,
             length: self.length,
             ranges: self.ranges,
@@ -136,9 +144,15 @@ pub fn detached(h: &HeaderMap) -> HeaderMap {
 pub enum Candidate {
     /// Storable: the entry, and the byte offset where the response body starts.
     Store { entry: Box<Entry>, body_offset: u64 },
+    /// A storable answer other than 200/206 (its body still to be read, at most
+    /// `ANSWER_LIMIT` bytes, into `inline`).
+    Answer(Box<Entry>),
     /// Not storable, for this reason (serve it, but do not keep it).
     Pass(String),
 }
+
+/// The largest body of a stored answer other than 200 (larger ones pass).
+pub const ANSWER_LIMIT: usize = 64 * 1024;
 
 /// Headers a cache must not store with a representation.
 const UNSTORED: [HeaderName; 4] = [
@@ -184,14 +198,32 @@ pub fn judge(j: Judged<'_>) -> Candidate {
     } else {
         j.status
     };
-    if as_status != StatusCode::OK {
+    if as_status.is_server_error() {
+        // Stored, a 5xx would stand in for an origin that may be back a second
+        // later, and failover and stale-if-error treat it as a failure anyway.
         return Candidate::Pass(format!("status {}", j.status.as_u16()));
     }
     if let Err(why) = policy::storable(&Method::GET, j.request_headers, as_status, j.headers, &dirs)
     {
         return Candidate::Pass(format!("{why:?}"));
     }
-    let (length, ranges, body_offset) = if j.status == StatusCode::PARTIAL_CONTENT {
+    let answer = as_status != StatusCode::OK;
+    if answer
+        && j.headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > ANSWER_LIMIT as u64)
+    {
+        return Candidate::Pass(format!(
+            "a {} body over {ANSWER_LIMIT} bytes",
+            j.status.as_u16()
+        ));
+    }
+    let (length, ranges, body_offset) = if answer {
+        // The length is the body's, once read.
+        (0, false, 0)
+    } else if j.status == StatusCode::PARTIAL_CONTENT {
         match j
             .headers
             .get(header::CONTENT_RANGE)
@@ -237,23 +269,27 @@ pub fn judge(j: Judged<'_>) -> Candidate {
         upstream_headers.remove(h);
     }
     let (headers, upstream_headers) = (detached(&headers), detached(&upstream_headers));
-    Candidate::Store {
-        entry: Box::new(Entry {
-            generation: j.generation,
-            key: j.key.to_string(),
-            headers,
-            length,
-            ranges,
-            request_time: j.request_time,
-            response_time: j.response_time,
-            lifetime,
-            directives: dirs,
-            upstream_headers,
-            purged: AtomicBool::new(false),
-            favour_ends,
-            last_end: AtomicU64::new(u64::MAX),
-        }),
-        body_offset,
+    let entry = Box::new(Entry {
+        generation: j.generation,
+        key: j.key.to_string(),
+        status: as_status,
+        inline: None,
+        headers,
+        length,
+        ranges,
+        request_time: j.request_time,
+        response_time: j.response_time,
+        lifetime,
+        directives: dirs,
+        upstream_headers,
+        purged: AtomicBool::new(false),
+        favour_ends,
+        last_end: AtomicU64::new(u64::MAX),
+    });
+    if answer {
+        Candidate::Answer(entry)
+    } else {
+        Candidate::Store { entry, body_offset }
     }
 }
 
@@ -346,6 +382,39 @@ mod tests {
         assert_eq!(entry.chunk_len(3, 32), 4);
     }
 
+    // Statuses other than 200 are stored when RFC 9111 allows it: explicit
+    // freshness, or a heuristically cacheable status with a validator.
+    #[test]
+    fn other_statuses_are_stored_as_answers() {
+        let req = HeaderMap::new();
+        for (status, h) in [
+            (
+                404,
+                vec![("content-length", "5"), ("cache-control", "max-age=9")],
+            ),
+            (
+                410,
+                vec![("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT")],
+            ),
+            (
+                301,
+                vec![("location", "/b"), ("cache-control", "max-age=9")],
+            ),
+            (
+                302,
+                vec![("location", "/b"), ("cache-control", "s-maxage=9")],
+            ),
+            (403, vec![("expires", "Mon, 01 Jan 2024 00:00:00 GMT")]),
+        ] {
+            let h = hm(&h);
+            let Candidate::Answer(e) = judged(status, &h, &req) else {
+                panic!("{status} {h:?}: expected an answer")
+            };
+            assert_eq!(e.status.as_u16(), status);
+            assert!(!e.ranges && e.inline.is_none());
+        }
+    }
+
     #[test]
     fn unstorable_answers_pass() {
         let req = HeaderMap::new();
@@ -356,8 +425,12 @@ mod tests {
             ("cache-control", "private, max-age=9"),
         ]);
         assert!(matches!(judged(200, &private, &req), Candidate::Pass(_)));
-        let not_found = hm(&[("content-length", "5"), ("cache-control", "max-age=9")]);
-        assert!(matches!(judged(404, &not_found, &req), Candidate::Pass(_)));
+        let big = hm(&[("content-length", "70000"), ("cache-control", "max-age=9")]);
+        assert!(matches!(judged(404, &big, &req), Candidate::Pass(_)));
+        let failed = hm(&[("content-length", "5"), ("cache-control", "max-age=9")]);
+        assert!(matches!(judged(503, &failed, &req), Candidate::Pass(_)));
+        let bare = hm(&[("content-length", "5")]);
+        assert!(matches!(judged(403, &bare, &req), Candidate::Pass(_)));
         let chunked = hm(&[("cache-control", "max-age=9")]);
         assert!(matches!(judged(200, &chunked, &req), Candidate::Pass(_)));
         let no_total = hm(&[

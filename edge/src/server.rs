@@ -45,7 +45,7 @@ use tokio::sync::watch;
 use crate::chunks::{ChunkStore, InFlight, Source};
 use crate::config::Config;
 use crate::disk::DiskTier;
-use crate::entry::{judge, parse_content_range, Candidate, Entry, Judged};
+use crate::entry::{judge, parse_content_range, Candidate, Entry, Judged, ANSWER_LIMIT};
 use crate::policy::{self, CacheStatus, Decision, Fwd, RequestDirectives};
 use crate::upstream::{Upstream, Upstreams};
 
@@ -479,7 +479,8 @@ impl Server {
                             .iter()
                             .map(|(n, v)| n.as_str().len() + v.len() + 32)
                             .sum();
-                        u32::try_from(k.len() + h + 256).unwrap_or(u32::MAX)
+                        let body = e.inline.as_ref().map_or(0, |b| b.len());
+                        u32::try_from(k.len() + h + body + 256).unwrap_or(u32::MAX)
                     })
                     .build(),
                 vary: moka::sync::Cache::builder().max_capacity(100_000).build(),
@@ -1015,9 +1016,7 @@ impl Server {
                 }
                 continue;
             }
-            if !(status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT) {
-                return self.shared_outcome(resp).await;
-            }
+            let whole_or_part = status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT;
             let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
             let candidate = judge(Judged {
                 key,
@@ -1031,11 +1030,15 @@ impl Server {
             });
             let (entry, offset) = match candidate {
                 Candidate::Store { entry, body_offset } => (*entry, body_offset),
-                Candidate::Pass(why) => {
+                Candidate::Answer(entry) => {
+                    return self.store_answer(*entry, resp, key, parts, stale).await;
+                }
+                Candidate::Pass(why) if whole_or_part => {
                     tracing::debug!(key, why, "not storable; passing");
                     self.inner.pass_marks.insert(key.to_string(), ());
                     return Outcome::Pass;
                 }
+                Candidate::Pass(_) => return self.shared_outcome(resp).await,
             };
             if offset % cs != 0 {
                 return Outcome::Failed {
@@ -1081,6 +1084,47 @@ impl Server {
         Outcome::Failed {
             status: StatusCode::BAD_GATEWAY,
             why: "upstream kept refusing the range".into(),
+        }
+    }
+
+    /// Stores an answer other than 200 (a 404, a redirect, …) with its body, which
+    /// every waiter is then served from.
+    async fn store_answer(
+        &self,
+        mut entry: Entry,
+        resp: Response<Incoming>,
+        key: &str,
+        parts: &Parts,
+        stale: Option<Arc<Entry>>,
+    ) -> Outcome {
+        let status = resp.status();
+        let vary_names = vary_names(resp.headers());
+        let body = match Limited::new(resp.into_body(), ANSWER_LIMIT).collect().await {
+            Ok(c) => c.to_bytes(),
+            // Too long after all (no Content-Length), or cut short: each waiter
+            // forwards its own request.
+            Err(_) => return Outcome::Pass,
+        };
+        entry.length = body.len() as u64;
+        entry.inline = Some(body);
+        let vkey = if vary_names.is_empty() {
+            key.to_string()
+        } else {
+            self.inner
+                .vary
+                .insert(key.to_string(), Arc::new(vary_names.clone()));
+            variant_key_for(key, &vary_names, &parts.headers)
+        };
+        let entry = Arc::new(entry);
+        self.store_entry(vkey, entry.clone());
+        if let Some(old) = stale {
+            if old.generation != entry.generation {
+                self.drop_generation(old.generation);
+            }
+        }
+        Outcome::Entry {
+            entry,
+            fwd_status: status.as_u16(),
         }
     }
 
@@ -1551,7 +1595,14 @@ impl Server {
         h.insert(header::AGE, policy::age_header_value(entry.age(now)));
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         let head = parts.method == Method::HEAD;
-        match conditional::evaluate(&parts.method, &parts.headers, &validators) {
+        // Preconditions are ignored when the answer would not be 2xx (RFC 9110
+        // §13.2.1).
+        let precondition = if entry.status.is_success() {
+            conditional::evaluate(&parts.method, &parts.headers, &validators)
+        } else {
+            Precondition::Proceed
+        };
+        match precondition {
             Precondition::Proceed => {}
             Precondition::NotModified => {
                 h.retain_not_modified();
@@ -1568,6 +1619,24 @@ impl Server {
                     "a precondition of the request does not hold",
                 );
             }
+        }
+        if let Some(body) = &entry.inline {
+            // A stored answer other than 200: whole, never in ranges (RFC 9110 §14.2).
+            h.remove(header::ACCEPT_RANGES);
+            let mut resp = Response::new(empty());
+            *resp.status_mut() = entry.status;
+            if entry.status != StatusCode::NO_CONTENT {
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                if !head {
+                    *resp.body_mut() = full(body.clone());
+                }
+            }
+            if status.ttl.is_some_and(|t| t < 0) {
+                status.ttl = Some(0);
+            }
+            set_cache_status(&mut h, status.to_header_value(&self.inner.cache_name));
+            *resp.headers_mut() = h;
+            return resp;
         }
         let range_header = parts.headers.get(header::RANGE).map(|v| v.as_bytes());
         let decision = if range_header.is_some()

@@ -348,6 +348,53 @@ async fn upstream_errors_pass_through_and_unknown_paths_404() {
 }
 
 #[tokio::test]
+async fn a_fresh_404_is_stored_served_whole_and_purged_when_the_object_appears() {
+    let origin = TestOrigin::start().await;
+    let mut cfg = config(&[origin.url()], 4096);
+    cfg.admin_token = Some("s3cret-admin".into());
+    let edge = TestEdge::start(cfg).await;
+    let client = reqwest::Client::new();
+    let url = edge.url("/v1/objects/later.mp4");
+    // The test origin answers 404 with `max-age=60` and the body "nope".
+    let (status, h, body) = get(&client, &url, None).await;
+    assert_eq!(status, 404);
+    assert!(header(&h, "cache-status").contains("stored"), "{h:?}");
+    assert_eq!(&body.expect("body")[..], b"nope");
+    let (status, h, body) = get(&client, &url, Some("bytes=1-2")).await;
+    assert_eq!(status, 404, "a range of a stored 404 is the 404 whole");
+    assert!(header(&h, "cache-status").contains("hit"), "{h:?}");
+    assert!(h.get("content-range").is_none() && h.get("accept-ranges").is_none());
+    assert_eq!(&body.expect("body")[..], b"nope");
+    let r = client
+        .get(&url)
+        .header("if-none-match", "*")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404, "preconditions do not apply to a 404");
+    let r = client.head(&url).send().await.expect("head");
+    assert_eq!(r.status(), 404);
+    assert_eq!(header(r.headers(), "content-length"), "4");
+    assert_eq!(origin.gets(), 1, "one upstream GET for all of them");
+    // The object is published: the stored 404 goes with a purge.
+    let bytes = data(10_000, 8);
+    origin.put("/v1/objects/later.mp4", Obj::cacheable(bytes.clone(), 3600));
+    let (status, _, _) = get(&client, &url, None).await;
+    assert_eq!(status, 404, "still fresh");
+    let r = client
+        .post(edge.url("/_keyframe/purge"))
+        .header("authorization", "Bearer s3cret-admin")
+        .body(r#"{"url":"/v1/objects/later.mp4"}"#)
+        .send()
+        .await
+        .expect("purge");
+    assert_eq!(r.status(), 200);
+    let (status, _, body) = get(&client, &url, Some("bytes=100-199")).await;
+    assert_eq!(status, 206);
+    assert!(body.expect("body")[..] == bytes[100..200]);
+}
+
+#[tokio::test]
 async fn purge_exact_prefix_and_soft() {
     let origin = TestOrigin::start().await;
     for p in ["/p/a", "/p/b", "/q/c"] {
