@@ -116,6 +116,11 @@ impl InFlight {
         Ok(whole)
     }
 
+    /// Whether this fetch failed (its readers saw an error; the next asks again).
+    pub fn failed(&self) -> bool {
+        matches!(self.lock().status, Status::Failed(_))
+    }
+
     fn fail(&self, why: String) {
         self.lock().status = Status::Failed(why);
         self.tx.send_modify(|v| *v += 1);
@@ -336,7 +341,21 @@ pub struct ChunkStore {
     sync_every: u64,
     /// Where completed chunks are written behind, if anywhere (the disk tier).
     spill: Option<Arc<dyn Fn(ChunkKey, Bytes) + Send + Sync>>,
+    /// The chunks fetched last, whatever the tiers' admission made of them, up to
+    /// `recent_cap` bytes (a sixteenth of the capacity, taken from the main tier's
+    /// share): a player's next request finds the chunk read ahead for it even when
+    /// TinyLFU turned it away as a one-hit wonder. A window in front of TinyLFU, as
+    /// in W-TinyLFU.
+    recent: Mutex<Recent>,
+    recent_cap: u64,
     pub stats: ChunkStats,
+}
+
+#[derive(Default)]
+struct Recent {
+    order: std::collections::VecDeque<ChunkKey>,
+    chunks: HashMap<ChunkKey, Bytes>,
+    bytes: u64,
 }
 
 impl std::fmt::Debug for ChunkStore {
@@ -356,10 +375,11 @@ fn weigh(_: &ChunkKey, b: &Bytes) -> u32 {
 
 impl ChunkStore {
     /// A store bounded by `capacity` bytes in memory; an eighth of it is kept for
-    /// favoured chunks. `spill` receives every chunk fetched from upstream (the
+    /// favoured chunks and a sixteenth for the chunks fetched last. `spill` receives every chunk fetched from upstream (the
     /// disk tier writes it behind, so it survives eviction and restarts).
     pub fn new(capacity: u64, spill: Option<Arc<dyn Fn(ChunkKey, Bytes) + Send + Sync>>) -> Self {
         let favoured_cap = capacity / 8;
+        let recent_cap = capacity / 16;
         let evictions = Counter::default();
         let build = |cap: u64| {
             let ev = evictions.clone();
@@ -375,13 +395,15 @@ impl ChunkStore {
                 .build()
         };
         ChunkStore {
-            main: build(capacity - favoured_cap),
+            main: build(capacity - favoured_cap - recent_cap),
             favoured: build(favoured_cap),
             inflight: Mutex::new(HashMap::new()),
             unsynced: AtomicU64::new(0),
             sync_every: (capacity / 32).max(1 << 20),
             buffers: Buffers::new(false, 0, 0),
             spill,
+            recent: Mutex::new(Recent::default()),
+            recent_cap,
             stats: ChunkStats {
                 evictions,
                 ..ChunkStats::default()
@@ -391,7 +413,24 @@ impl ChunkStore {
 
     /// The cached chunk, if in memory.
     pub fn get(&self, key: &ChunkKey) -> Option<Bytes> {
-        self.main.get(key).or_else(|| self.favoured.get(key))
+        self.main
+            .get(key)
+            .or_else(|| self.favoured.get(key))
+            .or_else(|| self.recent(key))
+    }
+
+    /// A chunk fetched lately that the tiers did not admit: offered to them again
+    /// (asked for twice, it now has the frequency to get in).
+    fn recent(&self, key: &ChunkKey) -> Option<Bytes> {
+        let b = self
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .chunks
+            .get(key)
+            .cloned()?;
+        self.main.insert(*key, b.clone());
+        Some(b)
     }
 
     /// The cached chunk, if in memory, counted as a hit.
@@ -409,6 +448,21 @@ impl ChunkStore {
     /// has been inserted since they last did.
     pub fn insert(&self, key: ChunkKey, bytes: Bytes, favoured: bool) {
         let n = bytes.len() as u64 + u64::from(ENTRY_OVERHEAD);
+        {
+            let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if r.chunks.insert(key, bytes.clone()).is_none() {
+                r.order.push_back(key);
+                r.bytes += bytes.len() as u64;
+            }
+            while r.bytes > self.recent_cap {
+                let Some(old) = r.order.pop_front() else {
+                    break;
+                };
+                if let Some(b) = r.chunks.remove(&old) {
+                    r.bytes -= b.len() as u64;
+                }
+            }
+        }
         let tier = if favoured { &self.favoured } else { &self.main };
         tier.insert(key, bytes);
         if self.unsynced.fetch_add(n, Ordering::Relaxed) + n >= self.sync_every {
@@ -455,10 +509,29 @@ impl ChunkStore {
         }
     }
 
+    /// The chunk from memory or the fetch under way, if either, without counting
+    /// a hit or a coalesced reader (for read-ahead, which only looks).
+    pub fn peek(&self, key: &ChunkKey) -> Option<Source> {
+        if let Some(b) = self.get(key) {
+            return Some(Source::Ready(b));
+        }
+        let map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).map(|f| Source::Flight {
+            flight: f.clone(),
+            leader: false,
+        })
+    }
+
     /// Whether a chunk is cached or being fetched.
     pub fn present(&self, key: &ChunkKey) -> bool {
         self.main.contains_key(key)
             || self.favoured.contains_key(key)
+            || self
+                .recent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .chunks
+                .contains_key(key)
             || self
                 .inflight
                 .lock()
@@ -493,6 +566,23 @@ impl ChunkStore {
 
     /// Drops every chunk of a generation (a hard purge).
     pub fn drop_generation(&self, generation: u64) {
+        {
+            let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            let Recent {
+                order,
+                chunks,
+                bytes,
+            } = &mut *r;
+            order.retain(|k| {
+                if k.0 != generation {
+                    return true;
+                }
+                if let Some(b) = chunks.remove(k) {
+                    *bytes -= b.len() as u64;
+                }
+                false
+            });
+        }
         let _ = self
             .main
             .invalidate_entries_if(move |k, _| k.0 == generation);

@@ -1719,7 +1719,7 @@ impl Server {
             // which the server can write with the response head.
             if let Some(b) = self.inner.chunks.hit(&(entry.generation, idx)) {
                 let horizon = self.horizon(entry, start, end);
-                self.read_ahead(entry, idx, horizon);
+                self.read_ahead(entry, idx, horizon, &[]);
                 return full(b.slice((start - idx * cs) as usize..(end - idx * cs) as usize));
             }
         }
@@ -1759,16 +1759,35 @@ impl Server {
         let last = (end.max(1) - 1) / cs;
         let horizon = self.horizon(&entry, start, end);
         let me = self.clone();
+        // The chunks this stream fetched ahead, kept until it gets to them: once
+        // fetched, the memory tier's admission may turn a chunk away, and looking it
+        // up again would fetch it twice.
+        let mut ahead: Vec<(u64, Source)> = Vec::new();
         futures::stream::iter(first..=last)
             .map(move |idx| {
-                me.read_ahead(&entry, idx, horizon);
+                let held: Vec<u64> = ahead.iter().map(|(i, _)| *i).collect();
+                ahead.extend(me.read_ahead(&entry, idx, horizon, &held));
                 let lo = if idx == first { start - idx * cs } else { 0 };
                 let hi = if idx == last {
                     end - idx * cs
                 } else {
                     entry.chunk_len(idx, cs)
                 };
-                match me.ensure_chunk(&entry, idx) {
+                let held = ahead
+                    .iter()
+                    .position(|(i, _)| *i == idx)
+                    .map(|at| ahead.swap_remove(at).1)
+                    .filter(|s| !matches!(s, Source::Flight { flight, .. } if flight.failed()));
+                ahead.retain(|(i, _)| *i > idx);
+                let source = match held {
+                    Some(Source::Ready(b)) => {
+                        me.inner.chunks.stats.hits.inc();
+                        Source::Ready(b)
+                    }
+                    Some(flight) => flight,
+                    None => me.ensure_chunk(&entry, idx),
+                };
+                match source {
                     Source::Ready(b) => {
                         let piece = b.slice(lo as usize..hi as usize);
                         futures::stream::once(futures::future::ready(Ok::<_, BoxError>(piece)))
@@ -1803,14 +1822,29 @@ impl Server {
     }
 
     /// Starts fetching the chunks after `idx`, up to the read-ahead and `horizon`,
-    /// that are neither cached nor being fetched.
-    fn read_ahead(&self, entry: &Arc<Entry>, idx: u64, horizon: u64) {
+    /// that are neither cached nor being fetched; returns where each of them is, to
+    /// be held by a reader until it gets there (the tiers may let go of them first).
+    /// Chunks in `held` the reader holds already.
+    fn read_ahead(
+        &self,
+        entry: &Arc<Entry>,
+        idx: u64,
+        horizon: u64,
+        held: &[u64],
+    ) -> Vec<(u64, Source)> {
         let ahead = self.inner.config.read_ahead as u64;
+        let mut found = Vec::new();
         for next in (idx + 1)..=(idx + ahead).min(horizon) {
-            if !self.inner.chunks.present(&(entry.generation, next)) {
-                self.ensure_chunk(entry, next);
+            if held.contains(&next) {
+                continue;
             }
+            let src = match self.inner.chunks.peek(&(entry.generation, next)) {
+                Some(src) => src,
+                None => self.ensure_chunk(entry, next),
+            };
+            found.push((next, src));
         }
+        found
     }
 
     async fn purge(&self, req: Request<Incoming>) -> Response<Body> {

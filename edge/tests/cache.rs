@@ -162,6 +162,42 @@ async fn a_cold_64_kib_range_fetches_one_chunk_and_no_more() {
 }
 
 #[tokio::test]
+async fn objects_larger_than_the_memory_tier_stream_with_each_chunk_fetched_once() {
+    // 160 MiB through a 64 MiB tier, once as one GET and once as a player reads
+    // (sequential 512 KiB ranges): read-ahead fetches chunks before they are read,
+    // and TinyLFU may refuse them a place; none may be fetched twice.
+    let origin = TestOrigin::start().await;
+    let len = 160usize << 20;
+    let bytes = data(len, 9);
+    origin.put("/v1/objects/long.mp4", Obj::cacheable(bytes.clone(), 3600));
+    origin.put("/v1/objects/long2.mp4", Obj::cacheable(bytes.clone(), 3600));
+    let edge = TestEdge::start(config(&[origin.url()], 1 << 20)).await;
+    let client = reqwest::Client::new();
+    let (status, _, body) = get(&client, &edge.url("/v1/objects/long.mp4"), None).await;
+    assert_eq!(status, 200);
+    assert!(body.expect("body")[..] == bytes[..]);
+    {
+        let reqs = origin.state.requests.lock().expect("lock");
+        let mut seen = std::collections::HashMap::new();
+        for (_, h) in reqs.iter() {
+            *seen.entry(format!("{:?}", h.get("range"))).or_insert(0) += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "fetched twice: {twice:?}");
+    }
+    assert_eq!(origin.gets(), 160, "one GET per chunk for the whole object");
+    let url = edge.url("/v1/objects/long2.mp4");
+    let step = 512 << 10;
+    for a in (0..len).step_by(step) {
+        let b = a + step - 1;
+        let (status, _, body) = get(&client, &url, Some(&format!("bytes={a}-{b}"))).await;
+        assert_eq!(status, 206);
+        assert!(body.expect("body")[..] == bytes[a..=b], "bytes {a}-{b}");
+    }
+    assert_eq!(origin.gets(), 320, "one GET per chunk for the player too");
+}
+
+#[tokio::test]
 async fn an_upstream_dying_mid_chunk_fails_every_waiter_and_the_next_request_recovers() {
     let mut bad = TestOrigin::start().await;
     let good = TestOrigin::start().await;
