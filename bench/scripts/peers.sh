@@ -35,6 +35,10 @@ peers_up() {
   p_kforigin=$(free_port); p_kfedge=$(free_port)
 
   render "$HERE/conf/nginx-origin.conf" "$run/nginx-origin.conf" PORT="$p_origin" ROOT="$data" RUN="$run"
+  if [ -n "${ORIGIN_LOG:-}" ]; then
+    # One line per response with its body bytes: what each cache fetched.
+    sed -i "s|access_log off;|log_format bytes '\$body_bytes_sent'; access_log $run/origin.access.log bytes;|" "$run/nginx-origin.conf"
+  fi
   nginx -c "$run/nginx-origin.conf" -p "$run" -e "$run/nginx-origin.error.log"
   wait_port "$p_origin"
 
