@@ -55,6 +55,9 @@ pub struct InFlight {
     buffers: Arc<Buffers>,
     state: Mutex<FlightState>,
     tx: watch::Sender<u64>,
+    /// Fetched ahead of any request for it (read-ahead past a range's end): kept
+    /// in the store's window of recent chunks once done.
+    speculative: std::sync::atomic::AtomicBool,
 }
 
 /// The error a reader sees when the fetch it joined failed.
@@ -74,7 +77,13 @@ impl InFlight {
                 status: Status::Running,
             }),
             tx: watch::channel(0).0,
+            speculative: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Marks this fetch as read-ahead past what any request asked for.
+    pub fn mark_speculative(&self) {
+        self.speculative.store(true, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FlightState> {
@@ -341,7 +350,7 @@ pub struct ChunkStore {
     sync_every: u64,
     /// Where completed chunks are written behind, if anywhere (the disk tier).
     spill: Option<Arc<dyn Fn(ChunkKey, Bytes) + Send + Sync>>,
-    /// The chunks fetched last, whatever the tiers' admission made of them, up to
+    /// The chunks read ahead last, whatever the tiers' admission made of them, up to
     /// `recent_cap` bytes (a sixteenth of the capacity, taken from the main tier's
     /// share): a player's next request finds the chunk read ahead for it even when
     /// TinyLFU turned it away as a one-hit wonder. A window in front of TinyLFU, as
@@ -448,21 +457,6 @@ impl ChunkStore {
     /// has been inserted since they last did.
     pub fn insert(&self, key: ChunkKey, bytes: Bytes, favoured: bool) {
         let n = bytes.len() as u64 + u64::from(ENTRY_OVERHEAD);
-        {
-            let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            if r.chunks.insert(key, bytes.clone()).is_none() {
-                r.order.push_back(key);
-                r.bytes += bytes.len() as u64;
-            }
-            while r.bytes > self.recent_cap {
-                let Some(old) = r.order.pop_front() else {
-                    break;
-                };
-                if let Some(b) = r.chunks.remove(&old) {
-                    r.bytes -= b.len() as u64;
-                }
-            }
-        }
         let tier = if favoured { &self.favoured } else { &self.main };
         tier.insert(key, bytes);
         if self.unsynced.fetch_add(n, Ordering::Relaxed) + n >= self.sync_every {
@@ -543,6 +537,9 @@ impl ChunkStore {
     pub fn complete(&self, flight: &InFlight, favoured: bool) -> Result<(), FetchFailed> {
         let res = flight.finish();
         if let Ok(b) = &res {
+            if flight.speculative.load(Ordering::Relaxed) {
+                self.keep_recent(flight.key, b.clone());
+            }
             self.insert(flight.key, b.clone(), favoured);
             if let Some(s) = &self.spill {
                 s(flight.key, b.clone());
@@ -553,6 +550,25 @@ impl ChunkStore {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&flight.key);
         res.map(|_| ())
+    }
+
+    /// Puts a chunk read ahead in the window of recent chunks, whatever the tiers'
+    /// admission makes of it.
+    fn keep_recent(&self, key: ChunkKey, bytes: Bytes) {
+        let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let n = bytes.len() as u64;
+        if r.chunks.insert(key, bytes).is_none() {
+            r.order.push_back(key);
+            r.bytes += n;
+        }
+        while r.bytes > self.recent_cap {
+            let Some(old) = r.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = r.chunks.remove(&old) {
+                r.bytes -= b.len() as u64;
+            }
+        }
     }
 
     /// Fails a fetch: its readers see an error, and the next request retries.

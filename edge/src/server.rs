@@ -1719,7 +1719,7 @@ impl Server {
             // which the server can write with the response head.
             if let Some(b) = self.inner.chunks.hit(&(entry.generation, idx)) {
                 let horizon = self.horizon(entry, start, end);
-                self.read_ahead(entry, idx, horizon, &[]);
+                self.read_ahead(entry, idx, idx, horizon, &[]);
                 return full(b.slice((start - idx * cs) as usize..(end - idx * cs) as usize));
             }
         }
@@ -1766,7 +1766,7 @@ impl Server {
         futures::stream::iter(first..=last)
             .map(move |idx| {
                 let held: Vec<u64> = ahead.iter().map(|(i, _)| *i).collect();
-                ahead.extend(me.read_ahead(&entry, idx, horizon, &held));
+                ahead.extend(me.read_ahead(&entry, idx, last, horizon, &held));
                 let lo = if idx == first { start - idx * cs } else { 0 };
                 let hi = if idx == last {
                     end - idx * cs
@@ -1824,11 +1824,13 @@ impl Server {
     /// Starts fetching the chunks after `idx`, up to the read-ahead and `horizon`,
     /// that are neither cached nor being fetched; returns where each of them is, to
     /// be held by a reader until it gets there (the tiers may let go of them first).
-    /// Chunks in `held` the reader holds already.
+    /// Chunks in `held` the reader holds already; those past `last`, the range's own
+    /// last chunk, are fetched for a request yet to come.
     fn read_ahead(
         &self,
         entry: &Arc<Entry>,
         idx: u64,
+        last: u64,
         horizon: u64,
         held: &[u64],
     ) -> Vec<(u64, Source)> {
@@ -1840,7 +1842,15 @@ impl Server {
             }
             let src = match self.inner.chunks.peek(&(entry.generation, next)) {
                 Some(src) => src,
-                None => self.ensure_chunk(entry, next),
+                None => {
+                    let src = self.ensure_chunk(entry, next);
+                    if let Source::Flight { flight, .. } = &src {
+                        if next > last {
+                            flight.mark_speculative();
+                        }
+                    }
+                    src
+                }
             };
             found.push((next, src));
         }
