@@ -1035,7 +1035,12 @@ impl Server {
                 }
                 Candidate::Pass(why) if whole_or_part => {
                     tracing::debug!(key, why, "not storable; passing");
-                    self.inner.pass_marks.insert(key.to_string(), ());
+                    // Not storable because of this request's credentials says
+                    // nothing of the URL: marking it would let any client make a
+                    // popular object uncacheable for everyone by sending a header.
+                    if !h.contains_key(header::AUTHORIZATION) {
+                        self.inner.pass_marks.insert(key.to_string(), ());
+                    }
                     return Outcome::Pass;
                 }
                 Candidate::Pass(_) => return self.shared_outcome(resp).await,

@@ -431,6 +431,31 @@ async fn a_fresh_404_is_stored_served_whole_and_purged_when_the_object_appears()
 }
 
 #[tokio::test]
+async fn a_request_with_credentials_does_not_make_the_url_uncacheable_for_others() {
+    let origin = TestOrigin::start().await;
+    origin.put("/v1/objects/hot.mp4", Obj::cacheable(data(20_000, 3), 3600));
+    let edge = TestEdge::start(config(&[origin.url()], 4096)).await;
+    let client = reqwest::Client::new();
+    let url = edge.url("/v1/objects/hot.mp4");
+    let r = client
+        .get(&url)
+        .header("authorization", "Bearer someone")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert!(
+        !header(r.headers(), "cache-status").contains("stored"),
+        "a response to credentials is not stored (no public, s-maxage or must-revalidate)"
+    );
+    let (_, h, _) = get(&client, &url, None).await;
+    assert!(header(&h, "cache-status").contains("stored"), "{h:?}");
+    let (_, h, body) = get(&client, &url, None).await;
+    assert!(header(&h, "cache-status").contains("hit"), "{h:?}");
+    assert_eq!(body.expect("body").len(), 20_000);
+}
+
+#[tokio::test]
 async fn purge_exact_prefix_and_soft() {
     let origin = TestOrigin::start().await;
     for p in ["/p/a", "/p/b", "/q/c"] {
