@@ -55,9 +55,9 @@ pub struct InFlight {
     buffers: Arc<Buffers>,
     state: Mutex<FlightState>,
     tx: watch::Sender<u64>,
-    /// Fetched ahead of any request for it (read-ahead past a range's end): kept
-    /// in the store's window of recent chunks once done.
-    speculative: std::sync::atomic::AtomicBool,
+    /// Fetched ahead of its reader (read-ahead): kept in the store's window of
+    /// recent chunks once done.
+    ahead: std::sync::atomic::AtomicBool,
 }
 
 /// The error a reader sees when the fetch it joined failed.
@@ -77,13 +77,13 @@ impl InFlight {
                 status: Status::Running,
             }),
             tx: watch::channel(0).0,
-            speculative: std::sync::atomic::AtomicBool::new(false),
+            ahead: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// Marks this fetch as read-ahead past what any request asked for.
-    pub fn mark_speculative(&self) {
-        self.speculative.store(true, Ordering::Relaxed);
+    /// Marks this fetch as read ahead of its reader.
+    pub fn mark_ahead(&self) {
+        self.ahead.store(true, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FlightState> {
@@ -123,11 +123,6 @@ impl InFlight {
         drop(st);
         self.tx.send_modify(|v| *v += 1);
         Ok(whole)
-    }
-
-    /// Whether this fetch failed (its readers saw an error; the next asks again).
-    pub fn failed(&self) -> bool {
-        matches!(self.lock().status, Status::Failed(_))
     }
 
     fn fail(&self, why: String) {
@@ -503,19 +498,6 @@ impl ChunkStore {
         }
     }
 
-    /// The chunk from memory or the fetch under way, if either, without counting
-    /// a hit or a coalesced reader (for read-ahead, which only looks).
-    pub fn peek(&self, key: &ChunkKey) -> Option<Source> {
-        if let Some(b) = self.get(key) {
-            return Some(Source::Ready(b));
-        }
-        let map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key).map(|f| Source::Flight {
-            flight: f.clone(),
-            leader: false,
-        })
-    }
-
     /// Whether a chunk is cached or being fetched.
     pub fn present(&self, key: &ChunkKey) -> bool {
         self.main.contains_key(key)
@@ -537,7 +519,7 @@ impl ChunkStore {
     pub fn complete(&self, flight: &InFlight, favoured: bool) -> Result<(), FetchFailed> {
         let res = flight.finish();
         if let Ok(b) = &res {
-            if flight.speculative.load(Ordering::Relaxed) {
+            if flight.ahead.load(Ordering::Relaxed) {
                 self.keep_recent(flight.key, b.clone());
             }
             self.insert(flight.key, b.clone(), favoured);

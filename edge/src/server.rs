@@ -1724,7 +1724,7 @@ impl Server {
             // which the server can write with the response head.
             if let Some(b) = self.inner.chunks.hit(&(entry.generation, idx)) {
                 let horizon = self.horizon(entry, start, end);
-                self.read_ahead(entry, idx, idx, horizon, &[]);
+                self.read_ahead(entry, idx, horizon);
                 return full(b.slice((start - idx * cs) as usize..(end - idx * cs) as usize));
             }
         }
@@ -1764,34 +1764,16 @@ impl Server {
         let last = (end.max(1) - 1) / cs;
         let horizon = self.horizon(&entry, start, end);
         let me = self.clone();
-        // The chunks this stream fetched ahead, kept until it gets to them: once
-        // fetched, the memory tier's admission may turn a chunk away, and looking it
-        // up again would fetch it twice.
-        let mut ahead: Vec<(u64, Source)> = Vec::new();
         futures::stream::iter(first..=last)
             .map(move |idx| {
-                let held: Vec<u64> = ahead.iter().map(|(i, _)| *i).collect();
-                ahead.extend(me.read_ahead(&entry, idx, last, horizon, &held));
+                me.read_ahead(&entry, idx, horizon);
                 let lo = if idx == first { start - idx * cs } else { 0 };
                 let hi = if idx == last {
                     end - idx * cs
                 } else {
                     entry.chunk_len(idx, cs)
                 };
-                let held = ahead
-                    .iter()
-                    .position(|(i, _)| *i == idx)
-                    .map(|at| ahead.swap_remove(at).1)
-                    .filter(|s| !matches!(s, Source::Flight { flight, .. } if flight.failed()));
-                ahead.retain(|(i, _)| *i > idx);
-                let source = match held {
-                    Some(Source::Ready(b)) => {
-                        me.inner.chunks.stats.hits.inc();
-                        Source::Ready(b)
-                    }
-                    Some(flight) => flight,
-                    None => me.ensure_chunk(&entry, idx),
-                };
+                let source = me.ensure_chunk(&entry, idx);
                 match source {
                     Source::Ready(b) => {
                         let piece = b.slice(lo as usize..hi as usize);
@@ -1827,39 +1809,19 @@ impl Server {
     }
 
     /// Starts fetching the chunks after `idx`, up to the read-ahead and `horizon`,
-    /// that are neither cached nor being fetched; returns where each of them is, to
-    /// be held by a reader until it gets there (the tiers may let go of them first).
-    /// Chunks in `held` the reader holds already; those past `last`, the range's own
-    /// last chunk, are fetched for a request yet to come.
-    fn read_ahead(
-        &self,
-        entry: &Arc<Entry>,
-        idx: u64,
-        last: u64,
-        horizon: u64,
-        held: &[u64],
-    ) -> Vec<(u64, Source)> {
+    /// that are neither cached nor being fetched. Those fetches are marked as read
+    /// ahead: done, they also wait in the store's window of recent chunks, so the
+    /// reader finds them even if the tiers' admission turned them away.
+    fn read_ahead(&self, entry: &Arc<Entry>, idx: u64, horizon: u64) {
         let ahead = self.inner.config.read_ahead as u64;
-        let mut found = Vec::new();
         for next in (idx + 1)..=(idx + ahead).min(horizon) {
-            if held.contains(&next) {
+            if self.inner.chunks.present(&(entry.generation, next)) {
                 continue;
             }
-            let src = match self.inner.chunks.peek(&(entry.generation, next)) {
-                Some(src) => src,
-                None => {
-                    let src = self.ensure_chunk(entry, next);
-                    if let Source::Flight { flight, .. } = &src {
-                        if next > last {
-                            flight.mark_speculative();
-                        }
-                    }
-                    src
-                }
-            };
-            found.push((next, src));
+            if let Source::Flight { flight, .. } = self.ensure_chunk(entry, next) {
+                flight.mark_ahead();
+            }
         }
-        found
     }
 
     async fn purge(&self, req: Request<Incoming>) -> Response<Body> {
