@@ -1773,8 +1773,7 @@ impl Server {
                 } else {
                     entry.chunk_len(idx, cs)
                 };
-                let source = me.ensure_chunk(&entry, idx);
-                match source {
+                match me.ensure_chunk(&entry, idx) {
                     Source::Ready(b) => {
                         let piece = b.slice(lo as usize..hi as usize);
                         futures::stream::once(futures::future::ready(Ok::<_, BoxError>(piece)))
