@@ -801,7 +801,23 @@ impl Server {
             return self.pass(parts, body, peer, &key, Fwd::Request).await;
         }
         let revalidating = stale.is_some();
-        match self.object(&key, &vkey, &parts, stale.clone()).await {
+        let mut outcome = self.object(&key, &vkey, &parts, stale.clone()).await;
+        if let Outcome::Entry { entry, .. } = &outcome {
+            if !selects(&key, entry, &parts.headers) {
+                // Joined a fetch for the first request of a URL whose answer turned
+                // out to vary on headers this request has otherwise: not ours to
+                // serve (RFC 9111 §4.1). Fetch (or join) this request's variant.
+                outcome = match self.variant_key(&key, &parts.headers) {
+                    Some(mine) if mine != vkey => self.object(&key, &mine, &parts, None).await,
+                    _ => Outcome::Pass,
+                };
+                if matches!(&outcome, Outcome::Entry { entry, .. } if !selects(&key, entry, &parts.headers))
+                {
+                    outcome = Outcome::Pass;
+                }
+            }
+        }
+        match outcome {
             Outcome::Entry { entry, fwd_status } => {
                 let same = stale
                     .as_ref()
@@ -1980,6 +1996,16 @@ fn vary_names(headers: &HeaderMap) -> Vec<HeaderName> {
     v.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     v.dedup();
     v
+}
+
+/// Whether a stored entry may answer a request with these headers: the fields its
+/// `Vary` names have the values the request that fetched it had (RFC 9111 §4.1).
+fn selects(key: &str, entry: &Entry, headers: &HeaderMap) -> bool {
+    let names = vary_names(&entry.headers);
+    names.is_empty()
+        || (!names.iter().any(|n| n == "*")
+            && variant_key_for(key, &names, headers)
+                == variant_key_for(key, &names, &entry.upstream_headers))
 }
 
 fn variant_key_for(key: &str, names: &[HeaderName], headers: &HeaderMap) -> String {

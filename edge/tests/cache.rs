@@ -456,6 +456,64 @@ async fn a_request_with_credentials_does_not_make_the_url_uncacheable_for_others
 }
 
 #[tokio::test]
+async fn concurrent_first_requests_for_other_variants_each_get_their_own() {
+    let origin = TestOrigin::start().await;
+    let mut obj = Obj::cacheable(data(5000, 6), 3600);
+    obj.headers.push(("vary", "accept-encoding".into()));
+    origin.put("/v1/objects/page.txt", obj);
+    // Slow answers, so all three requests arrive while the first fetch runs.
+    origin.state.delay_ms.store(300, Ordering::SeqCst);
+    let edge = TestEdge::start(config(&[origin.url()], 4096)).await;
+    let client = reqwest::Client::new();
+    let url = edge.url("/v1/objects/page.txt");
+    let tasks: Vec<_> = ["gzip", "br", "identity"]
+        .into_iter()
+        .map(|ae| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                client
+                    .get(&url)
+                    .header("accept-encoding", ae)
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("join"), 200);
+    }
+    let mut seen: Vec<String> = origin
+        .state
+        .requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, h)| header(h, "accept-encoding").to_string())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        ["br", "gzip", "identity"],
+        "each variant is fetched with its own Accept-Encoding"
+    );
+    origin.state.delay_ms.store(0, Ordering::SeqCst);
+    let before = origin.gets();
+    for ae in ["gzip", "br", "identity"] {
+        let r = client
+            .get(&url)
+            .header("accept-encoding", ae)
+            .send()
+            .await
+            .expect("send");
+        assert!(header(r.headers(), "cache-status").contains("hit"), "{ae}");
+    }
+    assert_eq!(origin.gets(), before, "every variant is stored");
+}
+
+#[tokio::test]
 async fn purge_exact_prefix_and_soft() {
     let origin = TestOrigin::start().await;
     for p in ["/p/a", "/p/b", "/q/c"] {
