@@ -1928,6 +1928,17 @@ impl Server {
             for k in keys {
                 self.inner.vary.invalidate(&k);
             }
+            // A URL marked pass is looked at afresh too.
+            let marks: Vec<String> = self
+                .inner
+                .pass_marks
+                .iter()
+                .filter(|(k, _)| target.matches(k))
+                .map(|(k, _)| (*k).clone())
+                .collect();
+            for k in marks {
+                self.inner.pass_marks.invalidate(&k);
+            }
         }
         matching.len()
     }

@@ -514,6 +514,38 @@ async fn concurrent_first_requests_for_other_variants_each_get_their_own() {
 }
 
 #[tokio::test]
+async fn a_hard_purge_lets_a_url_marked_pass_be_cached_again() {
+    let origin = TestOrigin::start().await;
+    let mut private = Obj::cacheable(data(3000, 2), 3600);
+    private.headers[0] = ("cache-control", "private, max-age=60".into());
+    origin.put("/v1/objects/was-private.mp4", private);
+    let mut cfg = config(&[origin.url()], 4096);
+    cfg.admin_token = Some("s3cret-admin".into());
+    let edge = TestEdge::start(cfg).await;
+    let client = reqwest::Client::new();
+    let url = edge.url("/v1/objects/was-private.mp4");
+    let _ = get(&client, &url, None).await;
+    origin.put(
+        "/v1/objects/was-private.mp4",
+        Obj::cacheable(data(3000, 2), 3600),
+    );
+    let (_, h, _) = get(&client, &url, None).await;
+    assert!(header(&h, "cache-status").contains("fwd=bypass"), "{h:?}");
+    let r = client
+        .post(edge.url("/_keyframe/purge"))
+        .header("authorization", "Bearer s3cret-admin")
+        .body(r#"{"prefix":"/v1/objects/was-"}"#)
+        .send()
+        .await
+        .expect("purge");
+    assert_eq!(r.status(), 200);
+    let (_, h, _) = get(&client, &url, None).await;
+    assert!(header(&h, "cache-status").contains("stored"), "{h:?}");
+    let (_, h, _) = get(&client, &url, None).await;
+    assert!(header(&h, "cache-status").contains("hit"), "{h:?}");
+}
+
+#[tokio::test]
 async fn purge_exact_prefix_and_soft() {
     let origin = TestOrigin::start().await;
     for p in ["/p/a", "/p/b", "/q/c"] {
