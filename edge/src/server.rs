@@ -630,7 +630,23 @@ impl Server {
             Endpoint::Metrics => self.metrics_response(),
             Endpoint::Purge => self.purge(req).await,
             Endpoint::Reserved => json_error(StatusCode::NOT_FOUND, "not_found", "no such path"),
-            Endpoint::Proxy => self.proxy(req, peer).await,
+            Endpoint::Proxy => {
+                let mut resp = self.proxy(req, peer).await;
+                if !resp.headers().contains_key("cache-status") {
+                    // Answered by the edge itself (a refused token or region, a
+                    // malformed request, only-if-cached): neither a hit nor
+                    // forwarded, but still said (RFC 9211).
+                    let cs = CacheStatus {
+                        detail: Some(resp.status().as_u16().to_string()),
+                        ..CacheStatus::default()
+                    };
+                    set_cache_status(
+                        resp.headers_mut(),
+                        cs.to_header_value(&self.inner.cache_name),
+                    );
+                }
+                resp
+            }
         };
         resp.headers_mut()
             .append(header::VIA, HeaderValue::from_static("1.1 keyframe"));
@@ -898,7 +914,14 @@ impl Server {
                 } else {
                     "upstream_unavailable"
                 };
-                json_error(status, code, "no upstream answered")
+                let mut r = json_error(status, code, "no upstream answered");
+                let cs = CacheStatus {
+                    fwd: Some(Fwd::UriMiss),
+                    detail: Some(code.into()),
+                    ..CacheStatus::default()
+                };
+                set_cache_status(r.headers_mut(), cs.to_header_value(&self.inner.cache_name));
+                r
             }
         }
     }

@@ -546,6 +546,31 @@ async fn a_hard_purge_lets_a_url_marked_pass_be_cached_again() {
 }
 
 #[tokio::test]
+async fn answers_the_edge_makes_itself_carry_cache_status_too() {
+    let edge = TestEdge::start(config(&["http://127.0.0.1:1".into()], 4096)).await;
+    let client = reqwest::Client::new();
+    let url = edge.url("/v1/objects/x.mp4");
+    let (status, h, body) = get(&client, &url, None).await;
+    assert_eq!(status, 502);
+    assert!(body.expect("body").starts_with(b"{"));
+    assert_eq!(
+        header(&h, "cache-status"),
+        "keyframe; fwd=uri-miss; detail=\"upstream_unavailable\""
+    );
+    let r = client
+        .get(&url)
+        .header("cache-control", "only-if-cached")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 504);
+    assert_eq!(
+        header(r.headers(), "cache-status"),
+        "keyframe; detail=\"504\""
+    );
+}
+
+#[tokio::test]
 async fn purge_exact_prefix_and_soft() {
     let origin = TestOrigin::start().await;
     for p in ["/p/a", "/p/b", "/q/c"] {
