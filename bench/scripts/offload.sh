@@ -8,7 +8,8 @@
 #
 #   cargo build --release && bash bench/scripts/offload.sh
 #
-# Knobs: PLAYERS (32), BITRATE (40Mbps), DURATION (20s), CACHE (64MiB),
+# Knobs: PLAYERS (32), BITRATE (40Mbps), DURATION (20s), CACHE (64MiB, Keyframe),
+# CACHE_NGINX (64m, Varnish and nginx), ONLY_PEERS (skip Keyframe),
 # OBJ_COUNT (4), OBJ_MB (64).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

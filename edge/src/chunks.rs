@@ -379,8 +379,9 @@ fn weigh(_: &ChunkKey, b: &Bytes) -> u32 {
 
 impl ChunkStore {
     /// A store bounded by `capacity` bytes in memory; an eighth of it is kept for
-    /// favoured chunks and a sixteenth for the chunks fetched last. `spill` receives every chunk fetched from upstream (the
-    /// disk tier writes it behind, so it survives eviction and restarts).
+    /// favoured chunks and a sixteenth for the window of chunks read ahead. `spill`
+    /// receives every chunk fetched from upstream (the disk tier writes it behind,
+    /// so it survives eviction and restarts).
     pub fn new(capacity: u64, spill: Option<Arc<dyn Fn(ChunkKey, Bytes) + Send + Sync>>) -> Self {
         let favoured_cap = capacity / 8;
         let recent_cap = capacity / 16;
@@ -423,8 +424,8 @@ impl ChunkStore {
             .or_else(|| self.recent(key))
     }
 
-    /// A chunk fetched lately that the tiers did not admit: offered to them again
-    /// (asked for twice, it now has the frequency to get in).
+    /// A chunk read ahead lately that the tiers did not admit: offered to them
+    /// again (asked for twice, it now has the frequency to get in).
     fn recent(&self, key: &ChunkKey) -> Option<Bytes> {
         let b = self
             .recent

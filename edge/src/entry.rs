@@ -176,6 +176,16 @@ pub fn parse_content_range(v: &HeaderValue) -> Option<(u64, u64, u64)> {
     (a <= b && b < total).then_some((a, b, total))
 }
 
+/// `Content-Length`, if present and a number.
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Everything needed to judge an upstream response.
 #[derive(Debug)]
 pub struct Judged<'a> {
@@ -208,13 +218,7 @@ pub fn judge(j: Judged<'_>) -> Candidate {
         return Candidate::Pass(format!("{why:?}"));
     }
     let answer = as_status != StatusCode::OK;
-    if answer
-        && j.headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > ANSWER_LIMIT as u64)
-    {
+    if answer && content_length(j.headers).is_some_and(|n| n > ANSWER_LIMIT as u64) {
         return Candidate::Pass(format!(
             "a {} body over {ANSWER_LIMIT} bytes",
             j.status.as_u16()
@@ -233,12 +237,7 @@ pub fn judge(j: Judged<'_>) -> Candidate {
             None => return Candidate::Pass("206 without a usable Content-Range".into()),
         }
     } else {
-        match j
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        {
+        match content_length(j.headers) {
             Some(len) => (len, false, 0),
             None => return Candidate::Pass("no Content-Length".into()),
         }

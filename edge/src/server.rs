@@ -1090,18 +1090,7 @@ impl Server {
                     why: format!("upstream answered an unaligned range at {offset}"),
                 };
             }
-            // Record Vary so later requests find this variant.
-            let vary_names = vary_names(resp.headers());
-            if !vary_names.is_empty() {
-                self.inner
-                    .vary
-                    .insert(key.to_string(), Arc::new(vary_names.clone()));
-            }
-            let vkey = if vary_names.is_empty() {
-                key.to_string()
-            } else {
-                variant_key_for(key, &vary_names, &parts.headers)
-            };
+            let vkey = self.record_vary(key, resp.headers(), &parts.headers);
             let entry = Arc::new(entry);
             let first = offset / cs;
             let last = if status == StatusCode::OK {
@@ -1110,12 +1099,7 @@ impl Server {
                 first
             };
             let flights = self.claim_flights(&entry, first, last);
-            self.store_entry(vkey, entry.clone());
-            if let Some(old) = &stale {
-                if old.generation != entry.generation {
-                    self.drop_generation(old.generation);
-                }
-            }
+            self.replace_entry(vkey, &entry, stale.as_deref());
             let me = self.clone();
             let e = entry.clone();
             let body = resp.into_body();
@@ -1141,34 +1125,44 @@ impl Server {
         parts: &Parts,
         stale: Option<Arc<Entry>>,
     ) -> Outcome {
-        let status = resp.status();
-        let vary_names = vary_names(resp.headers());
-        let body = match Limited::new(resp.into_body(), ANSWER_LIMIT).collect().await {
+        let (head, body) = resp.into_parts();
+        let body = match Limited::new(body, ANSWER_LIMIT).collect().await {
             Ok(c) => c.to_bytes(),
             // Too long after all (no Content-Length), or cut short: each waiter
             // forwards its own request.
             Err(_) => return Outcome::Pass,
         };
+        let vkey = self.record_vary(key, &head.headers, &parts.headers);
         entry.length = body.len() as u64;
         entry.inline = Some(body);
-        let vkey = if vary_names.is_empty() {
-            key.to_string()
-        } else {
-            self.inner
-                .vary
-                .insert(key.to_string(), Arc::new(vary_names.clone()));
-            variant_key_for(key, &vary_names, &parts.headers)
-        };
         let entry = Arc::new(entry);
+        self.replace_entry(vkey, &entry, stale.as_deref());
+        Outcome::Entry {
+            entry,
+            fwd_status: head.status.as_u16(),
+        }
+    }
+
+    /// Records the fields a response varies on, so later requests find their
+    /// variant; returns the key of the variant `req` selects.
+    fn record_vary(&self, key: &str, resp: &HeaderMap, req: &HeaderMap) -> String {
+        let names = vary_names(resp);
+        if names.is_empty() {
+            return key.to_string();
+        }
+        let vkey = variant_key_for(key, &names, req);
+        self.inner.vary.insert(key.to_string(), Arc::new(names));
+        vkey
+    }
+
+    /// Stores `entry` under `vkey` in place of `stale`, whose chunks go unless it
+    /// is the same representation renewed.
+    fn replace_entry(&self, vkey: String, entry: &Arc<Entry>, stale: Option<&Entry>) {
         self.store_entry(vkey, entry.clone());
         if let Some(old) = stale {
             if old.generation != entry.generation {
                 self.drop_generation(old.generation);
             }
-        }
-        Outcome::Entry {
-            entry,
-            fwd_status: status.as_u16(),
         }
     }
 
@@ -1293,13 +1287,18 @@ impl Server {
         }
     }
 
-    /// Starts fetching chunk `idx` of `entry` if nobody holds or fetches it.
-    fn ensure_chunk(&self, entry: &Arc<Entry>, idx: u64) -> Source {
+    /// Starts fetching chunk `idx` of `entry` if nobody holds or fetches it;
+    /// `ahead` for read-ahead, whose fetch is marked before it starts (so a fetch
+    /// that finishes at once still goes to the window of recent chunks).
+    fn ensure_chunk(&self, entry: &Arc<Entry>, idx: u64, ahead: bool) -> Source {
         let cs = self.inner.chunk_size;
         let src = self
             .inner
             .chunks
             .source((entry.generation, idx), entry.chunk_len(idx, cs));
+        if let (true, Source::Flight { flight, .. }) = (ahead, &src) {
+            flight.mark_ahead();
+        }
         if let Source::Flight {
             flight,
             leader: true,
@@ -1812,7 +1811,7 @@ impl Server {
                 } else {
                     entry.chunk_len(idx, cs)
                 };
-                match me.ensure_chunk(&entry, idx) {
+                match me.ensure_chunk(&entry, idx, false) {
                     Source::Ready(b) => {
                         let piece = b.slice(lo as usize..hi as usize);
                         futures::stream::once(futures::future::ready(Ok::<_, BoxError>(piece)))
@@ -1853,11 +1852,8 @@ impl Server {
     fn read_ahead(&self, entry: &Arc<Entry>, idx: u64, horizon: u64) {
         let ahead = self.inner.config.read_ahead as u64;
         for next in (idx + 1)..=(idx + ahead).min(horizon) {
-            if self.inner.chunks.present(&(entry.generation, next)) {
-                continue;
-            }
-            if let Source::Flight { flight, .. } = self.ensure_chunk(entry, next) {
-                flight.mark_ahead();
+            if !self.inner.chunks.present(&(entry.generation, next)) {
+                self.ensure_chunk(entry, next, true);
             }
         }
     }
@@ -1941,27 +1937,9 @@ impl Server {
             }
         }
         if !soft {
-            let keys: Vec<String> = self
-                .inner
-                .vary
-                .iter()
-                .filter(|(k, _)| target.matches(k))
-                .map(|(k, _)| (*k).clone())
-                .collect();
-            for k in keys {
-                self.inner.vary.invalidate(&k);
-            }
+            target.invalidate_in(&self.inner.vary);
             // A URL marked pass is looked at afresh too.
-            let marks: Vec<String> = self
-                .inner
-                .pass_marks
-                .iter()
-                .filter(|(k, _)| target.matches(k))
-                .map(|(k, _)| (*k).clone())
-                .collect();
-            for k in marks {
-                self.inner.pass_marks.invalidate(&k);
-            }
+            target.invalidate_in(&self.inner.pass_marks);
         }
         matching.len()
     }
@@ -1986,6 +1964,21 @@ impl PurgeTarget {
         match self {
             PurgeTarget::Exact(k) => key == k,
             PurgeTarget::Prefix(p) => key.starts_with(p.as_str()),
+        }
+    }
+
+    /// Drops the entries of a cache keyed by URL that this target matches.
+    fn invalidate_in<V>(&self, cache: &moka::sync::Cache<String, V>)
+    where
+        V: Clone + Send + Sync + 'static,
+    {
+        let keys: Vec<String> = cache
+            .iter()
+            .filter(|(k, _)| self.matches(k))
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        for k in keys {
+            cache.invalidate(&k);
         }
     }
 }

@@ -417,13 +417,13 @@ async fn a_fresh_404_is_stored_served_whole_and_purged_when_the_object_appears()
     origin.put("/v1/objects/later.mp4", Obj::cacheable(bytes.clone(), 3600));
     let (status, _, _) = get(&client, &url, None).await;
     assert_eq!(status, 404, "still fresh");
-    let r = client
-        .post(edge.url("/_keyframe/purge"))
-        .header("authorization", "Bearer s3cret-admin")
-        .body(r#"{"url":"/v1/objects/later.mp4"}"#)
-        .send()
-        .await
-        .expect("purge");
+    let r = edge
+        .purge(
+            &client,
+            "s3cret-admin",
+            r#"{"url":"/v1/objects/later.mp4"}"#,
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let (status, _, body) = get(&client, &url, Some("bytes=100-199")).await;
     assert_eq!(status, 206);
@@ -531,13 +531,9 @@ async fn a_hard_purge_lets_a_url_marked_pass_be_cached_again() {
     );
     let (_, h, _) = get(&client, &url, None).await;
     assert!(header(&h, "cache-status").contains("fwd=bypass"), "{h:?}");
-    let r = client
-        .post(edge.url("/_keyframe/purge"))
-        .header("authorization", "Bearer s3cret-admin")
-        .body(r#"{"prefix":"/v1/objects/was-"}"#)
-        .send()
-        .await
-        .expect("purge");
+    let r = edge
+        .purge(&client, "s3cret-admin", r#"{"prefix":"/v1/objects/was-"}"#)
+        .await;
     assert_eq!(r.status(), 200);
     let (_, h, _) = get(&client, &url, None).await;
     assert!(header(&h, "cache-status").contains("stored"), "{h:?}");
@@ -583,19 +579,7 @@ async fn purge_exact_prefix_and_soft() {
     for p in ["/p/a", "/p/b", "/q/c"] {
         let _ = get(&client, &edge.url(p), None).await;
     }
-    let purge = |body: &'static str, token: &'static str| {
-        let client = client.clone();
-        let url = edge.url("/_keyframe/purge");
-        async move {
-            client
-                .post(url)
-                .header("authorization", format!("Bearer {token}"))
-                .body(body)
-                .send()
-                .await
-                .expect("send")
-        }
-    };
+    let purge = |body: &'static str, token: &'static str| edge.purge(&client, token, body);
     assert_eq!(purge(r#"{"url":"/p/a"}"#, "wrong").await.status(), 403);
     assert_eq!(purge("not json", "s3cret-admin").await.status(), 400);
     let r = purge(r#"{"prefix":"/p/"}"#, "s3cret-admin").await;

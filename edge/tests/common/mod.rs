@@ -306,6 +306,22 @@ impl TestEdge {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `POST /_keyframe/purge` with `body`, presenting `token` as the admin token.
+    pub async fn purge(
+        &self,
+        client: &reqwest::Client,
+        token: &str,
+        body: &str,
+    ) -> reqwest::Response {
+        client
+            .post(self.url("/_keyframe/purge"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("purge")
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
