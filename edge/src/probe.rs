@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::server::upstream_connector;
+use crate::upstream::upstream_connector;
 
 /// The URL a `healthcheck` target names: a whole `http(s)://` URL as given, else
 /// `PORT` or `HOST:PORT` for `http://HOST:PORT/_keyframe/healthz` (host 127.0.0.1).

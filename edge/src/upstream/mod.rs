@@ -6,6 +6,16 @@
 //! order, are failovers. A circuit breaker stops sending to an upstream after
 //! repeated failures until a cool-down passes or an active health check finds it
 //! healthy again.
+//!
+//! `connect` builds the HTTP(S) connector, `send` sends a request with failover,
+//! `health` runs the active health checks.
+
+mod connect;
+mod health;
+mod send;
+
+pub use connect::parse_upstream;
+pub(crate) use connect::upstream_connector;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,295 @@
+//! `Cache-Control` (and targeted fields such as `CDN-Cache-Control`, RFC 9213)
+//! parsed into the directives this shared cache obeys, for responses and requests.
+
+use http::{header, HeaderMap, HeaderName};
+
+/// One parsed directive: name (lowercased) and optional value (unquoted).
+fn directives(headers: &HeaderMap, name: &HeaderName) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for v in headers.get_all(name) {
+        let s = String::from_utf8_lossy(v.as_bytes());
+        let mut cur = String::new();
+        let mut quoted = false;
+        let mut parts = Vec::new();
+        for c in s.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    cur.push(c);
+                }
+                ',' if !quoted => parts.push(std::mem::take(&mut cur)),
+                _ => cur.push(c),
+            }
+        }
+        parts.push(cur);
+        for p in parts {
+            let p = p.trim();
+            if p.is_empty() {
+                continue;
+            }
+            let (n, v) = match p.split_once('=') {
+                Some((n, v)) => {
+                    let v = v.trim();
+                    let v = v
+                        .strip_prefix('"')
+                        .and_then(|x| x.strip_suffix('"'))
+                        .unwrap_or(v);
+                    (n.trim().to_ascii_lowercase(), Some(v.to_string()))
+                }
+                None => (p.to_ascii_lowercase(), None),
+            };
+            out.push((n, v));
+        }
+    }
+    out
+}
+
+/// A delta-seconds value: `Ok(None)` when absent, `Err` when given twice with
+/// different values or not a number (the response is then treated as stale).
+fn seconds(list: &[(String, Option<String>)], name: &str) -> Result<Option<u64>, ()> {
+    let mut found: Option<u64> = None;
+    for (n, v) in list {
+        if n == name {
+            let parsed = v
+                .as_deref()
+                .and_then(|v| {
+                    v.parse::<u64>()
+                        .ok()
+                        .or_else(|| v.chars().all(|c| c.is_ascii_digit()).then_some(u64::MAX))
+                })
+                .ok_or(())?;
+            match found {
+                Some(prev) if prev != parsed => return Err(()),
+                _ => found = Some(parsed),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Response directives, as this shared cache reads them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseDirectives {
+    pub max_age: Option<u64>,
+    pub s_maxage: Option<u64>,
+    pub no_store: bool,
+    pub no_cache: bool,
+    pub private: bool,
+    pub public: bool,
+    pub must_revalidate: bool,
+    pub proxy_revalidate: bool,
+    pub immutable: bool,
+    pub stale_while_revalidate: Option<u64>,
+    pub stale_if_error: Option<u64>,
+    /// A freshness directive was malformed or conflicting: treat as stale.
+    pub invalid: bool,
+    /// Directives came from a targeted field (CDN-Cache-Control), not Cache-Control.
+    pub targeted: bool,
+}
+
+impl ResponseDirectives {
+    /// Parses the `Cache-Control` of a response.
+    pub fn parse(headers: &HeaderMap) -> Self {
+        Self::from_list(&directives(headers, &header::CACHE_CONTROL))
+    }
+
+    fn from_list(list: &[(String, Option<String>)]) -> Self {
+        let has = |n: &str| list.iter().any(|(k, _)| k == n);
+        let mut invalid = false;
+        let mut secs = |n: &str| match seconds(list, n) {
+            Ok(v) => v,
+            Err(()) => {
+                invalid = true;
+                None
+            }
+        };
+        let max_age = secs("max-age");
+        let s_maxage = secs("s-maxage");
+        let stale_while_revalidate = secs("stale-while-revalidate");
+        let stale_if_error = secs("stale-if-error");
+        ResponseDirectives {
+            max_age,
+            s_maxage,
+            no_store: has("no-store"),
+            no_cache: has("no-cache"),
+            private: has("private"),
+            public: has("public"),
+            must_revalidate: has("must-revalidate"),
+            proxy_revalidate: has("proxy-revalidate"),
+            immutable: has("immutable"),
+            stale_while_revalidate,
+            stale_if_error,
+            invalid,
+            targeted: false,
+        }
+    }
+
+    /// The directives this cache obeys: those of the first targeted field in
+    /// `targeted` (e.g. `cdn-cache-control`) that is present and parses, else
+    /// `Cache-Control`'s (RFC 9213 §2.1).
+    pub fn for_shared_cache(headers: &HeaderMap, targeted: &[&str]) -> Self {
+        for t in targeted {
+            let Ok(name) = HeaderName::try_from(*t) else {
+                continue;
+            };
+            if !headers.contains_key(&name) {
+                continue;
+            }
+            let list = directives(headers, &name);
+            if list.is_empty() {
+                continue;
+            }
+            let mut d = Self::from_list(&list);
+            if !d.invalid {
+                d.targeted = true;
+                return d;
+            }
+        }
+        Self::parse(headers)
+    }
+}
+
+/// Request directives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestDirectives {
+    pub no_cache: bool,
+    pub no_store: bool,
+    pub max_age: Option<u64>,
+    /// `Some(None)`: any staleness; `Some(Some(n))`: at most n seconds stale.
+    pub max_stale: Option<Option<u64>>,
+    pub min_fresh: Option<u64>,
+    pub only_if_cached: bool,
+    pub stale_if_error: Option<u64>,
+}
+
+impl RequestDirectives {
+    /// Parses a request's `Cache-Control` (and `Pragma: no-cache` when there is
+    /// no `Cache-Control`, RFC 9111 §5.4).
+    pub fn parse(headers: &HeaderMap) -> Self {
+        let list = directives(headers, &header::CACHE_CONTROL);
+        let has = |n: &str| list.iter().any(|(k, _)| k == n);
+        let pragma_no_cache = !headers.contains_key(header::CACHE_CONTROL)
+            && directives(headers, &header::PRAGMA)
+                .iter()
+                .any(|(k, _)| k == "no-cache");
+        let max_stale = list
+            .iter()
+            .find(|(k, _)| k == "max-stale")
+            .map(|(_, v)| v.as_deref().and_then(|v| v.parse::<u64>().ok()));
+        RequestDirectives {
+            no_cache: has("no-cache") || pragma_no_cache,
+            no_store: has("no-store"),
+            // An invalid max-age in a request is read as 0 (revalidate): safe.
+            max_age: seconds(&list, "max-age").unwrap_or(Some(0)),
+            max_stale,
+            min_fresh: seconds(&list, "min-fresh").unwrap_or(None),
+            only_if_cached: has("only-if-cached"),
+            stale_if_error: seconds(&list, "stale-if-error").unwrap_or(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::freshness_lifetime;
+    use crate::policy::test_support::hm;
+    use http::StatusCode;
+    use std::time::Duration;
+
+    // RFC 9111 §5.2.2: response directives.
+    #[test]
+    fn parses_response_directives() {
+        let d = ResponseDirectives::parse(&hm(&[
+            ("cache-control", "Public, MAX-AGE=60, s-maxage=\"120\""),
+            (
+                "cache-control",
+                "must-revalidate, stale-while-revalidate=30, stale-if-error=600, immutable",
+            ),
+        ]));
+        assert_eq!(d.max_age, Some(60));
+        assert_eq!(d.s_maxage, Some(120));
+        assert!(d.public && d.must_revalidate && d.immutable);
+        assert_eq!(d.stale_while_revalidate, Some(30));
+        assert_eq!(d.stale_if_error, Some(600));
+        assert!(!d.invalid);
+        let d = ResponseDirectives::parse(&hm(&[(
+            "cache-control",
+            "no-cache=\"set-cookie, x\", private",
+        )]));
+        assert!(d.no_cache && d.private);
+    }
+
+    // §4.2.1: conflicting duplicates and invalid values make the response stale.
+    #[test]
+    fn conflicting_or_invalid_freshness_is_stale() {
+        let h = hm(&[("cache-control", "max-age=60, max-age=120")]);
+        let d = ResponseDirectives::parse(&h);
+        assert!(d.invalid);
+        assert_eq!(
+            freshness_lifetime(&h, &d, StatusCode::OK),
+            Some(Duration::ZERO)
+        );
+        let h = hm(&[("cache-control", "max-age=soon")]);
+        let d = ResponseDirectives::parse(&h);
+        assert_eq!(
+            freshness_lifetime(&h, &d, StatusCode::OK),
+            Some(Duration::ZERO)
+        );
+        // The same value twice is fine.
+        assert!(
+            !ResponseDirectives::parse(&hm(&[("cache-control", "max-age=5, max-age=5")])).invalid
+        );
+        // Overflowing numbers saturate rather than fail.
+        assert_eq!(
+            ResponseDirectives::parse(&hm(&[("cache-control", "max-age=99999999999999999999999")]))
+                .max_age,
+            Some(u64::MAX)
+        );
+    }
+
+    // RFC 9213: CDN-Cache-Control replaces Cache-Control for this cache.
+    #[test]
+    fn targeted_fields_win() {
+        let h = hm(&[
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=600"),
+        ]);
+        let d = ResponseDirectives::for_shared_cache(&h, &["cdn-cache-control"]);
+        assert!(d.targeted && !d.no_store);
+        assert_eq!(d.max_age, Some(600));
+        let bad = hm(&[
+            ("cache-control", "max-age=5"),
+            ("cdn-cache-control", "max-age=x"),
+        ]);
+        assert_eq!(
+            ResponseDirectives::for_shared_cache(&bad, &["cdn-cache-control"]).max_age,
+            Some(5)
+        );
+    }
+
+    // §5.2.1 request directives, §5.4 Pragma.
+    #[test]
+    fn parses_request_directives() {
+        let r = RequestDirectives::parse(&hm(&[(
+            "cache-control",
+            "max-age=10, max-stale, min-fresh=5, only-if-cached",
+        )]));
+        assert_eq!(r.max_age, Some(10));
+        assert_eq!(r.max_stale, Some(None));
+        assert_eq!(r.min_fresh, Some(5));
+        assert!(r.only_if_cached);
+        assert_eq!(
+            RequestDirectives::parse(&hm(&[("cache-control", "max-stale=30")])).max_stale,
+            Some(Some(30))
+        );
+        assert!(RequestDirectives::parse(&hm(&[("pragma", "no-cache")])).no_cache);
+        assert!(
+            !RequestDirectives::parse(&hm(&[
+                ("pragma", "no-cache"),
+                ("cache-control", "max-age=5")
+            ]))
+            .no_cache
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! Whether a shared cache may store a response (RFC 9111 §3).
+
+use http::{header, HeaderMap, Method, StatusCode};
+
+use super::{RequestDirectives, ResponseDirectives};
+
+/// Why a response may not be stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotStorable {
+    Method,
+    Status,
+    RequestNoStore,
+    NoStore,
+    Private,
+    SetCookie,
+    Authorization,
+    VaryStar,
+    NoFreshnessNoValidator,
+}
+
+/// Statuses that are heuristically cacheable (RFC 9110 §15.1).
+pub fn heuristic_status(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// Whether a shared cache may store this response (RFC 9111 §3, §3.5).
+pub fn storable(
+    method: &Method,
+    req: &HeaderMap,
+    status: StatusCode,
+    resp: &HeaderMap,
+    dirs: &ResponseDirectives,
+) -> Result<(), NotStorable> {
+    if method != Method::GET {
+        return Err(NotStorable::Method);
+    }
+    if status.is_informational() || status == StatusCode::NOT_MODIFIED {
+        return Err(NotStorable::Status);
+    }
+    if RequestDirectives::parse(req).no_store {
+        return Err(NotStorable::RequestNoStore);
+    }
+    if dirs.no_store {
+        return Err(NotStorable::NoStore);
+    }
+    if dirs.private {
+        return Err(NotStorable::Private);
+    }
+    if resp.contains_key(header::SET_COOKIE) {
+        return Err(NotStorable::SetCookie);
+    }
+    if req.contains_key(header::AUTHORIZATION)
+        && !(dirs.public || dirs.s_maxage.is_some() || dirs.must_revalidate)
+    {
+        return Err(NotStorable::Authorization);
+    }
+    if resp
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|p| p.trim() == "*"))
+    {
+        return Err(NotStorable::VaryStar);
+    }
+    let explicit =
+        dirs.max_age.is_some() || dirs.s_maxage.is_some() || resp.contains_key(header::EXPIRES);
+    let validator = resp.contains_key(header::ETAG) || resp.contains_key(header::LAST_MODIFIED);
+    if !(explicit || validator) {
+        return Err(NotStorable::NoFreshnessNoValidator);
+    }
+    if !explicit && !heuristic_status(status) && !dirs.public {
+        return Err(NotStorable::Status);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::test_support::hm;
+
+    // §3 and §3.5: storing responses.
+    #[test]
+    fn storability() {
+        let ok = hm(&[("cache-control", "max-age=60")]);
+        let d = |h: &HeaderMap| ResponseDirectives::parse(h);
+        let get = Method::GET;
+        let none = HeaderMap::new();
+        assert_eq!(storable(&get, &none, StatusCode::OK, &ok, &d(&ok)), Ok(()));
+        assert_eq!(
+            storable(&Method::POST, &none, StatusCode::OK, &ok, &d(&ok)),
+            Err(NotStorable::Method)
+        );
+        let h = hm(&[("cache-control", "no-store")]);
+        assert_eq!(
+            storable(&get, &none, StatusCode::OK, &h, &d(&h)),
+            Err(NotStorable::NoStore)
+        );
+        let h = hm(&[("cache-control", "private, max-age=60")]);
+        assert_eq!(
+            storable(&get, &none, StatusCode::OK, &h, &d(&h)),
+            Err(NotStorable::Private)
+        );
+        let req = hm(&[("cache-control", "no-store")]);
+        assert_eq!(
+            storable(&get, &req, StatusCode::OK, &ok, &d(&ok)),
+            Err(NotStorable::RequestNoStore)
+        );
+        for cc in ["max-age=60", "public, s-maxage=60"] {
+            let h = hm(&[("cache-control", cc), ("set-cookie", "session=1")]);
+            assert_eq!(
+                storable(&get, &none, StatusCode::OK, &h, &d(&h)),
+                Err(NotStorable::SetCookie),
+                "{cc}"
+            );
+        }
+        let auth = hm(&[("authorization", "Bearer x")]);
+        assert_eq!(
+            storable(&get, &auth, StatusCode::OK, &ok, &d(&ok)),
+            Err(NotStorable::Authorization)
+        );
+        for cc in [
+            "public, max-age=60",
+            "s-maxage=60",
+            "must-revalidate, max-age=60",
+        ] {
+            let h = hm(&[("cache-control", cc)]);
+            assert_eq!(
+                storable(&get, &auth, StatusCode::OK, &h, &d(&h)),
+                Ok(()),
+                "{cc}"
+            );
+        }
+        let h = hm(&[("cache-control", "max-age=60"), ("vary", "accept, *")]);
+        assert_eq!(
+            storable(&get, &none, StatusCode::OK, &h, &d(&h)),
+            Err(NotStorable::VaryStar)
+        );
+        let bare = HeaderMap::new();
+        assert_eq!(
+            storable(&get, &none, StatusCode::OK, &bare, &d(&bare)),
+            Err(NotStorable::NoFreshnessNoValidator)
+        );
+        let etag_only = hm(&[("etag", "\"x\"")]);
+        assert_eq!(
+            storable(&get, &none, StatusCode::OK, &etag_only, &d(&etag_only)),
+            Ok(())
+        );
+        assert_eq!(
+            storable(&get, &none, StatusCode::CREATED, &etag_only, &d(&etag_only)),
+            Err(NotStorable::Status)
+        );
+        assert_eq!(
+            storable(&get, &none, StatusCode::NOT_MODIFIED, &ok, &d(&ok)),
+            Err(NotStorable::Status)
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! `POST /_keyframe/purge` (an exact URL or a prefix, hard or soft), and the
+//! invalidation of a URL's stored variants.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use keyframe_origin::http_server::{full, json_error, Body};
+use serde::Deserialize;
+
+use crate::entry::Entry;
+use crate::policy::base_of;
+use crate::server::{cache_key, Server};
+
+impl Server {
+    pub(crate) async fn purge(&self, req: Request<Incoming>) -> Response<Body> {
+        let Some(admin) = &self.inner.config.admin_token else {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "purge is not enabled (no admin token configured)",
+            );
+        };
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(presented.as_bytes(), admin.as_bytes()) {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "a valid admin token is required",
+            );
+        }
+        let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "purge request body too large",
+                )
+            }
+        };
+        let p: PurgeRequest = match serde_json::from_slice(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_json",
+                    &format!("purge request: {e}"),
+                )
+            }
+        };
+        let target = match (&p.url, &p.prefix) {
+            (Some(u), None) => PurgeTarget::Exact(normalise_purge_target(u)),
+            (None, Some(pfx)) => PurgeTarget::Prefix(normalise_purge_target(pfx)),
+            _ => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "give exactly one of \"url\" or \"prefix\"",
+                )
+            }
+        };
+        let n = self.purge_matching(&target, p.soft);
+        let body = serde_json::json!({ "purged": n, "soft": p.soft }).to_string();
+        let mut r = Response::new(full(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    pub(crate) fn purge_matching(&self, target: &PurgeTarget, soft: bool) -> usize {
+        let matching: Vec<(String, Arc<Entry>)> = self
+            .inner
+            .entries
+            .iter()
+            .filter(|(k, _)| target.matches(base_of(k)))
+            .map(|(k, e)| ((*k).clone(), e))
+            .collect();
+        for (k, e) in &matching {
+            if soft {
+                e.purged.store(true, Ordering::Relaxed);
+            } else {
+                self.inner.entries.invalidate(k);
+                self.drop_generation(e.generation);
+            }
+        }
+        if !soft {
+            target.invalidate_in(&self.inner.vary);
+            // A URL marked pass is looked at afresh too.
+            target.invalidate_in(&self.inner.pass_marks);
+        }
+        matching.len()
+    }
+
+    pub(crate) fn invalidate_key(&self, key: &str) {
+        let keys: Vec<String> = self
+            .inner
+            .entries
+            .iter()
+            .filter(|(k, _)| base_of(k) == key)
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        for k in keys {
+            if let Some(e) = self.inner.entries.remove(&k) {
+                self.drop_generation(e.generation);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PurgeRequest {
+    url: Option<String>,
+    prefix: Option<String>,
+    #[serde(default)]
+    soft: bool,
+}
+
+pub(crate) enum PurgeTarget {
+    Exact(String),
+    Prefix(String),
+}
+
+impl PurgeTarget {
+    pub(crate) fn matches(&self, key: &str) -> bool {
+        match self {
+            PurgeTarget::Exact(k) => key == k,
+            PurgeTarget::Prefix(p) => key.starts_with(p.as_str()),
+        }
+    }
+
+    /// Drops the entries of a cache keyed by URL that this target matches.
+    pub(crate) fn invalidate_in<V>(&self, cache: &moka::sync::Cache<String, V>)
+    where
+        V: Clone + Send + Sync + 'static,
+    {
+        let keys: Vec<String> = cache
+            .iter()
+            .filter(|(k, _)| self.matches(k))
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        for k in keys {
+            cache.invalidate(&k);
+        }
+    }
+}
+
+/// A purge target as a cache key: a full URL or a path, token stripped.
+pub(crate) fn normalise_purge_target(s: &str) -> String {
+    match s.parse::<Uri>() {
+        Ok(u) if u.path_and_query().is_some() => cache_key(&u),
+        _ => s.to_string(),
+    }
+}
+
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
