@@ -108,6 +108,8 @@ impl StoredEntry {
         let directives = ResponseDirectives::for_shared_cache(&h, targeted);
         let lifetime =
             policy::freshness_lifetime(&h, &directives, StatusCode::OK).unwrap_or_default();
+        // Entries written by older versions kept the whole request.
+        let upstream_headers = policy::vary_request_headers(&h, &headers(&self.upstream_headers));
         (
             self.vkey,
             Entry {
@@ -123,7 +125,7 @@ impl StoredEntry {
                     + Duration::from_millis(self.response_time_ms),
                 lifetime,
                 directives,
-                upstream_headers: headers(&self.upstream_headers),
+                upstream_headers,
                 purged: Default::default(),
                 favour_ends: self.favour_ends,
                 last_end: std::sync::atomic::AtomicU64::new(u64::MAX),

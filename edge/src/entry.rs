@@ -37,8 +37,9 @@ pub struct Entry {
     /// Freshness lifetime (zero when none applies).
     pub lifetime: Duration,
     pub directives: ResponseDirectives,
-    /// The request headers sent upstream, reused for chunk fetches so every chunk
-    /// comes from the same variant.
+    /// The fields of the request that fetched this representation which its
+    /// `Vary` names, with their values: sent with every chunk fetch, so that each
+    /// chunk comes from the same variant, and nothing else of that request.
     pub upstream_headers: HeaderMap,
     /// Set by a soft purge: serve nothing from this entry without revalidating.
     pub purged: AtomicBool,
@@ -208,6 +209,10 @@ pub fn judge(j: Judged<'_>) -> Candidate {
     } else {
         j.status
     };
+    if j.status == StatusCode::RANGE_NOT_SATISFIABLE {
+        // The answer to one request's range, not to the URL.
+        return Candidate::Pass("416".into());
+    }
     if as_status.is_server_error() {
         // Stored, a 5xx would stand in for an origin that may be back a second
         // later, and failover and stale-if-error treat it as a failure anyway.
@@ -256,17 +261,9 @@ pub fn judge(j: Judged<'_>) -> Candidate {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("video/") || t.starts_with("audio/"));
-    let mut upstream_headers = j.request_headers.clone();
-    for h in [
-        header::RANGE,
-        header::IF_RANGE,
-        header::IF_MATCH,
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::IF_UNMODIFIED_SINCE,
-    ] {
-        upstream_headers.remove(h);
-    }
+    // Only what selects this variant: a chunk fetch for another client must not
+    // carry this one's cookies or credentials.
+    let upstream_headers = policy::vary_request_headers(j.headers, j.request_headers);
     let (headers, upstream_headers) = (detached(&headers), detached(&upstream_headers));
     let entry = Box::new(Entry {
         generation: j.generation,
@@ -375,7 +372,10 @@ mod tests {
         assert!(!entry.headers.contains_key("content-range"));
         assert!(!entry.headers.contains_key("content-length"));
         assert!(!entry.headers.contains_key("connection"));
-        assert!(!entry.upstream_headers.contains_key("range"));
+        assert!(
+            entry.upstream_headers.is_empty(),
+            "no Vary: nothing of the request"
+        );
         assert_eq!(entry.strong_etag(), Some("\"abc\""));
         assert_eq!(entry.chunk_count(32), 4);
         assert_eq!(entry.chunk_len(3, 32), 4);

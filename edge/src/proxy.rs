@@ -91,7 +91,7 @@ impl Server {
             return self.pass(parts, body, peer, &key, Fwd::Request).await;
         }
         let revalidating = stale.is_some();
-        let mut outcome = self.object(&key, &vkey, &parts, stale.clone()).await;
+        let (mut outcome, mut leader) = self.object(&key, &vkey, &parts, stale.clone()).await;
         if let Outcome::Entry { entry, .. } = &outcome {
             if !policy::selects(
                 &key,
@@ -102,9 +102,9 @@ impl Server {
                 // Joined a fetch for the first request of a URL whose answer turned
                 // out to vary on headers this request has otherwise: not ours to
                 // serve (RFC 9111 §4.1). Fetch (or join) this request's variant.
-                outcome = match self.variant_key(&key, &parts.headers) {
+                (outcome, leader) = match self.variant_key(&key, &parts.headers) {
                     Some(mine) if mine != vkey => self.object(&key, &mine, &parts, None).await,
-                    _ => Outcome::Pass,
+                    _ => (Outcome::Pass, false),
                 };
                 if matches!(&outcome, Outcome::Entry { entry, .. } if !policy::selects(&key, &entry.headers, &entry.upstream_headers, &parts.headers))
                 {
@@ -167,6 +167,48 @@ impl Server {
                 };
                 set_cache_status(r.headers_mut(), cs.to_header_value(&self.inner.cache_name));
                 r
+            }
+            Outcome::Unshared(answer) => {
+                // The leader's own answer serves it; a waiter's request has not
+                // gone upstream yet: it goes now (RFC 9111 §4: a response not
+                // stored is not reused for another request).
+                let Some(resp) = leader.then(|| answer.take()).flatten() else {
+                    return self.pass(parts, body, peer, &key, Fwd::UriMiss).await;
+                };
+                if resp.status().is_server_error() {
+                    if let Some(entry) = stale {
+                        let age = entry.age(SystemTime::now());
+                        if policy::may_serve_stale_on_error(
+                            entry.lifetime,
+                            age,
+                            &entry.directives,
+                            &req_dirs,
+                        ) {
+                            self.count("stale");
+                            let cs = CacheStatus {
+                                hit: true,
+                                fwd_status: Some(resp.status().as_u16()),
+                                detail: Some("stale-if-error".into()),
+                                ..CacheStatus::default()
+                            };
+                            return self.serve(entry, &parts, peer, cs);
+                        }
+                    }
+                }
+                let fwd = if revalidating {
+                    Fwd::Stale
+                } else {
+                    Fwd::UriMiss
+                };
+                match self.relay(resp, &parts, fwd, true) {
+                    Ok(r) => {
+                        self.count("pass");
+                        r
+                    }
+                    // An origin that answered another range than asked, without
+                    // the client's first byte: ask for the client's own.
+                    Err(_) => self.pass(parts, body, peer, &key, fwd).await,
+                }
             }
             Outcome::Pass => self.pass(parts, body, peer, &key, Fwd::UriMiss).await,
             Outcome::Failed { status, why } => {

@@ -1,7 +1,8 @@
 //! RFC 9111 shared-cache policy as pure functions: directives, storability,
 //! freshness, age, the serve/revalidate decision, stale-on-error, 304 merging
 //! and trimming, invalidation, hop-by-hop and upstream request headers, `Vary`
-//! keying and `Cache-Status` (RFC 9211), one concern per module.
+//! keying, the ranges fetched into the cache and `Cache-Status` (RFC 9211), one
+//! concern per module.
 //!
 //! No I/O and no clock: every function takes the times it needs. The edge is a
 //! *shared* cache, so shared-cache rules apply (`s-maxage`, `private`,
@@ -23,6 +24,7 @@ mod directives;
 mod freshness;
 mod headers;
 mod invalidation;
+mod range;
 mod request;
 mod storable;
 mod vary;
@@ -35,9 +37,10 @@ pub use freshness::{
 };
 pub use headers::{merge_not_modified, retain_not_modified, strip_hop_by_hop};
 pub use invalidation::invalidates;
-pub use request::upstream_request_headers;
+pub use range::{fill_range, fill_range_last};
+pub use request::{pass_request_headers, upstream_request_headers, RANGE_AND_VALIDATORS};
 pub use storable::{heuristic_status, storable, NotStorable};
-pub use vary::{base_of, selects, variant_key_for, vary_names};
+pub use vary::{base_of, selects, variant_key_for, vary_names, vary_request_headers};
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -46,6 +46,23 @@ pub fn selects(
                 == variant_key_for(key, &names, stored_request))
 }
 
+/// The fields of a request that a response's `Vary` names, with their values:
+/// what a later fetch of the same variant (a chunk) must send, and nothing else
+/// of the request (its cookies, its credentials) that another client's request
+/// would then carry.
+pub fn vary_request_headers(response: &HeaderMap, request: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for n in vary_names(response) {
+        if n == "*" {
+            continue;
+        }
+        for v in request.get_all(&n) {
+            out.append(n.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// The key of the variant a request with `headers` selects among those varying on
 /// `names`: the base key, then each field's name and value.
 pub fn variant_key_for(key: &str, names: &[HeaderName], headers: &HeaderMap) -> String {
@@ -88,5 +105,21 @@ mod tests {
             variant_key_for("/k", &names, &b)
         );
         assert_eq!(base_of(&variant_key_for("/k", &names, &a)), "/k");
+    }
+
+    // Issue 15, defect 2: what an entry keeps of the request that fetched it.
+    #[test]
+    fn only_the_fields_vary_names_are_kept_of_a_request() {
+        let mut resp = HeaderMap::new();
+        resp.insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+        let mut req = HeaderMap::new();
+        req.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("fr"));
+        req.insert(header::COOKIE, HeaderValue::from_static("who=alice"));
+        req.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+        let kept = vary_request_headers(&resp, &req);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[header::ACCEPT_LANGUAGE], "fr");
+        assert!(vary_request_headers(&HeaderMap::new(), &req).is_empty());
+        assert!(selects("/k", &resp, &kept, &req));
     }
 }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod scripted;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -263,6 +265,10 @@ async fn respond(st: &Arc<OriginState>, req: Request<Incoming>) -> Response<Body
             resp = mk(StatusCode::OK, body_of(st.clone(), obj.data.clone()));
             resp.headers_mut().insert("content-length", len.into());
         }
+    }
+    if obj.ranges {
+        resp.headers_mut()
+            .insert("accept-ranges", "bytes".parse().expect("v"));
     }
     if req.method() == http::Method::HEAD {
         *resp.body_mut() = keyframe_origin::http_server::empty();
