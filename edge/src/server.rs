@@ -21,7 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{
+    header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri,
+};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -331,7 +333,12 @@ impl Server {
         m.in_flight.inc();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut resp = match route(req.method(), req.uri().path()) {
+        let endpoint = route(req.method(), req.uri().path());
+        // Health checks and another Keyframe cache's fetches (a regional edge's
+        // chunks at its shield) are routine: logged at debug, so that `info`
+        // shows what clients asked, once, where they asked it.
+        let routine = endpoint == Endpoint::Healthz || from_keyframe(req.headers());
+        let mut resp = match endpoint {
             Endpoint::Healthz => Response::new(full("ok\n")),
             Endpoint::Metrics => self.metrics_response(),
             Endpoint::Purge => self.purge(req).await,
@@ -363,17 +370,27 @@ impl Server {
             })
             .inc();
         m.duration.observe(started.elapsed().as_secs_f64());
-        tracing::info!(
-            target: "keyframe::access",
-            server = "edge",
-            %peer,
-            %method,
-            path,
-            status = resp.status().as_u16(),
-            cache = resp.headers().get("cache-status").and_then(|v| v.to_str().ok()).unwrap_or(""),
-            micros = started.elapsed().as_micros() as u64,
-            "request"
-        );
+        macro_rules! access {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "keyframe::access",
+                    $level,
+                    server = "edge",
+                    %peer,
+                    %method,
+                    path,
+                    status = resp.status().as_u16(),
+                    cache = resp.headers().get("cache-status").and_then(|v| v.to_str().ok()).unwrap_or(""),
+                    micros = started.elapsed().as_micros() as u64,
+                    "request"
+                )
+            };
+        }
+        if routine {
+            access!(tracing::Level::DEBUG);
+        } else {
+            access!(tracing::Level::INFO);
+        }
         let counter = m.response_bytes.clone();
         let (parts, body) = resp.into_parts();
         let body = body
@@ -418,6 +435,19 @@ impl Server {
     }
 }
 
+/// Whether a request comes from another Keyframe cache (its `Via` names one).
+fn from_keyframe(h: &HeaderMap) -> bool {
+    h.get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|hop| {
+            hop.split_whitespace()
+                .nth(1)
+                .is_some_and(|by| by == CACHE_NAME || by.starts_with("keyframe-"))
+        })
+}
+
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -435,6 +465,20 @@ mod tests {
         assert_eq!(route(&Method::GET, "/_keyframe/purge"), Endpoint::Reserved);
         assert_eq!(route(&Method::GET, "/v1/objects/x"), Endpoint::Proxy);
         assert_eq!(route(&Method::POST, "/anything"), Endpoint::Proxy);
+    }
+
+    #[test]
+    fn requests_from_keyframe_caches_are_told_by_via() {
+        let via = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::VIA, HeaderValue::from_str(v).expect("via"));
+            from_keyframe(&h)
+        };
+        assert!(via("1.1 keyframe"));
+        assert!(via("1.1 squid, 1.1 keyframe-eu"));
+        assert!(!via("1.1 varnish"));
+        assert!(!via("1.1 keyframes.example"));
+        assert!(!from_keyframe(&HeaderMap::new()));
     }
 
     #[test]
