@@ -83,6 +83,48 @@ async fn an_unstorable_miss_is_one_upstream_request_whose_answer_serves_the_clie
     }
 }
 
+// Defect 1 for an answer that is stored: one request fills every chunk the
+// client's range touches (no probe of one chunk, then the others).
+#[tokio::test]
+async fn a_cacheable_miss_is_one_upstream_request_too() {
+    let client = reqwest::Client::new();
+    let body = Bytes::from(data(10_000, 5));
+    let b = body.clone();
+    let origin = ScriptedOrigin::start(move |req| {
+        ranged(
+            &b,
+            req,
+            &[("cache-control", "max-age=60"), ("etag", "\"c\"")],
+        )
+    })
+    .await;
+    let edge = TestEdge::start(config(&[origin.url()], CHUNK)).await;
+    let (status, _, got) =
+        get_with(&client, &edge.url("/two"), &[("range", "bytes=3000-6000")]).await;
+    assert_eq!(status, 206);
+    assert!(got[..] == body[3000..=6000]);
+    assert_eq!(origin.count(), 1, "{:?}", origin.seen());
+    assert_eq!(origin.seen()[0].header("range"), "bytes=0-8191");
+    origin.clear();
+    let (status, _, got) = get_with(&client, &edge.url("/whole"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(origin.count(), 1, "{:?}", origin.seen());
+    assert_eq!(origin.seen()[0].header("range"), "");
+    // Both are stored: hits from now on.
+    origin.clear();
+    let (status, h, got) = get_with(&client, &edge.url("/two"), &[("range", "bytes=0-8191")]).await;
+    assert_eq!(status, 206);
+    assert!(got[..] == body[..8192]);
+    assert!(header(&h, "cache-status").contains("hit"), "{h:?}");
+    let (status, h, got) = get_with(&client, &edge.url("/whole"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert!(header(&h, "cache-status").contains("hit"), "{h:?}");
+    assert_eq!(origin.count(), 0, "{:?}", origin.seen());
+    edge.shutdown().await;
+}
+
 // Defect 1 with coalescing: clients that joined a miss whose answer is not
 // storable never get another client's answer; each costs one request, no more.
 #[tokio::test]
