@@ -8,9 +8,9 @@
 //! forwarded upstream untouched but for hop-by-hop headers, `Via` and the token.
 //!
 //! This file builds the server and routes requests; the rest of the request's way
-//! is in [`crate::proxy`] (the cache state machine), [`crate::fetch`] (object and
-//! chunk fetches), [`crate::respond`] (answers from stored entries), [`crate::pass`]
-//! (pass-through), [`crate::purge`] and [`crate::upstream`] (sending, health).
+//! is in `proxy` (the cache state machine), `fetch` (object and chunk fetches),
+//! `respond` (answers from stored entries), `pass` (pass-through), `purge` and
+//! [`crate::upstream`] (sending, health).
 
 use std::collections::HashMap;
 use std::future::Future;
