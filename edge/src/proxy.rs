@@ -112,6 +112,15 @@ impl Server {
                 }
             }
         }
+        if matches!(outcome, Outcome::Unshared(_))
+            && !leader
+            && !self.inner.pass_marks.contains_key(&key)
+        {
+            // The leader's answer was its own (to its range, its credentials), not
+            // the URL's: this request may well get a storable one. One more fetch,
+            // coalesced with the other waiters'.
+            (outcome, leader) = self.object(&key, &vkey, &parts, stale.clone()).await;
+        }
         match outcome {
             Outcome::Entry { entry, fwd_status } => {
                 let same = stale

@@ -452,3 +452,61 @@ async fn a_malformed_request_body_is_a_400() {
     assert!(text.contains("\"code\""), "{text}");
     edge.shutdown().await;
 }
+
+// Defect 1, coalescing: clients that joined a miss whose answer was the leader's
+// own (a 416 to its range past the end) fetch once more, together, not each on
+// its own, and what they get is stored.
+#[tokio::test]
+async fn waiters_on_another_clients_own_answer_fetch_once_together() {
+    let client = reqwest::Client::new();
+    let body = Bytes::from(data(10_000, 6));
+    let b = body.clone();
+    let origin = ScriptedOrigin::start(move |req| {
+        let len = b.len() as u64;
+        let past_end = common::scripted::single_range(req, len).is_none()
+            && req.header("range").starts_with("bytes=")
+            && !req.header("range").starts_with("bytes=-");
+        if past_end {
+            return Reply::new(416)
+                .header("content-range", &format!("bytes */{len}"))
+                .delay(200);
+        }
+        ranged(
+            &b,
+            req,
+            &[("cache-control", "max-age=60"), ("etag", "\"w\"")],
+        )
+        .delay(200)
+    })
+    .await;
+    let mut cfg = config(&[origin.url()], CHUNK);
+    // Nothing read ahead: the requests counted are the clients' own.
+    cfg.read_ahead = 0;
+    let edge = TestEdge::start(cfg).await;
+    let url = edge.url("/w");
+    let leader = {
+        let (client, url) = (client.clone(), url.clone());
+        tokio::spawn(async move { get_with(&client, &url, &[("range", "bytes=20000-")]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let waiters: Vec<_> = (0..6u64)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let a = i * 500;
+                let r = format!("bytes={a}-{}", a + 99);
+                (a as usize, get_with(&client, &url, &[("range", &r)]).await)
+            })
+        })
+        .collect();
+    let (status, h, _) = leader.await.expect("leader");
+    assert_eq!(status, 416);
+    assert_eq!(header(&h, "content-range"), "bytes */10000");
+    for w in waiters {
+        let (a, (status, _, got)) = w.await.expect("waiter");
+        assert_eq!(status, 206);
+        assert!(got[..] == body[a..a + 100], "bytes from {a}");
+    }
+    assert_eq!(origin.count(), 2, "{:?}", origin.seen());
+    edge.shutdown().await;
+}
