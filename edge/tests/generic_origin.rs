@@ -469,14 +469,14 @@ async fn waiters_on_another_clients_own_answer_fetch_once_together() {
         if past_end {
             return Reply::new(416)
                 .header("content-range", &format!("bytes */{len}"))
-                .delay(200);
+                .delay(300);
         }
         ranged(
             &b,
             req,
             &[("cache-control", "max-age=60"), ("etag", "\"w\"")],
         )
-        .delay(200)
+        .delay(300)
     })
     .await;
     let mut cfg = config(&[origin.url()], CHUNK);
@@ -488,7 +488,8 @@ async fn waiters_on_another_clients_own_answer_fetch_once_together() {
         let (client, url) = (client.clone(), url.clone());
         tokio::spawn(async move { get_with(&client, &url, &[("range", "bytes=20000-")]).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // The leader goes first; the others join its fetch while the origin thinks.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let waiters: Vec<_> = (0..6u64)
         .map(|i| {
             let (client, url) = (client.clone(), url.clone());
