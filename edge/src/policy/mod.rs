@@ -34,7 +34,7 @@ pub use freshness::{
     HEURISTIC_CAP,
 };
 pub use headers::{merge_not_modified, retain_not_modified, strip_hop_by_hop};
-pub use invalidation::invalidates;
+pub use invalidation::{also_invalidated, invalidates};
 pub use request::upstream_request_headers;
 pub use storable::{heuristic_status, storable, NotStorable};
 pub use vary::{base_of, selects, variant_key_for, vary_names};
