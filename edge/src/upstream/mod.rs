@@ -171,11 +171,15 @@ impl Upstream {
             Ok(status) if strict && status.is_server_error() => Failure::Status(status),
             Ok(_) => {
                 // An answer shows the server is up; whether it serves, only real
-                // requests (or a strict probe) tell.
-                if strict || self.state.load(Ordering::Relaxed) != FAILING {
-                    return self.succeeded();
-                }
-                return false;
+                // requests (or a strict probe) tell. So it brings back an
+                // unreachable upstream, and leaves the count of failed requests
+                // of one in rotation alone.
+                let back = match self.state.load(Ordering::Relaxed) {
+                    IN => false,
+                    UNREACHABLE => true,
+                    _ => strict,
+                };
+                return back && self.succeeded();
             }
         };
         self.failures
@@ -412,6 +416,14 @@ mod tests {
         let v = Upstream::new("http://h:2".parse().expect("uri"));
         assert!(!v.checked(now, hold, Ok(StatusCode::INTERNAL_SERVER_ERROR), false));
         assert!(v.in_rotation());
+        // ... and do not reset the count of its failed requests: the third in a
+        // row takes it out, probes or not.
+        let failing = || Failure::Status(StatusCode::BAD_GATEWAY);
+        assert!(!v.failed_because(now, failing()));
+        assert!(!v.failed_because(now, failing()));
+        assert!(!v.checked(now, hold, Ok(StatusCode::OK), false));
+        assert!(!v.checked(now, hold, Ok(StatusCode::OK), true));
+        assert!(v.failed_because(now, failing()));
     }
 
     #[test]
