@@ -73,6 +73,22 @@ async fn connection_named_fields_never_cross_the_edge() {
         ),
     );
     origin.script(
+        "/hop/ranged",
+        Canned::new(
+            200,
+            &with_hop(&[("cache-control", "max-age=60"), ("etag", "\"r1\"")]),
+            b"0123456789",
+        ),
+    );
+    origin.script(
+        "/hop/stale",
+        Canned::new(
+            200,
+            &with_hop(&[("cache-control", "max-age=0"), ("etag", "\"s1\"")]),
+            b"stale",
+        ),
+    );
+    origin.script(
         "/hop/passed",
         Canned::new(200, &with_hop(&[("cache-control", "no-store")]), b"passed"),
     );
@@ -115,6 +131,28 @@ async fn connection_named_fields_never_cross_the_edge() {
     }
     let (_, h) = send(&c, Method::GET, &edge.url("/hop/cached"), &[]).await;
     assert!(cache_status(&h).contains("hit"), "{}", cache_status(&h));
+    // Ranges, HEAD, and a stale entry refreshed by a 304 that carries them too.
+    for (method, path, extra) in [
+        (Method::GET, "/hop/ranged", Some(("range", "bytes=2-5"))),
+        (Method::GET, "/hop/ranged", Some(("range", "bytes=2-5"))),
+        (Method::HEAD, "/hop/ranged", None),
+        (Method::GET, "/hop/stale", None),
+        (Method::GET, "/hop/stale", None),
+        (Method::GET, "/hop/stale", Some(("if-none-match", "\"s1\""))),
+    ] {
+        let mut hs = client_hop.to_vec();
+        hs.extend(extra);
+        let (status, h) = send(&c, method.clone(), &edge.url(path), &hs).await;
+        assert!(status < 500, "{method} {path}: {status}");
+        for name in ["x-hop", "keep-alive", "proxy-connection"] {
+            assert!(
+                !h.contains_key(name),
+                "{method} {path} {extra:?} ({}) carried the hop-by-hop `{name}`",
+                cache_status(&h)
+            );
+        }
+    }
+    assert!(origin.count(&Method::GET, "/hop/stale") >= 2, "revalidated");
     let (_, h) = send(&c, Method::POST, &edge.url("/hop/passed"), &client_hop).await;
     assert!(!h.contains_key("x-hop"), "a POST's answer carried `x-hop`");
 

@@ -1,5 +1,6 @@
 //! A scripted origin for policy tests: each path answers with the status, headers
-//! and body a test sets (honouring `Range: bytes=a-b` on 200s), every request is
+//! and body a test sets (honouring `Range: bytes=a-b` on 200s, and answering 304
+//! to an `If-None-Match` of its `ETag`), every request is
 //! recorded with its method and headers, and the origin can play dead (every
 //! connection dropped without an answer) and come back.
 
@@ -160,6 +161,27 @@ fn answer(st: &State, req: Request<Incoming>) -> Answer {
             .cloned()
     };
     let canned = canned.unwrap_or_else(|| Canned::new(404, &[], b"no such path"));
+    let etag = canned
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("etag"))
+        .map(|(_, v)| v.as_str());
+    let inm = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok());
+    if canned.status == 200 && etag.is_some() && inm == etag {
+        // A 304 carries the canned fields, as origins send them.
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        for (n, v) in &canned.headers {
+            resp.headers_mut().append(
+                http::HeaderName::try_from(n.as_str()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        return Ok(resp);
+    }
     let mut status = canned.status;
     let mut body = canned.body.clone();
     let mut content_range = None;
