@@ -1,6 +1,7 @@
 //! The edge's configuration. Every field has a documented default; the binary
 //! layers flags over `KEYFRAME_*` environment over the config file over these.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,12 +69,25 @@ pub struct Config {
     /// together or not at all. Default: none (plain HTTP).
     pub tls_key: Option<PathBuf>,
     /// Seconds between active health checks of each upstream; 0 turns them off.
-    /// An upstream that fails one is taken out of rotation until one passes.
+    /// An upstream that cannot be reached leaves rotation until it answers again.
     /// Default 5.
     pub health_check_secs: u64,
-    /// The path the health check requests on each upstream; any answer below 500
-    /// counts as alive, so it works on any HTTP server. Default `/_keyframe/healthz`.
+    /// The path the health check requests on each upstream (after its base URL's
+    /// path). Any HTTP answer shows the server is up, so it works on any HTTP
+    /// server (a 404 is a live server). Default `/_keyframe/healthz`.
     pub health_check_path: String,
+    /// Health paths of particular upstreams, by their URL as written in
+    /// `upstream` or `parent` (`"http://origin-b:8080" = "/status"`); the others
+    /// use `health_check_path`. Also accepted as `URL=PATH,URL=PATH` text.
+    /// Default: none.
+    #[serde(deserialize_with = "string_map")]
+    pub health_check_paths: BTreeMap<String, String>,
+    /// Whether a 5xx answer to the health check takes the upstream out of
+    /// rotation (and a 2xx-4xx one brings it back), for health paths that report
+    /// the origin's own health, like Keyframe's `/_keyframe/healthz` (503 when its
+    /// storage is unreachable). Default false: any answer is alive, and 5xx
+    /// answers to real requests take it out.
+    pub health_check_strict: bool,
     /// Keep cached chunks in sealed memfds and send them on plain HTTP connections
     /// with `sendfile(2)`, without copying them (as nginx's `sendfile on`; one file
     /// descriptor per chunk). Default false: over loopback it measured slower than
@@ -106,10 +120,38 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             health_check_secs: 5,
-            health_check_path: "/_keyframe/healthz".into(),
+            health_check_path: crate::upstream::DEFAULT_HEALTH_PATH.into(),
+            health_check_paths: BTreeMap::new(),
+            health_check_strict: false,
             sendfile: false,
         }
     }
+}
+
+/// A map given as a TOML table or as `KEY=VALUE,KEY=VALUE` text (a flag or an
+/// environment variable).
+fn string_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrMap {
+        Text(String),
+        Map(BTreeMap<String, String>),
+    }
+    Ok(match TextOrMap::deserialize(d)? {
+        TextOrMap::Map(m) => m,
+        TextOrMap::Text(s) => {
+            let mut m = BTreeMap::new();
+            for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let (k, v) = entry.split_once('=').ok_or_else(|| {
+                    serde::de::Error::custom(format!("'{entry}' is not URL=PATH"))
+                })?;
+                m.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            m
+        }
+    })
 }
 
 impl Config {

@@ -7,7 +7,8 @@
 //! * [`server`] — building the server, routing, tokens and regions.
 //! * `proxy` — the cache state machine; `fetch` — object and chunk fetches,
 //!   coalescing, the body pump; `respond` — answers from stored entries; `pass` —
-//!   pass-through; `purge` — purge and invalidation; `metrics` — the metrics.
+//!   pass-through; `purge` — purge and invalidation; `variants` — each URL's
+//!   stored variants; `metrics` — the metrics.
 //! * [`probe`] — `keyframe healthcheck`: one GET of a health endpoint.
 
 pub mod chunks;
@@ -24,6 +25,7 @@ mod purge;
 mod respond;
 pub mod server;
 pub mod upstream;
+mod variants;
 
 pub use config::Config;
 pub use server::Server;

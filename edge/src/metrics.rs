@@ -40,8 +40,9 @@ pub(crate) struct EdgeMetrics {
     /// `zerocopy::sent_bytes`, whose value at the last scrape is `sendfile_seen`.
     pub(crate) sendfile_bytes: Counter,
     pub(crate) sendfile_seen: AtomicU64,
-    /// `keyframe_edge_upstream_healthy{upstream}`: 1 while the last health check
-    /// (or request) succeeded, 0 while the upstream is out of rotation.
+    /// `keyframe_edge_upstream_healthy{upstream}`: 1 in rotation, 0 out of it
+    /// (see [`crate::upstream`] for what counts as alive); set by every probe
+    /// and by requests that move an upstream in or out.
     pub(crate) upstream_healthy: Family<UpstreamLabels, Gauge>,
 }
 

@@ -21,10 +21,9 @@ impl Server {
         }
         let key = cache_key(&parts.uri);
         if parts.method != Method::GET && parts.method != Method::HEAD {
+            let target = self.target_of(&parts);
             let resp = self.pass(parts, body, peer, &key, Fwd::Method).await;
-            if policy::invalidates(&Method::POST, resp.status()) {
-                self.invalidate_key(&key);
-            }
+            self.invalidate_after(&target, &resp);
             return resp;
         }
         let req_dirs = RequestDirectives::parse(&parts.headers);

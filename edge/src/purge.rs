@@ -1,17 +1,18 @@
 //! `POST /_keyframe/purge` (an exact URL or a prefix, hard or soft), and the
-//! invalidation of a URL's stored variants.
+//! invalidation of a URL's stored variants by unsafe methods (RFC 9111 §4.4).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use http::request::Parts;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use keyframe_origin::http_server::{full, json_error, Body};
 use serde::Deserialize;
 
 use crate::entry::Entry;
-use crate::policy::base_of;
+use crate::policy::{self, base_of};
 use crate::server::{cache_key, Server};
 
 impl Server {
@@ -78,13 +79,26 @@ impl Server {
     }
 
     pub(crate) fn purge_matching(&self, target: &PurgeTarget, soft: bool) -> usize {
-        let matching: Vec<(String, Arc<Entry>)> = self
-            .inner
-            .entries
-            .iter()
-            .filter(|(k, _)| target.matches(base_of(k)))
-            .map(|(k, e)| ((*k).clone(), e))
-            .collect();
+        let matching: Vec<(String, Arc<Entry>)> = match target {
+            // One URL: its variants, from the index.
+            PurgeTarget::Exact(key) => self
+                .inner
+                .variants
+                .of(key)
+                .into_iter()
+                .filter_map(|k| {
+                    let e = self.inner.entries.get(&k)?;
+                    Some((k, e))
+                })
+                .collect(),
+            PurgeTarget::Prefix(_) => self
+                .inner
+                .entries
+                .iter()
+                .filter(|(k, _)| target.matches(base_of(k)))
+                .map(|(k, e)| ((*k).clone(), e))
+                .collect(),
+        };
         for (k, e) in &matching {
             if soft {
                 e.purged.store(true, Ordering::Relaxed);
@@ -101,20 +115,67 @@ impl Server {
         matching.len()
     }
 
+    /// Drops every stored variant of the URL `key`, in time proportional to
+    /// their number (the index of variants, not a scan of the entries).
     pub(crate) fn invalidate_key(&self, key: &str) {
-        let keys: Vec<String> = self
-            .inner
-            .entries
-            .iter()
-            .filter(|(k, _)| base_of(k) == key)
-            .map(|(k, _)| (*k).clone())
-            .collect();
-        for k in keys {
+        for k in self.inner.variants.take(key) {
             if let Some(e) = self.inner.entries.remove(&k) {
                 self.drop_generation(e.generation);
             }
         }
     }
+
+    /// What a request other than GET or HEAD may invalidate once answered, noted
+    /// before it goes upstream.
+    pub(crate) fn target_of(&self, parts: &Parts) -> Target {
+        let scheme = match parts.uri.scheme_str() {
+            Some(s) => s,
+            None if self.inner.config.tls_cert.is_some() => "https",
+            None => "http",
+        };
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                let h = parts.headers.get(header::HOST)?.to_str().ok()?;
+                Some(h.to_string())
+            });
+        let key = cache_key(&parts.uri);
+        let url = host.and_then(|h| url::Url::parse(&format!("{scheme}://{h}{key}")).ok());
+        Target {
+            method: parts.method.clone(),
+            key,
+            url,
+        }
+    }
+
+    /// Invalidates what a non-error answer to an unsafe method invalidates (RFC
+    /// 9111 §4.4): every stored variant of the target URI and of the same-origin
+    /// URIs in `Location` and `Content-Location`. Safe methods (OPTIONS, TRACE)
+    /// and error answers invalidate nothing.
+    pub(crate) fn invalidate_after(&self, target: &Target, resp: &Response<Body>) {
+        if !policy::invalidates(&target.method, resp.status()) {
+            return;
+        }
+        self.invalidate_key(&target.key);
+        if let Some(url) = &target.url {
+            for pq in policy::also_invalidated(url, resp.headers()) {
+                if let Ok(uri) = pq.parse::<Uri>() {
+                    self.invalidate_key(&cache_key(&uri));
+                }
+            }
+        }
+    }
+}
+
+/// The target of a request that may invalidate: its method, cache key, and
+/// absolute URL (when its host is known), against which `Location` and
+/// `Content-Location` resolve.
+pub(crate) struct Target {
+    method: Method,
+    key: String,
+    url: Option<url::Url>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,7 +44,8 @@ use crate::entry::Entry;
 use crate::fetch::ObjectFlight;
 use crate::metrics::EdgeMetrics;
 use crate::policy::{self, set_cache_status, CacheStatus};
-use crate::upstream::{upstream_connector, Upstreams};
+use crate::upstream::{health_paths, upstream_connector, Upstream, Upstreams};
+use crate::variants::VariantIndex;
 
 pub use crate::upstream::parse_upstream;
 
@@ -113,6 +114,9 @@ pub enum ConfigError {
     Region(#[from] keyframe_origin::region::RegionError),
     #[error("cache-disk: {0}")]
     Disk(std::io::Error),
+    /// `health_check_path` or `health_check_paths` is not a path or names no upstream.
+    #[error("health-check-paths: {0}")]
+    HealthPath(String),
     /// `upstream-ca` will not load.
     #[error("upstream-ca: {0}")]
     UpstreamCa(String),
@@ -137,6 +141,8 @@ pub(crate) struct Inner {
     pub(crate) client: Client<HttpsConnector<HttpConnector>, Body>,
     pub(crate) entries: moka::sync::Cache<String, Arc<Entry>>,
     pub(crate) vary: moka::sync::Cache<String, Arc<Vec<HeaderName>>>,
+    /// The variant keys stored under each URL's cache key.
+    pub(crate) variants: VariantIndex,
     pub(crate) pass_marks: moka::sync::Cache<String, ()>,
     pub(crate) flights: Mutex<HashMap<String, ObjectFlight>>,
     pub(crate) chunks: ChunkStore,
@@ -187,11 +193,14 @@ impl Server {
             .map(|s| parse_upstream(s))
             .collect::<Result<Vec<_>, _>>()?;
         let any_https = uris.iter().any(|u| u.scheme_str() == Some("https"));
-        let upstreams = if config.parent.is_some() {
-            Upstreams::with_preferred(uris)
-        } else {
-            Upstreams::new(uris)
-        };
+        let paths = health_paths(&uris, &config.health_check_paths, &config.health_check_path)?;
+        let upstreams = Upstreams::of(
+            uris.into_iter()
+                .zip(paths)
+                .map(|(u, p)| Upstream::new(u).with_health_path(&p))
+                .collect(),
+            config.parent.is_some(),
+        );
         let chunk_size = config.chunk_size.bytes();
         if !(4096..=64 << 20).contains(&chunk_size) {
             return Err(ConfigError::ChunkSize);
@@ -258,6 +267,7 @@ impl Server {
                     })
                     .build(),
                 vary: moka::sync::Cache::builder().max_capacity(100_000).build(),
+                variants: VariantIndex::default(),
                 pass_marks: moka::sync::Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(PASS_MARK_TTL)
@@ -281,7 +291,7 @@ impl Server {
             if !names.is_empty() {
                 server.inner.vary.insert(entry.key.clone(), Arc::new(names));
             }
-            server.inner.entries.insert(vkey, Arc::new(entry));
+            server.insert_entry(vkey, Arc::new(entry));
         }
         Ok(server)
     }
@@ -291,7 +301,14 @@ impl Server {
         if let Some(d) = &self.inner.disk {
             d.save_entry(&vkey, &entry);
         }
-        self.inner.entries.insert(vkey, entry);
+        self.insert_entry(vkey, entry);
+    }
+
+    /// Puts an entry in the entry cache and the index of its URL's variants.
+    fn insert_entry(&self, vkey: String, entry: Arc<Entry>) {
+        self.inner.entries.insert(vkey.clone(), entry);
+        let entries = &self.inner.entries;
+        self.inner.variants.add(&vkey, |k| entries.contains_key(k));
     }
 
     /// Drops every chunk of a generation, in memory and on disk.

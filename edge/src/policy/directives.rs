@@ -1,5 +1,10 @@
 //! `Cache-Control` (and targeted fields such as `CDN-Cache-Control`, RFC 9213)
 //! parsed into the directives this shared cache obeys, for responses and requests.
+//!
+//! `Cache-Control` is parsed leniently, as RFC 9111 §5.2 is written (a directive
+//! this cache does not know is skipped). A targeted field is a Structured Field
+//! Dictionary (RFC 9213 §2.2, RFC 8941 §3.2), parsed by `sfv`: one syntax error
+//! anywhere and the whole field is ignored, as if it were absent.
 
 use http::{header, HeaderMap, HeaderName};
 
@@ -125,20 +130,18 @@ impl ResponseDirectives {
     }
 
     /// The directives this cache obeys: those of the first targeted field in
-    /// `targeted` (e.g. `cdn-cache-control`) that is present and parses, else
-    /// `Cache-Control`'s (RFC 9213 §2.1).
+    /// `targeted` (e.g. `cdn-cache-control`) that is present, a valid Dictionary,
+    /// not empty and whose delta-seconds values are Integers; else
+    /// `Cache-Control`'s (RFC 9213 §2.1). When a targeted field applies,
+    /// `Cache-Control` and `Expires` are ignored for this cache (`targeted`).
     pub fn for_shared_cache(headers: &HeaderMap, targeted: &[&str]) -> Self {
         for t in targeted {
             let Ok(name) = HeaderName::try_from(*t) else {
                 continue;
             };
-            if !headers.contains_key(&name) {
+            let Some(list) = targeted_directives(headers, &name) else {
                 continue;
-            }
-            let list = directives(headers, &name);
-            if list.is_empty() {
-                continue;
-            }
+            };
             let mut d = Self::from_list(&list);
             if !d.invalid {
                 d.targeted = true;
@@ -147,6 +150,48 @@ impl ResponseDirectives {
         }
         Self::parse(headers)
     }
+}
+
+/// The directives of a targeted field (RFC 9213 §2.2): its field lines joined
+/// and parsed as one Dictionary. `None` when the field is absent, empty or not a
+/// valid Dictionary. Parameters are ignored; a member that is `?0` is absent
+/// (no directive takes false); values a directive cannot take (a String or a
+/// Decimal where delta-seconds need an Integer) are kept so that `seconds`
+/// refuses them.
+fn targeted_directives(
+    headers: &HeaderMap,
+    name: &HeaderName,
+) -> Option<Vec<(String, Option<String>)>> {
+    use sfv::{BareItem, ListEntry};
+    let lines: Vec<&[u8]> = headers.get_all(name).iter().map(|v| v.as_bytes()).collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let joined = lines.join(&b", "[..]);
+    let dict: sfv::Dictionary = sfv::Parser::new(&joined).parse().ok()?;
+    if dict.is_empty() {
+        return None;
+    }
+    let list = dict
+        .iter()
+        .filter_map(|(key, member)| {
+            let value = match member {
+                ListEntry::Item(item) => match &item.bare_item {
+                    BareItem::Boolean(true) => None,
+                    BareItem::Boolean(false) => return None,
+                    BareItem::Integer(n) => Some(n.to_string()),
+                    BareItem::Token(t) => Some(t.as_str().to_string()),
+                    // `no-cache="a, b"`; as delta-seconds, a String is refused.
+                    BareItem::String(s) => Some(format!("\"{}\"", s.as_str())),
+                    BareItem::Decimal(d) => Some(d.to_string()),
+                    _ => Some(String::from("?")),
+                },
+                ListEntry::InnerList(_) => Some(String::from("()")),
+            };
+            Some((key.as_str().to_string(), value))
+        })
+        .collect();
+    Some(list)
 }
 
 /// Request directives.
@@ -266,6 +311,68 @@ mod tests {
             ResponseDirectives::for_shared_cache(&bad, &["cdn-cache-control"]).max_age,
             Some(5)
         );
+    }
+
+    // RFC 9213 §2.2: a targeted field is a Structured Field Dictionary; a field
+    // that does not parse as one is ignored as a whole, and Cache-Control applies.
+    #[test]
+    fn targeted_fields_are_dictionaries_or_nothing() {
+        let cdn = |v: &str| {
+            ResponseDirectives::for_shared_cache(
+                &hm(&[("cache-control", "no-store"), ("cdn-cache-control", v)]),
+                &["cdn-cache-control"],
+            )
+        };
+        for bad in [
+            "max-age=10000, &&&&&",
+            "max-age=60,",
+            "max-age=60;",
+            "Max-Age=60",
+            "max-age=\"60",
+            "max-age=60 no-store",
+            "max-age = 60",
+            "",
+            " , ",
+        ] {
+            let d = cdn(bad);
+            assert!(!d.targeted && d.no_store, "{bad:?} was used: {d:?}");
+        }
+        for (good, max_age) in [
+            ("max-age=60", 60),
+            ("max-age=60, stale-if-error=30", 60),
+            ("max-age=60;a=b", 60),
+            ("no-cache=\"set-cookie\", max-age=60", 60),
+            ("max-age=1, max-age=60", 60),
+            ("must-revalidate, max-age=60, unknown-ext=(a b)", 60),
+        ] {
+            let d = cdn(good);
+            assert!(d.targeted && !d.no_store, "{good:?} was not used: {d:?}");
+            assert_eq!(d.max_age, Some(max_age), "{good:?}");
+        }
+        assert!(cdn("no-cache=\"set-cookie\", max-age=60").no_cache);
+        assert!(cdn("private, max-age=60").private);
+        // Directives that take no value are absent when false.
+        let d = cdn("max-age=60, must-revalidate=?0");
+        assert!(d.targeted && !d.must_revalidate);
+        // Delta-seconds must be Integers: a String, Decimal, Token or negative
+        // number cannot be used, and Cache-Control applies.
+        for wrong in [
+            "max-age=\"60\"",
+            "max-age=6.5",
+            "max-age=soon",
+            "max-age=-1",
+        ] {
+            let d = cdn(wrong);
+            assert!(!d.targeted && d.no_store, "{wrong:?} was used: {d:?}");
+        }
+        // Several field lines are one Dictionary.
+        let two = hm(&[
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=60"),
+            ("cdn-cache-control", "stale-while-revalidate=5"),
+        ]);
+        let d = ResponseDirectives::for_shared_cache(&two, &["cdn-cache-control"]);
+        assert_eq!((d.max_age, d.stale_while_revalidate), (Some(60), Some(5)));
     }
 
     // §5.2.1 request directives, §5.4 Pragma.

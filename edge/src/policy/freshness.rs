@@ -31,7 +31,8 @@ pub fn freshness_lifetime(
     if let Some(m) = dirs.max_age {
         return Some(Duration::from_secs(m));
     }
-    if resp.contains_key(header::EXPIRES) {
+    // A targeted field that applies replaces Expires too (RFC 9213 §2.1).
+    if !dirs.targeted && resp.contains_key(header::EXPIRES) {
         let expires = date(resp, header::EXPIRES);
         let base = date(resp, header::DATE);
         return Some(match (expires, base) {
@@ -158,6 +159,26 @@ mod tests {
     use crate::policy::test_support::hm;
     use proptest::prelude::*;
     use std::time::Duration;
+
+    // RFC 9213 §2.1: when a targeted field applies, Cache-Control *and* Expires
+    // are ignored; without one, Expires gives the lifetime.
+    #[test]
+    fn a_targeted_field_replaces_expires() {
+        use crate::policy::ResponseDirectives;
+        let h = hm(&[
+            ("date", "Mon, 07 Dec 2026 10:00:00 GMT"),
+            ("expires", "Mon, 07 Dec 2026 11:00:00 GMT"),
+            ("cdn-cache-control", "must-revalidate"),
+        ]);
+        let d = ResponseDirectives::for_shared_cache(&h, &["cdn-cache-control"]);
+        assert!(d.targeted);
+        assert_eq!(freshness_lifetime(&h, &d, StatusCode::OK), None);
+        let d = ResponseDirectives::for_shared_cache(&h, &[]);
+        assert_eq!(
+            freshness_lifetime(&h, &d, StatusCode::OK),
+            Some(Duration::from_secs(3600))
+        );
+    }
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 

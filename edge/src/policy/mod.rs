@@ -36,7 +36,7 @@ pub use freshness::{
     HEURISTIC_CAP,
 };
 pub use headers::{merge_not_modified, retain_not_modified, strip_hop_by_hop};
-pub use invalidation::invalidates;
+pub use invalidation::{also_invalidated, invalidates};
 pub use range::{fill_range, fill_range_last};
 pub use request::{pass_request_headers, upstream_request_headers, RANGE_AND_VALIDATORS};
 pub use storable::{heuristic_status, storable, NotStorable};

@@ -65,8 +65,9 @@ pub fn storable(
     {
         return Err(NotStorable::VaryStar);
     }
-    let explicit =
-        dirs.max_age.is_some() || dirs.s_maxage.is_some() || resp.contains_key(header::EXPIRES);
+    // A targeted field that applies replaces Expires (RFC 9213 §2.1).
+    let expires = !dirs.targeted && resp.contains_key(header::EXPIRES);
+    let explicit = dirs.max_age.is_some() || dirs.s_maxage.is_some() || expires;
     let validator = resp.contains_key(header::ETAG) || resp.contains_key(header::LAST_MODIFIED);
     if !(explicit || validator) {
         return Err(NotStorable::NoFreshnessNoValidator);
@@ -81,6 +82,23 @@ pub fn storable(
 mod tests {
     use super::*;
     use crate::policy::test_support::hm;
+
+    // RFC 9213 §2.1: beside a valid CDN-Cache-Control, Expires is no freshness.
+    #[test]
+    fn expires_does_not_count_beside_a_targeted_field() {
+        let h = hm(&[
+            ("cdn-cache-control", "must-revalidate"),
+            ("expires", "Mon, 07 Dec 2026 11:00:00 GMT"),
+        ]);
+        let req = HeaderMap::new();
+        let targeted = ResponseDirectives::for_shared_cache(&h, &["cdn-cache-control"]);
+        assert_eq!(
+            storable(&Method::GET, &req, StatusCode::OK, &h, &targeted),
+            Err(NotStorable::NoFreshnessNoValidator)
+        );
+        let plain = ResponseDirectives::for_shared_cache(&h, &[]);
+        assert!(storable(&Method::GET, &req, StatusCode::OK, &h, &plain).is_ok());
+    }
 
     // §3 and §3.5: storing responses.
     #[test]

@@ -3,9 +3,18 @@
 //! Each object goes to one upstream by rendezvous (highest random weight) hashing
 //! of its cache key, so each origin's page cache holds its own share and adding or
 //! removing an origin moves only that origin's share. The other upstreams, in hash
-//! order, are failovers. A circuit breaker stops sending to an upstream after
-//! repeated failures until a cool-down passes or an active health check finds it
-//! healthy again.
+//! order, are failovers.
+//!
+//! What counts as alive: an upstream leaves rotation when it cannot be reached
+//! (connection refused or reset, timeouts) — one failed probe, or
+//! `BREAKER_THRESHOLD` failed requests in a row — or when real requests get 5xx
+//! answers `BREAKER_THRESHOLD` times in a row. Any HTTP answer to the probe shows
+//! the server is up (a generic origin answers its health path 404): it brings
+//! back an upstream that was unreachable, but not one that fails real requests,
+//! which comes back when a real request succeeds (after `BREAKER_COOLDOWN`, one
+//! request tries it). With `health_check_strict`, a 5xx answer to the probe also
+//! takes it out, and a 2xx-4xx one brings it back. Each transition is logged
+//! once: WARN with why on the way out, INFO on the way back.
 //!
 //! `connect` builds the HTTP(S) connector, `send` sends a request with failover,
 //! `health` runs the active health checks.
@@ -16,12 +25,13 @@ mod send;
 
 pub use connect::parse_upstream;
 pub(crate) use connect::upstream_connector;
+pub(crate) use health::health_paths;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::Uri;
+use http::{StatusCode, Uri};
 use sha2::{Digest, Sha256};
 
 /// Consecutive failures that open an upstream's breaker.
@@ -30,6 +40,43 @@ pub const BREAKER_THRESHOLD: u32 = 3;
 /// How long an open breaker keeps an upstream out of rotation.
 pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(5);
 
+/// The path an upstream's health is probed at unless configured otherwise.
+pub const DEFAULT_HEALTH_PATH: &str = "/_keyframe/healthz";
+
+/// In rotation.
+const IN: u8 = 0;
+/// Out: connections fail or time out.
+const UNREACHABLE: u8 = 1;
+/// Out: it answers, with 5xx.
+const FAILING: u8 = 2;
+
+/// Why a request to (or a probe of) an upstream failed.
+#[derive(Clone, Debug)]
+pub enum Failure {
+    /// No answer: connection refused or reset, a timeout, a body cut short.
+    Unreachable(String),
+    /// An answer with this (5xx) status.
+    Status(StatusCode),
+}
+
+impl Failure {
+    fn state(&self) -> u8 {
+        match self {
+            Failure::Unreachable(_) => UNREACHABLE,
+            Failure::Status(_) => FAILING,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unreachable(why) => write!(f, "unreachable: {why}"),
+            Failure::Status(s) => write!(f, "answered {}", s.as_u16()),
+        }
+    }
+}
+
 /// One upstream origin (or parent edge).
 #[derive(Debug)]
 pub struct Upstream {
@@ -37,52 +84,124 @@ pub struct Upstream {
     pub base: Uri,
     /// The authority as text, hashed for rendezvous.
     pub name: String,
+    /// The path (after the base's prefix) its health is probed at.
+    pub health_path: String,
     failures: AtomicU32,
     /// Unix millis until which the breaker is open (0: closed).
     open_until: AtomicU64,
+    /// `IN` rotation, or why not (`UNREACHABLE`, `FAILING`).
+    state: AtomicU8,
 }
 
 impl Upstream {
-    /// A new upstream with a closed breaker.
+    /// A new upstream with a closed breaker, probed at [`DEFAULT_HEALTH_PATH`].
     pub fn new(base: Uri) -> Self {
         let name = base.to_string();
         Upstream {
             base,
             name,
+            health_path: DEFAULT_HEALTH_PATH.to_string(),
             failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
+            state: AtomicU8::new(IN),
         }
     }
 
-    /// Whether the breaker lets requests through at `now`.
+    /// This upstream, probed at `path` instead.
+    pub fn with_health_path(mut self, path: &str) -> Self {
+        self.health_path = path.to_string();
+        self
+    }
+
+    /// Whether the breaker lets requests through at `now` (an upstream out of
+    /// rotation gets one trial request once its cool-down has passed).
     pub fn available(&self, now: SystemTime) -> bool {
         self.open_until.load(Ordering::Relaxed) <= millis(now)
     }
 
-    /// Records a success: the breaker closes.
-    pub fn succeeded(&self) {
-        self.failures.store(0, Ordering::Relaxed);
-        self.open_until.store(0, Ordering::Relaxed);
+    /// Whether it is in rotation (no failure since its last success).
+    pub fn in_rotation(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == IN
     }
 
-    /// Records a failure; returns true when this one opened the breaker.
+    /// Records a success: the breaker closes. True when this brought the
+    /// upstream back into rotation (logged, once).
+    pub fn succeeded(&self) -> bool {
+        self.failures.store(0, Ordering::Relaxed);
+        self.open_until.store(0, Ordering::Relaxed);
+        let back = self.state.swap(IN, Ordering::Relaxed) != IN;
+        if back {
+            tracing::info!(upstream = %self.name, "upstream back in rotation");
+        }
+        back
+    }
+
+    /// Records a failure with no more detail (a response body cut short);
+    /// returns true when this one took the upstream out of rotation.
     pub fn failed(&self, now: SystemTime) -> bool {
+        self.failed_because(now, Failure::Unreachable("a response body failed".into()))
+    }
+
+    /// Records a failed request; returns true when this one took the upstream
+    /// out of rotation (logged, once, with `why`).
+    pub fn failed_because(&self, now: SystemTime, why: Failure) -> bool {
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= BREAKER_THRESHOLD {
-            let until = millis(now + BREAKER_COOLDOWN);
-            let prev = self.open_until.swap(until, Ordering::Relaxed);
-            return prev <= millis(now);
+            self.open_until
+                .store(millis(now + BREAKER_COOLDOWN), Ordering::Relaxed);
+            return self.leave(&why, n);
         }
         false
     }
 
-    /// Records a failed active health check: the upstream stays out of rotation
-    /// (a last resort only) for `hold`, or until a check or a request succeeds.
-    pub fn check_failed(&self, now: SystemTime, hold: Duration) {
+    /// Records the result of an active health check: the status it was
+    /// answered with, or why there was no answer. `hold`: how long a failed
+    /// check keeps the upstream out (until then it is a last resort only),
+    /// unless a check or a request succeeds first. True when the upstream
+    /// changed rotation.
+    pub fn checked(
+        &self,
+        now: SystemTime,
+        hold: Duration,
+        result: Result<StatusCode, String>,
+        strict: bool,
+    ) -> bool {
+        let failure = match result {
+            Err(why) => Failure::Unreachable(why),
+            Ok(status) if strict && status.is_server_error() => Failure::Status(status),
+            Ok(_) => {
+                // An answer shows the server is up; whether it serves, only real
+                // requests (or a strict probe) tell. So it brings back an
+                // unreachable upstream, and leaves the count of failed requests
+                // of one in rotation alone.
+                let back = match self.state.load(Ordering::Relaxed) {
+                    IN => false,
+                    UNREACHABLE => true,
+                    _ => strict,
+                };
+                return back && self.succeeded();
+            }
+        };
         self.failures
             .fetch_max(BREAKER_THRESHOLD, Ordering::Relaxed);
         self.open_until
             .fetch_max(millis(now + hold.max(BREAKER_COOLDOWN)), Ordering::Relaxed);
+        self.leave(&failure, BREAKER_THRESHOLD)
+    }
+
+    /// Marks the upstream out of rotation for `why`; logs and returns true if
+    /// it was in.
+    fn leave(&self, why: &Failure, failures: u32) -> bool {
+        let was = self.state.swap(why.state(), Ordering::Relaxed);
+        if was == IN {
+            tracing::warn!(
+                upstream = %self.name,
+                why = %why,
+                failures,
+                "upstream out of rotation"
+            );
+        }
+        was == IN
     }
 
     /// The full URI of `path_and_query` on this upstream.
@@ -139,6 +258,15 @@ impl Upstreams {
                     .collect(),
             ),
             preferred: false,
+        }
+    }
+
+    /// Upstreams already built (with their health paths); with `preferred`, the
+    /// first (a parent edge) is always tried first.
+    pub fn of(upstreams: Vec<Upstream>, preferred: bool) -> Self {
+        Upstreams {
+            all: Arc::new(upstreams.into_iter().map(Arc::new).collect()),
+            preferred,
         }
     }
 
@@ -239,6 +367,63 @@ mod tests {
         assert!(first.available(now + BREAKER_COOLDOWN + Duration::from_millis(1)));
         first.succeeded();
         assert_eq!(u.order(key, now)[0].name, first.name);
+    }
+
+    #[test]
+    fn transitions_happen_once_each_way() {
+        let u = Upstream::new("http://h:1".parse().expect("uri"));
+        let now = SystemTime::now();
+        let refused = || Failure::Unreachable("connection refused".into());
+        assert!(!u.failed_because(now, refused()));
+        assert!(!u.failed_because(now, refused()));
+        assert!(u.failed_because(now, refused()), "the third takes it out");
+        assert!(!u.in_rotation());
+        for _ in 0..5 {
+            assert!(!u.failed_because(now, refused()), "already out");
+        }
+        let hold = Duration::from_secs(10);
+        assert!(!u.checked(now, hold, Err("refused".into()), false));
+        // Any answer to the probe brings back an unreachable upstream.
+        assert!(u.checked(now, hold, Ok(StatusCode::NOT_FOUND), false));
+        assert!(u.in_rotation() && u.available(now));
+        assert!(!u.succeeded(), "already in");
+        // A failed probe takes it out at once.
+        assert!(u.checked(now, hold, Err("timed out".into()), false));
+        assert!(!u.available(now + BREAKER_COOLDOWN));
+        assert!(u.succeeded(), "a real request that succeeds brings it back");
+    }
+
+    #[test]
+    fn a_probe_answer_does_not_bring_back_an_upstream_failing_real_requests() {
+        let u = Upstream::new("http://h:1".parse().expect("uri"));
+        let now = SystemTime::now();
+        let hold = Duration::from_secs(2);
+        for _ in 0..3 {
+            u.failed_because(now, Failure::Status(StatusCode::SERVICE_UNAVAILABLE));
+        }
+        assert!(!u.in_rotation());
+        // Lenient: the probe's 200 (or 500) only shows it is up.
+        assert!(!u.checked(now, hold, Ok(StatusCode::OK), false));
+        assert!(!u.checked(now, hold, Ok(StatusCode::INTERNAL_SERVER_ERROR), false));
+        assert!(!u.in_rotation() && !u.available(now));
+        // After the cool-down one request may try it.
+        assert!(u.available(now + BREAKER_COOLDOWN + Duration::from_millis(1)));
+        // Strict: a 2xx probe is believed, a 5xx one takes it out.
+        assert!(u.checked(now, hold, Ok(StatusCode::OK), true));
+        assert!(u.checked(now, hold, Ok(StatusCode::SERVICE_UNAVAILABLE), true));
+        assert!(!u.in_rotation());
+        // Lenient probes answered 5xx keep a live upstream in.
+        let v = Upstream::new("http://h:2".parse().expect("uri"));
+        assert!(!v.checked(now, hold, Ok(StatusCode::INTERNAL_SERVER_ERROR), false));
+        assert!(v.in_rotation());
+        // ... and do not reset the count of its failed requests: the third in a
+        // row takes it out, probes or not.
+        let failing = || Failure::Status(StatusCode::BAD_GATEWAY);
+        assert!(!v.failed_because(now, failing()));
+        assert!(!v.failed_because(now, failing()));
+        assert!(!v.checked(now, hold, Ok(StatusCode::OK), false));
+        assert!(!v.checked(now, hold, Ok(StatusCode::OK), true));
+        assert!(v.failed_because(now, failing()));
     }
 
     #[test]

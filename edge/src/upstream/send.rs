@@ -7,7 +7,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use keyframe_origin::http_server::empty;
 
-use super::Upstream;
+use super::{Failure, Upstream};
 use crate::fetch::Outcome;
 use crate::server::Server;
 
@@ -52,28 +52,25 @@ impl Server {
                         .upstream_latency
                         .observe(started.elapsed().as_secs_f64());
                     if resp.status().is_server_error() {
-                        up.failed(SystemTime::now());
-                        self.inner.metrics.upstream_errors.inc();
+                        self.upstream_failed(&up, Failure::Status(resp.status()));
                         if i + 1 < n {
                             continue;
                         }
                     } else {
-                        up.succeeded();
+                        self.upstream_succeeded(&up);
                     }
                     return Ok((resp, up));
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(upstream = %up.name, error = %e, "upstream request failed");
-                    up.failed(SystemTime::now());
-                    self.inner.metrics.upstream_errors.inc();
+                    self.upstream_failed(&up, Failure::Unreachable(error_chain(&e)));
                     last = Outcome::Failed {
                         status: StatusCode::BAD_GATEWAY,
                         why: format!("{}: {e}", up.name),
                     };
                 }
                 Err(_) => {
-                    up.failed(SystemTime::now());
-                    self.inner.metrics.upstream_errors.inc();
+                    self.upstream_failed(&up, Failure::Unreachable("timed out".into()));
                     last = Outcome::Failed {
                         status: StatusCode::GATEWAY_TIMEOUT,
                         why: format!("{}: timed out", up.name),
@@ -83,4 +80,32 @@ impl Server {
         }
         Err(last)
     }
+
+    /// Records a failed request to `up` (and its leaving rotation, if it does).
+    pub(crate) fn upstream_failed(&self, up: &Upstream, why: Failure) {
+        self.inner.metrics.upstream_errors.inc();
+        if up.failed_because(SystemTime::now(), why) {
+            self.report_rotation(up);
+        }
+    }
+
+    /// Records a request `up` answered (and its coming back, if it does).
+    pub(crate) fn upstream_succeeded(&self, up: &Upstream) {
+        if up.succeeded() {
+            self.report_rotation(up);
+        }
+    }
+}
+
+/// An error and its sources, e.g. "client error (Connect): tcp connect error:
+/// Connection refused (os error 111)".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
