@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             // One line: clap's first line names the flag and the problem.
             let rendered = e.render().to_string();
             let first = rendered.lines().next().unwrap_or("error: bad arguments");
-            eprintln!("{first}");
+            say_err(format_args!("{first}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -43,21 +43,43 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say_err(format_args!("error: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let mut log = None;
+    let result = runtime.block_on(run(cli, &mut log));
+    // Lets the runtime's tasks go, then the log's worker write what it holds (for at
+    // most a second: a stalled sink cannot hold the exit up).
+    drop(runtime);
+    drop(log);
+    match result {
         Ok(code) => code,
         Err(Failure::Config(e)) => {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("error: {e:#}");
+            say_err(format_args!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line on stdout. A closed or broken stdout (`keyframe serve | head -1`) is
+/// not an error of the command: the line is dropped, never a panic (`println!`).
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// One line on stderr, dropped (never a panic, as with `eprintln!`) when stderr is
+/// gone.
+fn say_err(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// How a command failed: bad configuration (exit 2) or at run time (exit 1).
@@ -87,7 +109,12 @@ impl From<anyhow::Error> for Failure {
 #[derive(serde::Serialize)]
 struct NoFlags {}
 
-async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+/// Runs the command; `log` keeps the log's worker (see [`init_tracing`]) for `main`
+/// to drop once everything else has stopped.
+async fn run(
+    cli: Cli,
+    log: &mut Option<tracing_appender::non_blocking::WorkerGuard>,
+) -> Result<ExitCode, Failure> {
     let flags_layers = match &cli.command {
         Command::Serve(f) => cli::layers(&cli.shared, f)?,
         Command::Origin(f) => cli::layers(&cli.shared, f)?,
@@ -97,7 +124,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         _ => cli::layers(&cli.shared, &NoFlags {})?,
     };
     let shared: Shared = flags_layers.extract()?;
-    init_tracing(&shared)?;
+    *log = Some(init_tracing(&shared)?);
     match cli.command {
         Command::Serve(_) => {
             let serve: cli::ServeAddrs = flags_layers.extract()?;
@@ -109,6 +136,21 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             // Under `serve` TLS is the edge's: the edge → origin hop stays on loopback.
             origin.tls_cert = None;
             origin.tls_key = None;
+            // And so are tokens: the edge is the node's one public door, checks a
+            // token and strips it before it fetches from this origin, which must then
+            // not ask for one, and so must be reachable from this host only.
+            if origin.token_key.as_deref().is_some_and(|k| !k.is_empty())
+                && !origin.listen.ip().is_loopback()
+            {
+                return Err(ConfigError(format!(
+                    "invalid value for option 'origin-listen': {}: with a token key, serve's \
+                     origin must listen on a loopback address (the edge checks tokens; the \
+                     origin behind it does not)",
+                    origin.listen
+                ))
+                .into());
+            }
+            origin.token_key = None;
             edge.listen = serve.edge_listen;
             catalog.listen = serve.catalog_listen;
             let wiring = Wiring {
@@ -166,7 +208,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Migrate => {
             let db = open_db(&shared).await?;
             db.close().await;
-            println!("migrations applied to {}", redact(&shared.db_url()));
+            say(format_args!(
+                "migrations applied to {}",
+                redact(&shared.db_url())
+            ));
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest(args) => {
@@ -198,12 +243,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             db.close().await;
             let report = report?;
             if flags.json {
-                println!(
+                say(format_args!(
                     "{}",
                     serde_json::to_string(&report).context("report as JSON")?
-                );
+                ));
             } else {
-                println!(
+                say(format_args!(
                     "generation {} ({} engine): {} titles with similar titles, {} co-watched pairs, \
                      {} of {} viewers with picks",
                     report.generation,
@@ -212,7 +257,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     report.pairs,
                     report.users_with_picks,
                     report.users
-                );
+                ));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -232,7 +277,7 @@ async fn healthcheck(args: &cli::HealthcheckArgs) -> Result<ExitCode, Failure> {
     let timeout = std::time::Duration::from_secs_f64(args.timeout);
     match keyframe_edge::probe::probe(&url, args.ca.as_deref(), timeout).await {
         Ok(status) => {
-            println!("healthy: {url} answered {status}");
+            say(format_args!("healthy: {url} answered {status}"));
             Ok(ExitCode::SUCCESS)
         }
         Err(why) => Err(Failure::Runtime(anyhow::anyhow!(why))),
@@ -287,8 +332,19 @@ async fn serve_all(
         .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
     let stop = CancellationToken::new();
     let signal = tokio::spawn(shutdown_signal(stop.clone()));
-    let o = tokio::spawn(origin_server.run(origin_l, stop.clone().cancelled_owned()));
-    let e = tokio::spawn(edge_server.run(edge_l, stop.clone().cancelled_owned()));
+    // The edge's downloads in flight need the origin until they end: the origin
+    // stops only once the edge has (each after its own grace), so a download through
+    // the edge is never cut by the origin closing under it.
+    let edge_stopped = CancellationToken::new();
+    let o = tokio::spawn(origin_server.run(origin_l, edge_stopped.clone().cancelled_owned()));
+    let e = tokio::spawn({
+        let done = edge_stopped.clone();
+        let run = edge_server.run(edge_l, stop.clone().cancelled_owned());
+        async move {
+            let _done = done.drop_guard();
+            run.await;
+        }
+    });
     let c = tokio::spawn(keyframe_catalog::server::run_with_uploads(
         catalog_l,
         catalog,
@@ -313,7 +369,7 @@ async fn bind(what: &str, addr: std::net::SocketAddr) -> Result<TcpListener, Fai
         .await
         .with_context(|| format!("{what}: cannot listen on {addr}"))?;
     let local = l.local_addr().context("local address")?;
-    println!("{what} listening on http://{local}");
+    say(format_args!("{what} listening on http://{local}"));
     tracing::info!(server = what, %local, "listening");
     Ok(l)
 }
@@ -403,16 +459,73 @@ async fn shutdown_signal(stop: CancellationToken) {
     stop.cancel();
 }
 
-fn init_tracing(shared: &Shared) -> Result<(), Failure> {
+/// Log lines per worker queue: past this many waiting lines (a slow or stalled
+/// sink), new ones are dropped and counted rather than block the thread logging.
+const LOG_QUEUE_LINES: usize = 16_384;
+
+/// Sets up tracing to stderr through a worker thread. Logging never blocks or
+/// stops a server: lines go through a bounded queue ([`LOG_QUEUE_LINES`]) that
+/// drops them when full, and a line stderr refuses (`EPIPE` when the reader of a
+/// pipe went away) is dropped too; both are counted in
+/// `keyframe_log_lines_dropped_total`. The returned guard flushes on drop.
+fn init_tracing(shared: &Shared) -> Result<tracing_appender::non_blocking::WorkerGuard, Failure> {
     let filter = tracing_subscriber::EnvFilter::try_new(&shared.log)
         .map_err(|e| ConfigError(format!("invalid value for option 'log': {e}")))?;
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("keyframe-log")
+        .finish(LogSink {
+            // A descriptor of its own: the worker, blocked on a full pipe, holds no
+            // lock that a last `error:` line of `main` would wait for.
+            out: match std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned() {
+                Ok(fd) => Box::new(std::fs::File::from(fd)),
+                Err(_) => Box::new(std::io::stderr()),
+            },
+            failed: failed.clone(),
+        });
+    let queue_full = writer.error_counter();
+    keyframe_origin::metrics::set_log_lines_dropped(move || {
+        failed.load(std::sync::atomic::Ordering::Relaxed)
+            + u64::try_from(queue_full.dropped_lines()).unwrap_or(u64::MAX)
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .log_internal_errors(false)
+        .with_writer(writer);
     let res = match shared.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    res.map_err(|e| Failure::Runtime(anyhow::anyhow!("tracing: {e}")))
+    res.map_err(|e| Failure::Runtime(anyhow::anyhow!("tracing: {e}")))?;
+    Ok(guard)
+}
+
+/// stderr as the log's worker thread writes it: a line that cannot be written is
+/// counted and dropped, never an error (the worker would lose the rest of its batch).
+struct LogSink {
+    out: Box<dyn std::io::Write + Send>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    /// The worker writes each line with one `write_all`.
+    fn write_all(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if self.out.write_all(line).is_err() {
+            self.failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

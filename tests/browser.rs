@@ -1,19 +1,28 @@
 //! The web page in real headless Chromium, driven over WebDriver (chromedriver's
-//! plain JSON-over-HTTP protocol): open the page, sign up, play an ingested clip
-//! through the edge, check that `currentTime` advances, seek to the middle and
-//! check that it plays on, and save a screenshot as a test artifact
+//! plain JSON-over-HTTP protocol): open the page of a `serve` node with a token
+//! key, sign up, play an ingested clip through the edge with the signed URL the
+//! page is given, check that `currentTime` advances, seek to the middle and check
+//! that it plays on, and save a screenshot as a test artifact
 //! (`$CARGO_TARGET_TMPDIR/keyframe-browser.png`).
+//!
+//! chromedriver runs in a process group of its own, which is killed when the test
+//! ends, passed or failed; this process is the subreaper of its descendants, so
+//! the crashpad handlers Chromium detaches (`setsid`, double fork) are found among
+//! its children and killed too. Nothing the test started outlives it.
 //!
 //! Skipped when chromium, chromedriver or ffmpeg are missing, except under
 //! `CI=true` (`.ci/run` installs them).
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{have_tools, keyframe, missing, runs, Running};
+use common::{
+    become_subreaper, have_tools, keyframe, kill_children_named, kill_group, missing, runs, Running,
+};
 use serde_json::{json, Value};
 
 fn chromium() -> Option<&'static str> {
@@ -48,8 +57,21 @@ fn make_clip(path: &Path) {
     assert!(st.success(), "ffmpeg could not make a test clip");
 }
 
+/// chromedriver, which starts the browser: in a process group of its own, killed on
+/// drop with whatever of Chromium's left the group (its crashpad handlers). Owned
+/// from the moment it is spawned, so a failure anywhere after still reaps it.
+struct Chromedriver(Child);
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        kill_group(&self.0);
+        let _ = self.0.wait();
+        kill_children_named(&["chrom"]);
+    }
+}
+
 struct Driver {
-    child: Child,
+    _chromedriver: Chromedriver,
     base: String,
     session: String,
     http: reqwest::Client,
@@ -62,12 +84,16 @@ impl Driver {
             .local_addr()
             .expect("addr")
             .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver");
+        become_subreaper();
+        let chromedriver = Chromedriver(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("chromedriver"),
+        );
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -106,7 +132,7 @@ impl Driver {
             .unwrap_or_else(|| panic!("no session: {r}"))
             .to_string();
         Driver {
-            child,
+            _chromedriver: chromedriver,
             base,
             session,
             http,
@@ -209,13 +235,6 @@ impl Driver {
     }
 }
 
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn which(bin: &str) -> String {
     let out = Command::new("sh")
         .args(["-c", &format!("command -v {bin}")])
@@ -250,6 +269,8 @@ async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // With a token key: the page plays the signed URL the catalog gives it, through
+    // the edge, which checks the token (the origin behind it asks none).
     let mut cmd = keyframe();
     cmd.arg("--data-dir").arg(&data).args([
         "serve",
@@ -259,6 +280,8 @@ async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
         "127.0.0.1:0",
         "--origin-listen",
         "127.0.0.1:0",
+        "--token-key",
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
     ]);
     let node = Running::start(cmd, 3);
     let edge = node.url("edge").to_string();
@@ -302,9 +325,10 @@ async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
     let src = d
         .js("return document.getElementById('video').currentSrc")
         .await;
+    let src = src.as_str().expect("src");
     assert!(
-        src.as_str().expect("src").starts_with(&edge),
-        "the video plays from {src}, not the edge {edge}"
+        src.starts_with(&edge) && src.contains("__token__="),
+        "the video plays from {src}, not a signed URL of the edge {edge}"
     );
 
     // Seek to the middle: it plays on from there.

@@ -58,6 +58,11 @@ pub struct Config {
     pub header_timeout_secs: u64,
     /// The most client connections served at once. Default 10000.
     pub max_connections: usize,
+    /// The most connections served at once from one client address; one past it is
+    /// closed at once, unanswered. 0 means a quarter of `max_connections`. Behind a
+    /// load balancer, or for a shield behind edges, every client shares an address:
+    /// raise it there. Default 0 (2500).
+    pub max_connections_per_address: usize,
     /// The largest request head accepted. Default `64KiB`.
     pub max_header_size: ByteSize,
     /// Seconds in-flight requests may run after shutdown starts. Default 10.
@@ -115,6 +120,7 @@ impl Default for Config {
             upstream_timeout_secs: 10,
             header_timeout_secs: 30,
             max_connections: 10_000,
+            max_connections_per_address: 0,
             max_header_size: ByteSize(64 * 1024),
             grace_secs: 10,
             tls_cert: None,
@@ -167,6 +173,10 @@ impl Config {
         Limits {
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             max_connections: self.max_connections.max(1),
+            max_connections_per_address: match self.max_connections_per_address {
+                0 => keyframe_origin::http_server::per_address_default(self.max_connections.max(1)),
+                n => n,
+            },
             max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
             grace: Duration::from_secs(self.grace_secs),
             tls: None,

@@ -28,6 +28,11 @@ pub struct Config {
     pub header_timeout_secs: u64,
     /// The most connections served at once. Default 10000.
     pub max_connections: usize,
+    /// The most connections served at once from one client address; one past it is
+    /// closed at once, unanswered. 0 means a quarter of `max_connections`. Behind a
+    /// load balancer, or for an origin behind edges, every client shares an address:
+    /// raise it there. Default 0 (2500).
+    pub max_connections_per_address: usize,
     /// The largest request head accepted. Default `64KiB`.
     pub max_header_size: ByteSize,
     /// Seconds in-flight requests may run after shutdown starts. Default 10.
@@ -53,6 +58,7 @@ impl Default for Config {
             cache_control: "public, max-age=31536000, immutable".into(),
             header_timeout_secs: 30,
             max_connections: 10_000,
+            max_connections_per_address: 0,
             max_header_size: ByteSize(64 * 1024),
             grace_secs: 10,
             tls_cert: None,
@@ -76,6 +82,10 @@ impl Config {
         Limits {
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             max_connections: self.max_connections.max(1),
+            max_connections_per_address: match self.max_connections_per_address {
+                0 => crate::http_server::per_address_default(self.max_connections.max(1)),
+                n => n,
+            },
             max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
             grace: Duration::from_secs(self.grace_secs),
             tls: None,

@@ -4,10 +4,14 @@
 //! Servers take their listener and a shutdown future (`serve(listener, …, shutdown)`),
 //! so a test binds `127.0.0.1:0` and stops the server cleanly.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +22,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -59,11 +64,16 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Bod
 /// Connection limits and timeouts of a server.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// How long a client may take to send a request's headers (and how long an idle
-    /// keep-alive connection is kept).
+    /// How long a client may take to send a request's headers, counted for the first
+    /// request from the moment the connection is accepted (a TLS handshake included),
+    /// and how long an idle keep-alive connection is kept.
     pub header_read_timeout: Duration,
     /// The most connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// The most connections served at once from one client address; a connection
+    /// past it is closed at once, unanswered, so that one host cannot take every
+    /// slot of `max_connections`.
+    pub max_connections_per_address: usize,
     /// The largest request head accepted, in bytes.
     pub max_header_bytes: usize,
     /// How long in-flight requests may run on after shutdown is asked for.
@@ -80,6 +90,7 @@ impl Default for Limits {
         Limits {
             header_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_connections_per_address: per_address_default(10_000),
             max_header_bytes: 64 * 1024,
             grace: Duration::from_secs(10),
             tls: None,
@@ -88,12 +99,20 @@ impl Default for Limits {
     }
 }
 
+/// The per-address cap when none is configured: a quarter of `max_connections`
+/// (at least 1), so that one host can never lock every other client out.
+pub fn per_address_default(max_connections: usize) -> usize {
+    (max_connections / 4).max(1)
+}
+
 /// Serves HTTP/1.1 and h2c (or, with `limits.tls`, HTTPS with ALPN `h2`/`http/1.1`)
 /// on `listener` with `handler` until `shutdown` resolves, then lets in-flight
 /// requests finish for up to `limits.grace`.
 ///
-/// A TLS handshake must complete within `limits.header_read_timeout`; one that fails
-/// or times out drops only that connection.
+/// A connection's first request head (after its TLS handshake, if any) must arrive
+/// within `limits.header_read_timeout` of the accept, else the connection is closed:
+/// a client that connects and sends nothing holds its slot no longer than that. One
+/// that fails its handshake drops only that connection.
 pub async fn serve<H, Fut>(
     listener: TcpListener,
     limits: Limits,
@@ -116,6 +135,7 @@ pub async fn serve<H, Fut>(
         .keep_alive_interval(Some(limits.header_read_timeout));
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = PerAddress::new(limits.max_connections_per_address.max(1));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -134,58 +154,279 @@ pub async fn serve<H, Fut>(
             },
             () = &mut shutdown => break,
         };
+        let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+        let Some(slot) = per_address.take(peer.ip()) else {
+            tracing::debug!(%peer, "connection over the per-address cap, closed");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let h = handler.clone();
         let svc = service_fn(move |req| {
             let fut = h(req, peer);
             async move { Ok::<_, Infallible>(fut.await) }
         });
-        match &limits.tls {
-            None => {
-                let stream = crate::zerocopy::ZeroCopyStream::new(stream, limits.sendfile);
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = limits.tls.as_ref().map(|t| t.acceptor().clone());
+        let sendfile = limits.sendfile;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _slot = slot;
+            let ended = match tls {
+                None => {
+                    let stream = crate::zerocopy::ZeroCopyStream::new(stream, sendfile);
+                    let io = TokioIo::new(FirstHead::new(stream, deadline));
+                    watcher
+                        .watch(builder.serve_connection(io, svc).into_owned())
+                        .await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let io = TokioIo::new(FirstHead::new(stream, deadline));
+                    watcher
+                        .watch(builder.serve_connection(io, svc).into_owned())
+                        .await
+                }
+            };
+            if let Err(e) = ended {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            Some(tls) => {
-                let acceptor = tls.acceptor().clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                let timeout = limits.header_read_timeout;
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-        }
+        });
     }
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => tracing::debug!("all connections closed"),
         () = tokio::time::sleep(limits.grace) => tracing::warn!("grace period over, dropping open connections"),
+    }
+}
+
+/// Connections open per client address, capped.
+struct PerAddress {
+    cap: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerAddress {
+    fn new(cap: usize) -> Self {
+        PerAddress {
+            cap,
+            open: Arc::default(),
+        }
+    }
+
+    /// A slot for one more connection from `ip`, or `None` at the cap.
+    fn take(&self, ip: IpAddr) -> Option<AddressSlot> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+/// One connection's place in [`PerAddress`], given back on drop.
+struct AddressSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The HTTP/2 connection preface, which settles a connection as h2c.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A connection whose first request head must arrive by a deadline set at accept.
+///
+/// hyper's own header timeout starts only once a connection has sent bytes (the
+/// version detection before it waits without one), so a client that connects and
+/// stays silent would hold its slot forever. Until the first head is in (an
+/// HTTP/1 head up to its blank line, or the HTTP/2 preface, after which HTTP/2's
+/// keep-alive takes over), a read past the deadline fails with `TimedOut`, and the
+/// connection closes. After that it is the stream itself, one branch per read.
+struct FirstHead<S> {
+    inner: S,
+    watch: Option<HeadWatch>,
+}
+
+/// What [`FirstHead`] keeps until the first head is in.
+struct HeadWatch {
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Bytes read so far, up to the preface's length.
+    seen: usize,
+    /// Still possibly the HTTP/2 preface.
+    h2: bool,
+    /// The last bytes of an HTTP/1 head, to find `\r\n\r\n` across reads.
+    tail: u32,
+}
+
+impl<S> FirstHead<S> {
+    fn new(inner: S, deadline: tokio::time::Instant) -> Self {
+        FirstHead {
+            inner,
+            watch: Some(HeadWatch {
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                seen: 0,
+                h2: true,
+                tail: 0,
+            }),
+        }
+    }
+}
+
+impl HeadWatch {
+    /// Looks at bytes read; true once the first head is complete.
+    fn saw(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            if self.h2 {
+                if H2_PREFACE.get(self.seen) == Some(&b) {
+                    self.seen += 1;
+                    if self.seen == H2_PREFACE.len() {
+                        return true;
+                    }
+                } else {
+                    self.h2 = false;
+                }
+            }
+            self.tail = (self.tail << 8) | u32::from(b);
+            if self.tail == u32::from_be_bytes(*b"\r\n\r\n") {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FirstHead<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let Some(watch) = &mut this.watch else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if watch.saw(&buf.filled()[before..]) {
+                    this.watch = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if watch.deadline.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no request head within the header timeout",
+                )))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstHead<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch() -> HeadWatch {
+        HeadWatch {
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(1))),
+            seen: 0,
+            h2: true,
+            tail: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_head_ends_at_its_blank_line_or_the_h2_preface() {
+        let mut w = watch();
+        assert!(!w.saw(b"GET / HTTP/1.1\r\nHost: a\r"));
+        assert!(!w.saw(b"\n"));
+        assert!(!w.saw(b"\r"));
+        assert!(w.saw(b"\n"));
+        let mut w = watch();
+        assert!(!w.saw(&H2_PREFACE[..10]));
+        assert!(w.saw(&H2_PREFACE[10..]));
+        // The start of the preface, then something else: an HTTP/1 head after all.
+        let mut w = watch();
+        assert!(!w.saw(b"PRI * HTTP/1.1\r\n"));
+        assert!(w.saw(b"\r\n"));
+    }
+
+    #[test]
+    fn one_address_has_at_most_its_cap() {
+        let table = PerAddress::new(2);
+        let a: IpAddr = "127.0.0.1".parse().expect("ip");
+        let b: IpAddr = "::ffff:127.0.0.2".parse().expect("ip");
+        let s1 = table.take(a).expect("first");
+        let _s2 = table.take(a).expect("second");
+        assert!(table.take(a).is_none(), "a third over the cap");
+        let _other = table.take(b).expect("another address has its own");
+        drop(s1);
+        assert!(
+            table.take(a).is_some(),
+            "a closed connection gives its slot back"
+        );
+        assert_eq!(per_address_default(100), 25);
+        assert_eq!(per_address_default(1), 1);
     }
 }

@@ -1,11 +1,15 @@
-//! Prometheus metrics. Each server owns a registry (no global state), and every
-//! metric name Keyframe exports is written down here.
+//! Prometheus metrics. Each server owns a registry (no global state but one: the
+//! log lines the process dropped, see [`set_log_lines_dropped`]), and every metric
+//! name Keyframe exports is written down here.
 //!
 //! Labels stay low-cardinality: a status class or a cache status, never a key.
 
+use std::sync::OnceLock;
+
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -23,7 +27,8 @@ pub struct StatusLabels {
 
 /// Metrics every HTTP server has: `keyframe_http_requests_total{status}`,
 /// `keyframe_http_response_bytes_total`, `keyframe_http_in_flight_requests`,
-/// `keyframe_http_request_duration_seconds`.
+/// `keyframe_http_request_duration_seconds`, and the process's
+/// `keyframe_log_lines_dropped_total`.
 #[derive(Debug)]
 pub struct HttpMetrics {
     pub requests: Family<StatusLabels, Counter>,
@@ -66,7 +71,44 @@ impl HttpMetrics {
             "Time to the response head",
             m.duration.clone(),
         );
+        registry.register_collector(Box::new(LogLinesDropped));
         m
+    }
+}
+
+/// Where the process's count of dropped log lines comes from.
+type DroppedSource = Box<dyn Fn() -> u64 + Send + Sync>;
+
+/// The log writer is the process's (one stderr), so its count of dropped lines is
+/// too: the binary sets the source once, every server's registry reads it.
+static LOG_LINES_DROPPED: OnceLock<DroppedSource> = OnceLock::new();
+
+/// Sets where `keyframe_log_lines_dropped_total` is read from: the log lines the
+/// process's writer dropped because its sink was slow or gone. Only the first call
+/// counts; without one the metric reads 0.
+pub fn set_log_lines_dropped(source: impl Fn() -> u64 + Send + Sync + 'static) {
+    let _ = LOG_LINES_DROPPED.set(Box::new(source));
+}
+
+/// The log lines dropped so far (see [`set_log_lines_dropped`]).
+pub fn log_lines_dropped() -> u64 {
+    LOG_LINES_DROPPED.get().map_or(0, |f| f())
+}
+
+/// `keyframe_log_lines_dropped_total`, read at every scrape.
+#[derive(Debug)]
+struct LogLinesDropped;
+
+impl Collector for LogLinesDropped {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(log_lines_dropped());
+        let metric = encoder.encode_descriptor(
+            "keyframe_log_lines_dropped",
+            "Log lines dropped because the log's sink (stderr) was slow or gone",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }
 
@@ -76,4 +118,25 @@ pub fn render(registry: &Registry) -> String {
     // Writing to a String cannot fail.
     let _ = encode(&mut out, registry);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_server_exports_the_dropped_log_lines() {
+        let mut registry = Registry::default();
+        let _m = HttpMetrics::register(&mut registry);
+        let text = render(&registry);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("keyframe_log_lines_dropped_total ")),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE keyframe_log_lines_dropped counter"),
+            "{text}"
+        );
+    }
 }

@@ -443,24 +443,29 @@ impl Server {
             })
             .inc();
         m.duration.observe(started.elapsed().as_secs_f64());
-        let len = resp
+        let length = resp
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        tracing::info!(
-            target: "keyframe::access",
-            server = "origin",
-            %peer,
-            %method,
-            path,
-            status = status.as_u16(),
-            bytes = len,
-            micros = started.elapsed().as_micros() as u64,
-            "request"
-        );
-        resp
+            .and_then(|v| v.parse::<u64>().ok());
+        // The access line is written when the body ends or is dropped, with the bytes
+        // that actually went out: a download cut at 68 MB logs 68 MB, not the length.
+        resp.map(|body| {
+            AccessLogged {
+                body,
+                line: AccessLine {
+                    peer,
+                    method,
+                    path,
+                    status,
+                    started,
+                    length,
+                    sent: 0,
+                    ended: false,
+                },
+            }
+            .boxed_unsync()
+        })
     }
 
     async fn respond(&self, req: &Request<Incoming>) -> Response<Body> {
@@ -711,6 +716,78 @@ impl Server {
                 Box::new(e) as BoxError
             });
         StreamBody::new(stream).boxed_unsync()
+    }
+}
+
+/// A response body that writes the request's access line when it ends or is
+/// dropped, counting the bytes it handed to the connection.
+struct AccessLogged {
+    body: Body,
+    line: AccessLine,
+}
+
+/// What the access line says.
+struct AccessLine {
+    peer: SocketAddr,
+    method: Method,
+    path: String,
+    status: StatusCode,
+    started: Instant,
+    /// The `Content-Length` the response announced.
+    length: Option<u64>,
+    /// Body bytes handed to the connection.
+    sent: u64,
+    /// The body reached its end (or an error ended it).
+    ended: bool,
+}
+
+impl http_body::Body for AccessLogged {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    self.line.sent += d.len() as u64;
+                }
+            }
+            std::task::Poll::Ready(None) => self.line.ended = true,
+            std::task::Poll::Ready(Some(Err(_))) | std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for AccessLogged {
+    fn drop(&mut self) {
+        let l = &self.line;
+        let complete =
+            l.ended || http_body::Body::is_end_stream(&self.body) || l.length == Some(l.sent);
+        tracing::info!(
+            target: "keyframe::access",
+            server = "origin",
+            peer = %l.peer,
+            method = %l.method,
+            path = l.path,
+            status = l.status.as_u16(),
+            bytes = l.sent,
+            complete,
+            micros = l.started.elapsed().as_micros() as u64,
+            "request"
+        );
     }
 }
 

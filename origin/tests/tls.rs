@@ -171,6 +171,41 @@ async fn a_stalled_handshake_is_cut_after_the_header_timeout() {
     assert_eq!(status, 200);
 }
 
+/// A client that completes its handshake and then says nothing is closed once the
+/// header timeout, counted from the accept, is over (the version detection after
+/// the handshake used to wait for its first byte forever).
+#[tokio::test]
+async fn a_silent_connection_after_the_handshake_is_closed_after_the_header_timeout() {
+    let p = pki();
+    let t = memory_with_object(&body(10)).await;
+    let srv = start(
+        &t,
+        Config {
+            header_timeout_secs: 1,
+            ..tls_config(&p)
+        },
+    )
+    .await;
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let started = Instant::now();
+        let mut quiet = tls_connect(srv.addr, &p.cert_pem, alpn).await;
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), quiet.read(&mut buf))
+            .await
+            .expect("the server kept a silent TLS connection open")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "expected EOF");
+        let after = started.elapsed();
+        assert!(
+            after >= Duration::from_millis(900) && after < Duration::from_millis(2500),
+            "closed after {after:?}"
+        );
+    }
+    let path = format!("/v1/objects/{KEY}");
+    let (_, status, _, _) = rustls_get(srv.addr, &p.cert_pem, b"http/1.1", &path, None).await;
+    assert_eq!(status, 200);
+}
+
 #[tokio::test]
 async fn tls_configuration_errors_name_the_option() {
     let p = pki();

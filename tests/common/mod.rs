@@ -5,8 +5,11 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 
 /// The built binary.
 pub fn keyframe() -> Command {
@@ -21,7 +24,8 @@ pub fn keyframe() -> Command {
     c
 }
 
-/// A running `keyframe` process, killed on drop.
+/// A running `keyframe` process in a process group of its own; the group is
+/// killed on drop, so nothing it started outlives the test, failed or not.
 pub struct Running {
     pub child: Child,
     /// Server name (`origin`, `edge`, `catalog`) → base URL.
@@ -31,7 +35,20 @@ pub struct Running {
 impl Running {
     /// Starts `cmd` and waits until it has printed `expect` listen lines.
     pub fn start(mut cmd: Command, expect: usize) -> Running {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stderr(Stdio::inherit());
+        Running::spawn(cmd, expect)
+    }
+
+    /// As [`Running::start`], with stderr a pipe the caller reads (or does not).
+    pub fn start_with_stderr(mut cmd: Command, expect: usize) -> (Running, ChildStderr) {
+        cmd.stderr(Stdio::piped());
+        let mut node = Running::spawn(cmd, expect);
+        let stderr = node.child.stderr.take().expect("stderr");
+        (node, stderr)
+    }
+
+    fn spawn(mut cmd: Command, expect: usize) -> Running {
+        cmd.stdout(Stdio::piped()).process_group(0);
         let mut child = cmd.spawn().expect("spawn keyframe");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -43,18 +60,22 @@ impl Running {
             }
         });
         let mut urls = HashMap::new();
+        let mut node = Running {
+            child,
+            urls: HashMap::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while urls.len() < expect {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                let _ = child.kill();
                 panic!("keyframe did not report {expect} listeners in time");
             });
             if let Some((name, url)) = line.split_once(" listening on ") {
                 urls.insert(name.trim().to_string(), url.trim().to_string());
             }
         }
-        Running { child, urls }
+        node.urls = urls;
+        node
     }
 
     /// The base URL of a server.
@@ -62,32 +83,99 @@ impl Running {
         &self.urls[name]
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Sends SIGTERM, and leaves the process running.
+    pub fn sigterm(&self) {
+        let pid = Pid::from_child(&self.child);
+        kill_process(pid, Signal::TERM).expect("SIGTERM");
+    }
+
+    /// Waits up to `within` for the process to exit, and returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
             assert!(
                 Instant::now() < deadline,
-                "keyframe did not stop within 30 s of SIGTERM"
+                "keyframe did not stop within {within:?}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.wait_exit(Duration::from_secs(30))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        kill_group(&self.child);
         let _ = self.child.wait();
     }
+}
+
+/// Kills the process group that `child` leads (spawned with `process_group(0)`):
+/// the child and whatever it started that stayed in its group.
+pub fn kill_group(child: &Child) {
+    let _ = kill_process_group(Pid::from_child(child), Signal::KILL);
+}
+
+/// Makes this test process the reaper of its orphaned descendants: a process that
+/// leaves its process group and is orphaned (Chromium's crashpad handler calls
+/// `setsid` and double-forks) becomes this process's child, where
+/// [`kill_children_named`] finds it, rather than init's, where nobody would.
+pub fn become_subreaper() {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .expect("PR_SET_CHILD_SUBREAPER");
+}
+
+/// Kills and reaps the children of this process whose command name contains one of
+/// `names`, until none is left (or 10 s pass: then the test fails).
+pub fn kill_children_named(names: &[&str]) {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = children_named(me, names);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            // Failing the test, but never a second panic while one unwinds (an abort).
+            if std::thread::panicking() {
+                eprintln!("could not reap {left:?}");
+                return;
+            }
+            panic!("could not reap {left:?}");
+        }
+        for (pid, _) in &left {
+            if let Some(pid) = Pid::from_raw(*pid) {
+                let _ = kill_process(pid, Signal::KILL);
+                let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `(pid, command name)` of the children of `parent` whose name contains one of `names`.
+fn children_named(parent: i32, names: &[&str]) -> Vec<(i32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let (head, rest) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(')?.1.to_string();
+        let ppid: i32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent && names.iter().any(|n| comm.contains(n))).then_some((pid, comm))
+    })
+    .collect()
 }
 
 /// Whether `tool` runs on this machine (`-version` or `--version` succeeds).

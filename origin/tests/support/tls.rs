@@ -87,15 +87,13 @@ pub async fn curl(ca: &std::path::Path, url: &str, extra: &[&str]) -> Option<Cur
     })
 }
 
-/// A GET over rustls offering only `alpn`; returns the negotiated protocol, the
-/// status, the `Content-Range` and the body.
-pub async fn rustls_get(
+/// A TLS connection to `addr` (as `localhost`, trusting `ca_pem`) offering only
+/// `alpn`, with its handshake done.
+pub async fn tls_connect(
     addr: SocketAddr,
     ca_pem: &str,
     alpn: &[u8],
-    path: &str,
-    range: Option<&str>,
-) -> (Vec<u8>, u16, String, Bytes) {
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.expect("pem")).expect("root");
@@ -108,10 +106,22 @@ pub async fn rustls_get(
             .with_no_client_auth();
     cfg.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(addr).await.expect("connect");
-    let tls = TlsConnector::from(Arc::new(cfg))
+    TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
         .await
-        .expect("handshake");
+        .expect("handshake")
+}
+
+/// A GET over rustls offering only `alpn`; returns the negotiated protocol, the
+/// status, the `Content-Range` and the body.
+pub async fn rustls_get(
+    addr: SocketAddr,
+    ca_pem: &str,
+    alpn: &[u8],
+    path: &str,
+    range: Option<&str>,
+) -> (Vec<u8>, u16, String, Bytes) {
+    let tls = tls_connect(addr, ca_pem, alpn).await;
     let negotiated = tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec();
     let io = TokioIo::new(tls);
     let mut req = http::Request::get(format!("https://localhost:{}{path}", addr.port()));
