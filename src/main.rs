@@ -160,7 +160,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Healthcheck(args) => healthcheck(&args).await,
         Command::Bench(args) => {
-            let ok = keyframe_bench::run(args).await.map_err(Failure::Runtime)?;
+            let ok = keyframe_bench::dispatch(args)
+                .await
+                .map_err(Failure::Runtime)?;
             Ok(exit(ok))
         }
         Command::Migrate => {
