@@ -478,6 +478,11 @@ impl Case {
         self
     }
 
+    /// The origin answers `a`; a first GET gets it from the origin, then `next`.
+    pub fn after_miss(self, a: Answer, next: Req) -> Case {
+        self.answers([a]).steps([get().from_origin(), next])
+    }
+
     /// Origin answers `a` twice; the second GET must come from the cache.
     pub fn reused(self, a: Answer) -> Case {
         self.reused_after(0, a)

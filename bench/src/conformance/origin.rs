@@ -467,7 +467,7 @@ fn satisfiable(spec: &str, len: u64) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conformance::dsl::ok;
+    use crate::conformance::dsl::{answer, ok};
 
     fn hdrs(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -550,6 +550,60 @@ mod tests {
         );
         assert_eq!(r.status(), 206);
         assert_eq!(r.headers()["content-range"], "bytes 0-49/100");
+    }
+
+    #[tokio::test]
+    async fn scripts_answer_in_order_and_the_log_records_each_request() {
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::TokioExecutor;
+        let origin = Origin::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("start");
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let call = |method: &str, path: &str, body: &str| {
+            let req = Request::builder()
+                .method(method)
+                .uri(format!("{}{path}", origin.url()))
+                .header("x-test", "t")
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .expect("request");
+            let client = client.clone();
+            async move {
+                let resp = client.request(req).await.expect("send");
+                let status = resp.status().as_u16();
+                let body = resp.into_body().collect().await.expect("body").to_bytes();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let script = serde_json::to_string(&Script {
+            answers: vec![ok("max-age=60"), answer(404).body("gone")],
+        })
+        .expect("json");
+        assert_eq!(call("PUT", "/_script/c1", &script).await.0, 204);
+        assert_eq!(call("PUT", "/_script/c2", "{\"answers\": []}").await.0, 400);
+        assert_eq!(call("PUT", "/_script/c2", "not json").await.0, 400);
+        assert_eq!(call("GET", "/_script/c1", "").await.0, 405);
+        assert_eq!(call("GET", "/c1/obj", "").await, (200, "r1".into()));
+        assert_eq!(
+            call("POST", "/c1/form?x=1", "hi").await,
+            (404, "gone".into())
+        );
+        assert_eq!(
+            call("GET", "/c1/obj", "").await,
+            (404, "gone".into()),
+            "the last answer repeats"
+        );
+        assert_eq!(call("GET", "/nope/obj", "").await.0, 404);
+        let (status, log) = call("GET", "/_log/c1", "").await;
+        assert_eq!(status, 200);
+        let log: Vec<Logged> = serde_json::from_str(&log).expect("log");
+        assert_eq!(log.len(), 3);
+        assert_eq!(
+            (log[1].method.as_str(), log[1].target.as_str()),
+            ("POST", "/c1/form?x=1")
+        );
+        assert_eq!(log[1].body, "hi");
+        assert_eq!(log[1].header("X-Test").as_deref(), Some("t"));
     }
 
     #[test]

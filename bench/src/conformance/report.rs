@@ -85,7 +85,8 @@ impl Report {
     }
 }
 
-/// The runs side by side: a score table, then one row per case.
+/// The runs side by side: a score table, one row per case, then why the first
+/// run's failures failed.
 pub fn markdown(runs: &[Report]) -> String {
     let mut out = String::new();
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
@@ -129,6 +130,14 @@ pub fn markdown(runs: &[Report]) -> String {
             c.level.name(),
             cells.join(" | ")
         );
+    }
+    let failed: Vec<&Outcome> = first.cases.iter().filter(|c| !c.passed).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "\nWhy {} fails:\n", first.name);
+        for c in failed {
+            let reason = c.reason.as_deref().unwrap_or("").replace('\n', " ");
+            let _ = writeln!(out, "* `{}` ({}): {reason}", c.id, c.level.name());
+        }
     }
     out
 }
@@ -180,8 +189,11 @@ mod tests {
             1,
             vec![outcome("a", Level::Must, false)],
         );
-        let md = markdown(&[a, b]);
+        let md = markdown(&[a, b.clone()]);
         assert!(md.contains("| MUST | 1/1 | 0/1 |"));
         assert!(md.contains("| `a` t \\| u | RFC 9111 §4 | MUST | pass | **fail** |"));
+        assert!(!md.contains("Why k fails"));
+        let md = markdown(&[b]);
+        assert!(md.contains("Why n fails:\n\n* `a` (MUST): because"));
     }
 }

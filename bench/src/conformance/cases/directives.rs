@@ -5,8 +5,36 @@
 use crate::conformance::dsl::Level::*;
 use crate::conformance::dsl::*;
 
+/// A GET carrying Alice's credentials.
+fn alice() -> Req {
+    get().h("authorization", "Bearer alice")
+}
+
 pub fn cases() -> Vec<Case> {
-    vec![
+    // Directives that let a shared cache reuse an answer to an authorized request.
+    let auth_reuse = [
+        (
+            "auth.public",
+            "public, max-age=3600",
+            "public lets a shared cache reuse an answer to an authorized request",
+        ),
+        (
+            "auth.s-maxage",
+            "s-maxage=3600",
+            "s-maxage lets a shared cache reuse an answer to an authorized request",
+        ),
+        (
+            "auth.must-revalidate",
+            "max-age=3600, must-revalidate",
+            "must-revalidate lets a shared cache reuse an answer to an authorized request",
+        ),
+    ]
+    .map(|(id, cc, title)| {
+        Case::new(id, "RFC 9111 §3.5", Should, title)
+            .answers([ok(cc)])
+            .steps([alice().from_origin(), get().from_cache(1)])
+    });
+    let mut v = vec![
         // Parsing (§5.2: tokens compare case-insensitively, arguments may be quoted).
         Case::new(
             "cc.case-insensitive",
@@ -145,11 +173,10 @@ pub fn cases() -> Vec<Case> {
             Must,
             "private=\"X-Secret\": a reused response lacks X-Secret",
         )
-        .answers([ok("max-age=3600, private=\"X-Secret\"").h("x-secret", "s1")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=3600, private=\"X-Secret\"").h("x-secret", "s1"),
             get().fwd_any().status(200).lacks_if_cached("x-secret"),
-        ]),
+        ),
         Case::new(
             "store.no-cache",
             "RFC 9111 §5.2.2.4",
@@ -182,11 +209,10 @@ pub fn cases() -> Vec<Case> {
             Must,
             "no-cache=\"X-Secret\": a reused response lacks X-Secret",
         )
-        .answers([ok("max-age=3600, no-cache=\"X-Secret\"").h("x-secret", "s1")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=3600, no-cache=\"X-Secret\"").h("x-secret", "s1"),
             get().fwd_any().status(200).lacks_if_cached("x-secret"),
-        ]),
+        ),
         Case::new(
             "store.must-understand-unknown",
             "RFC 9111 §3",
@@ -214,19 +240,18 @@ pub fn cases() -> Vec<Case> {
             Must,
             "a hit carries every stored header field, repeated lines included",
         )
-        .answers([ok("max-age=3600")
-            .h("x-custom", "one")
-            .h("x-multi", "a")
-            .h("x-multi", "b")
-            .h("content-type", "text/x-test")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=3600")
+                .h("x-custom", "one")
+                .h("x-multi", "a")
+                .h("x-multi", "b")
+                .h("content-type", "text/x-test"),
             get()
                 .from_cache(1)
                 .has("x-custom", "one")
                 .has("x-multi", "a, b")
                 .has("content-type", "text/x-test"),
-        ]),
+        ),
         Case::new(
             "store.query-distinct",
             "RFC 9111 §4",
@@ -266,11 +291,10 @@ pub fn cases() -> Vec<Case> {
             Should,
             "a HEAD is answered from a stored GET response",
         )
-        .answers([ok("max-age=3600").h("x-custom", "one")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=3600").h("x-custom", "one"),
             head().hit().status(200).body("").has("x-custom", "one"),
-        ]),
+        ),
         Case::new(
             "store.get-not-from-head",
             "RFC 9111 §4",
@@ -384,10 +408,7 @@ pub fn cases() -> Vec<Case> {
             "a response to a request with Authorization is not reused (max-age only)",
         )
         .answers([ok("max-age=3600")])
-        .steps([
-            get().h("authorization", "Bearer alice").from_origin(),
-            get().from_origin(),
-        ]),
+        .steps([alice().from_origin(), get().from_origin()]),
         Case::new(
             "auth.not-reused-other-user",
             "RFC 9111 §3.5",
@@ -396,44 +417,11 @@ pub fn cases() -> Vec<Case> {
         )
         .answers([ok("max-age=3600")])
         .steps([
-            get().h("authorization", "Bearer alice").from_origin(),
+            alice().from_origin(),
             get()
                 .h("authorization", "Bearer bob")
                 .from_origin()
                 .up_has("authorization", "Bearer bob"),
-        ]),
-        Case::new(
-            "auth.public",
-            "RFC 9111 §3.5",
-            Should,
-            "public lets a shared cache reuse an answer to an authorized request",
-        )
-        .answers([ok("public, max-age=3600")])
-        .steps([
-            get().h("authorization", "Bearer alice").from_origin(),
-            get().from_cache(1),
-        ]),
-        Case::new(
-            "auth.s-maxage",
-            "RFC 9111 §3.5",
-            Should,
-            "s-maxage lets a shared cache reuse an answer to an authorized request",
-        )
-        .answers([ok("s-maxage=3600")])
-        .steps([
-            get().h("authorization", "Bearer alice").from_origin(),
-            get().from_cache(1),
-        ]),
-        Case::new(
-            "auth.must-revalidate",
-            "RFC 9111 §3.5",
-            Should,
-            "must-revalidate lets a shared cache reuse an answer to an authorized request",
-        )
-        .answers([ok("max-age=3600, must-revalidate")])
-        .steps([
-            get().h("authorization", "Bearer alice").from_origin(),
-            get().from_cache(1),
         ]),
         Case::new(
             "auth.forwarded",
@@ -493,5 +481,7 @@ pub fn cases() -> Vec<Case> {
             method("POST").send_body("x").from_origin(),
             get().from_origin(),
         ]),
-    ]
+    ];
+    v.extend(auth_reuse);
+    v
 }

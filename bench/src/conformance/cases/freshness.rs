@@ -190,19 +190,20 @@ pub fn cases() -> Vec<Case> {
             Must,
             "a response served from the cache carries Age",
         )
-        .answers([ok("max-age=3600")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=3600"),
             get().after(1100).from_cache(1).age_at_least(1),
-        ]),
+        ),
         Case::new(
             "age.received-counts",
             "RFC 9111 §4.2.3",
             Must,
             "the Age a hit carries includes the Age the origin sent",
         )
-        .answers([ok("max-age=3600").h("age", "100")])
-        .steps([get().from_origin(), get().from_cache(1).age_at_least(100)]),
+        .after_miss(
+            ok("max-age=3600").h("age", "100"),
+            get().from_cache(1).age_at_least(100),
+        ),
         Case::new(
             "date.added",
             "RFC 9110 §6.6.1",
@@ -243,14 +244,19 @@ pub fn cases() -> Vec<Case> {
             Must,
             "no heuristics when max-age=0 is explicit",
         )
-        .not_reused(ok("max-age=0").h("last-modified", LONG_AGO)),
+        .not_reused(ok("max-age=0").h("last-modified", LONG_AGO).plain()),
         Case::new(
             "heuristic.expires-wins",
             "RFC 9111 §4.2.2",
             Must,
             "no heuristics when an explicit Expires is in the past",
         )
-        .not_reused(ok("").h("expires", "{now-60}").h("last-modified", LONG_AGO)),
+        .not_reused(
+            ok("")
+                .h("expires", "{now-60}")
+                .h("last-modified", LONG_AGO)
+                .plain(),
+        ),
         Case::new(
             "heuristic.public",
             "RFC 9111 §5.2.2.9",

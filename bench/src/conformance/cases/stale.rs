@@ -176,7 +176,7 @@ pub fn cases() -> Vec<Case> {
         .steps([
             get().from_origin(),
             get().after(STALE).fwd_any().status(200).same_as(1),
-            get().after(500).hit().status(200).latest(),
+            get().after(800).hit().status(200).latest(),
         ])
         .total(2),
         Case::new(
@@ -185,16 +185,20 @@ pub fn cases() -> Vec<Case> {
             Must,
             "past the stale-while-revalidate window the origin is asked first",
         )
-        .answers([ok("max-age=1, stale-while-revalidate=1")])
-        .steps([get().from_origin(), get().after(PAST_WINDOW).from_origin()]),
+        .after_miss(
+            ok("max-age=1, stale-while-revalidate=1"),
+            get().after(PAST_WINDOW).from_origin(),
+        ),
         Case::new(
             "stale-while-revalidate.no-cache",
             "RFC 9111 §5.2.2.4",
             Must,
             "no-cache overrides stale-while-revalidate",
         )
-        .answers([ok("max-age=1, no-cache, stale-while-revalidate=30")])
-        .steps([get().from_origin(), get().after(STALE).from_origin()]),
+        .after_miss(
+            ok("max-age=1, no-cache, stale-while-revalidate=30"),
+            get().after(STALE).from_origin(),
+        ),
     ];
     // Request directives (RFC 9111 §5.2.1: advisory, a cache MAY honour them).
     v.extend([
@@ -204,71 +208,64 @@ pub fn cases() -> Vec<Case> {
             May,
             "Cache-Control: no-cache on the request goes to the origin",
         )
-        .answers([ok("max-age=3600")])
-        .steps([get().from_origin(), get().cc("no-cache").from_origin()]),
+        .after_miss(ok("max-age=3600"), get().cc("no-cache").from_origin()),
         Case::new(
             "request.pragma-no-cache",
             "RFC 9111 §5.4",
             May,
             "Pragma: no-cache without Cache-Control acts as no-cache",
         )
-        .answers([ok("max-age=3600")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=3600"),
             get().h("pragma", "no-cache").from_origin(),
-        ]),
+        ),
         Case::new(
             "request.max-age-zero",
             "RFC 9111 §5.2.1.1",
             May,
             "max-age=0 on the request goes to the origin",
         )
-        .answers([ok("max-age=3600")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=3600"),
             get().after(1100).cc("max-age=0").from_origin(),
-        ]),
+        ),
         Case::new(
             "request.max-age-older",
             "RFC 9111 §5.2.1.1",
             May,
             "max-age=50 refuses a stored response aged 100",
         )
-        .answers([ok("max-age=3600").h("age", "100")])
-        .steps([get().from_origin(), get().cc("max-age=50").from_origin()]),
+        .after_miss(
+            ok("max-age=3600").h("age", "100"),
+            get().cc("max-age=50").from_origin(),
+        ),
         Case::new(
             "request.min-fresh",
             "RFC 9111 §5.2.1.3",
             May,
             "min-fresh=7200 refuses a response fresh for less",
         )
-        .answers([ok("max-age=3600")])
-        .steps([
-            get().from_origin(),
-            get().cc("min-fresh=7200").from_origin(),
-        ]),
+        .after_miss(ok("max-age=3600"), get().cc("min-fresh=7200").from_origin()),
         Case::new(
             "request.max-stale",
             "RFC 9111 §5.2.1.2",
             May,
             "max-stale=60 accepts a response stale by a second",
         )
-        .answers([ok("max-age=1")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=1"),
             get().after(STALE).cc("max-stale=60").from_cache(1),
-        ]),
+        ),
         Case::new(
             "request.max-stale-exceeded",
             "RFC 9111 §4.2.4",
             Must,
             "max-stale=1 does not permit a response stale by more",
         )
-        .answers([ok("max-age=1")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=1"),
             get().after(3000).cc("max-stale=1").from_origin(),
-        ]),
+        ),
         Case::new(
             "request.only-if-cached-miss",
             "RFC 9111 §5.2.1.7",
@@ -283,11 +280,7 @@ pub fn cases() -> Vec<Case> {
             May,
             "only-if-cached with a fresh stored response gets it",
         )
-        .answers([ok("max-age=3600")])
-        .steps([
-            get().from_origin(),
-            get().cc("only-if-cached").from_cache(1),
-        ]),
+        .after_miss(ok("max-age=3600"), get().cc("only-if-cached").from_cache(1)),
         Case::new(
             "request.no-store",
             "RFC 9111 §5.2.1.5",

@@ -32,32 +32,30 @@ pub fn cases() -> Vec<Case> {
             Should,
             "a stale response with an ETag is revalidated with If-None-Match",
         )
-        .answers([short()])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            short(),
             get()
                 .after(2100)
                 .fwd()
                 .up_has(INM, "\"v1\"")
                 .status(200)
                 .same_as(1),
-        ]),
+        ),
         Case::new(
             "validate.last-modified",
             "RFC 9111 §4.3.1",
             Should,
             "a stale response with Last-Modified is revalidated with If-Modified-Since",
         )
-        .answers([ok("max-age=1").h("last-modified", LM)])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=1").h("last-modified", LM),
             get()
                 .after(2100)
                 .fwd()
                 .up_has(IMS, LM)
                 .status(200)
                 .same_as(1),
-        ]),
+        ),
         Case::new(
             "validate.304-serves-stored-body",
             "RFC 9111 §4.3.3",
@@ -174,67 +172,67 @@ pub fn cases() -> Vec<Case> {
             Should,
             "If-None-Match matching a fresh stored ETag gets a 304 from the cache",
         )
-        .answers([ok("max-age=3600").h("etag", "\"v1\"")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("max-age=3600").h("etag", "\"v1\""),
             get().h(INM, "\"v1\"").hit().status(304),
-        ]),
+        ),
         Case::new(
             "conditional.inm-other",
             "RFC 9111 §4.3.2",
             Should,
             "If-None-Match with another ETag gets the stored 200",
         )
-        .answers([ok("max-age=3600").h("etag", "\"v1\"")])
-        .steps([get().from_origin(), get().h(INM, "\"v0\"").from_cache(1)]),
+        .after_miss(
+            ok("max-age=3600").h("etag", "\"v1\""),
+            get().h(INM, "\"v0\"").from_cache(1),
+        ),
         Case::new(
             "conditional.ims-hit",
             "RFC 9111 §4.3.2",
             Should,
             "If-Modified-Since at Last-Modified gets a 304 from the cache",
         )
-        .answers([ok("max-age=3600").h("last-modified", LM)])
-        .steps([get().from_origin(), get().h(IMS, LM).hit().status(304)]),
+        .after_miss(
+            ok("max-age=3600").h("last-modified", LM),
+            get().h(IMS, LM).hit().status(304),
+        ),
         Case::new(
             "conditional.inm-pass",
             "RFC 9110 §13.2.1",
             Should,
             "on an uncacheable URL, If-None-Match goes to the origin, which answers 304",
         )
-        .answers([ok("no-store").h("etag", "\"v1\"")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("no-store").h("etag", "\"v1\""),
             get()
                 .h(INM, "\"v1\"")
                 .fwd()
                 .up_has(INM, "\"v1\"")
                 .status(304),
-        ]),
+        ),
         Case::new(
             "conditional.ims-pass",
             "RFC 9110 §13.2.1",
             Should,
             "on an uncacheable URL, If-Modified-Since goes to the origin, which answers 304",
         )
-        .answers([ok("no-store").h("last-modified", LM)])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("no-store").h("last-modified", LM),
             get().h(IMS, LM).fwd().up_has(IMS, LM).status(304),
-        ]),
+        ),
         Case::new(
             "conditional.if-match-pass",
             "RFC 9110 §13.1.1",
             Should,
             "on an uncacheable URL, If-Match reaches the origin",
         )
-        .answers([ok("no-store").h("etag", "\"v1\"")])
-        .steps([
-            get().from_origin(),
+        .after_miss(
+            ok("no-store").h("etag", "\"v1\""),
             get()
                 .h("if-match", "\"v1\"")
                 .fwd()
                 .up_has("if-match", "\"v1\"")
                 .status(200),
-        ]),
+        ),
     ]
 }

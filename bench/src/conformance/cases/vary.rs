@@ -11,54 +11,70 @@ fn varying(vary: &str) -> Answer {
     ok("max-age=3600").h("vary", vary)
 }
 
+/// A GET with `headers`.
+fn get_with(headers: &[(&str, &str)]) -> Req {
+    headers.iter().fold(get(), |r, (n, v)| r.h(n, v))
+}
+
+/// Two requests for a response that varies on `vary`: the first with `first`
+/// headers, the second with `second`, which must be served from the cache if
+/// they `match` and reach the origin if not.
+type Pair = (
+    &'static str,
+    Level,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [(&'static str, &'static str)],
+    bool,
+);
+
+#[rustfmt::skip]
+const PAIRS: &[Pair] = &[
+    ("vary.match", Should, "a request with the same nominated field value is served from the cache",
+        "Accept-Language", &[(LANG, "en")], &[(LANG, "en")], true),
+    ("vary.mismatch", Must, "a different nominated field value is not served the stored response",
+        "Accept-Language", &[(LANG, "en")], &[(LANG, "fr")], false),
+    ("vary.absent-vs-present", Must, "a field absent from the request does not match one that was present",
+        "Accept-Language", &[(LANG, "en")], &[], false),
+    ("vary.present-vs-absent", Must, "a field present in the request does not match one that was absent",
+        "Accept-Language", &[], &[(LANG, "en")], false),
+    ("vary.absent-both", Should, "a field absent from both requests matches",
+        "Accept-Language", &[], &[], true),
+    ("vary.two-fields-match", Should, "both nominated fields equal: served from the cache",
+        "Accept-Language, X-Device", &[(LANG, "en"), ("x-device", "tv")], &[(LANG, "en"), ("x-device", "tv")], true),
+    ("vary.two-fields-second-differs", Must, "the second nominated field differs: not served the stored response",
+        "Accept-Language, X-Device", &[(LANG, "en"), ("x-device", "tv")], &[(LANG, "en"), ("x-device", "phone")], false),
+    ("vary.name-case", Must, "field names in Vary are case-insensitive (ACCEPT-LANGUAGE)",
+        "ACCEPT-LANGUAGE", &[(LANG, "en")], &[(LANG, "fr")], false),
+    ("vary.name-case-match", Should, "field names in Vary are case-insensitive: equal values match",
+        "ACCEPT-LANGUAGE", &[(LANG, "en")], &[(LANG, "en")], true),
+    ("vary.cookie", Must, "Vary: Cookie keeps two users' answers apart",
+        "Cookie", &[("cookie", "user=alice")], &[("cookie", "user=bob")], false),
+    ("vary.custom-field", Must, "an unregistered field in Vary is honoured",
+        "X-Flavour", &[("x-flavour", "mint")], &[("x-flavour", "lime")], false),
+    ("vary.whitespace", May, "values that differ only in list whitespace may match",
+        "Accept-Language", &[(LANG, "en,fr")], &[(LANG, "en, fr")], true),
+];
+
 pub fn cases() -> Vec<Case> {
-    vec![
-        Case::new(
-            "vary.match",
-            "RFC 9111 §4.1",
-            Should,
-            "a request with the same nominated field value is served from the cache",
-        )
-        .answers([varying("Accept-Language")])
-        .steps([
-            get().h(LANG, "en").from_origin(),
-            get().h(LANG, "en").from_cache(1),
-        ]),
-        Case::new(
-            "vary.mismatch",
-            "RFC 9111 §4.1",
-            Must,
-            "a different nominated field value is not served the stored response",
-        )
-        .answers([varying("Accept-Language")])
-        .steps([
-            get().h(LANG, "en").from_origin(),
-            get().h(LANG, "fr").from_origin().up_has(LANG, "fr"),
-        ]),
-        Case::new(
-            "vary.absent-vs-present",
-            "RFC 9111 §4.1",
-            Must,
-            "a field absent from the request does not match one that was present",
-        )
-        .answers([varying("Accept-Language")])
-        .steps([get().h(LANG, "en").from_origin(), get().from_origin()]),
-        Case::new(
-            "vary.present-vs-absent",
-            "RFC 9111 §4.1",
-            Must,
-            "a field present in the request does not match one that was absent",
-        )
-        .answers([varying("Accept-Language")])
-        .steps([get().from_origin(), get().h(LANG, "en").from_origin()]),
-        Case::new(
-            "vary.absent-both",
-            "RFC 9111 §4.1",
-            Should,
-            "a field absent from both requests matches",
-        )
-        .answers([varying("Accept-Language")])
-        .steps([get().from_origin(), get().from_cache(1)]),
+    let mut v: Vec<Case> = PAIRS
+        .iter()
+        .map(|&(id, level, title, vary, first, second, matches)| {
+            let next = get_with(second);
+            let next = if matches {
+                next.from_cache(1)
+            } else {
+                second
+                    .iter()
+                    .fold(next.from_origin(), |r, (n, v)| r.up_has(n, v))
+            };
+            Case::new(id, "RFC 9111 §4.1", level, title)
+                .answers([varying(vary)])
+                .steps([get_with(first).from_origin(), next])
+        })
+        .collect();
+    v.extend([
         Case::new("vary.star", "RFC 9111 §4.1", Must, "Vary: * never matches")
             .not_reused(varying("*")),
         Case::new(
@@ -69,28 +85,6 @@ pub fn cases() -> Vec<Case> {
         )
         .not_reused(varying("Accept-Language, *")),
         Case::new(
-            "vary.two-fields-match",
-            "RFC 9111 §4.1",
-            Should,
-            "both nominated fields equal: served from the cache",
-        )
-        .answers([varying("Accept-Language, X-Device")])
-        .steps([
-            get().h(LANG, "en").h("x-device", "tv").from_origin(),
-            get().h(LANG, "en").h("x-device", "tv").from_cache(1),
-        ]),
-        Case::new(
-            "vary.two-fields-second-differs",
-            "RFC 9111 §4.1",
-            Must,
-            "the second nominated field differs: not served the stored response",
-        )
-        .answers([varying("Accept-Language, X-Device")])
-        .steps([
-            get().h(LANG, "en").h("x-device", "tv").from_origin(),
-            get().h(LANG, "en").h("x-device", "phone").from_origin(),
-        ]),
-        Case::new(
             "vary.two-lines",
             "RFC 9110 §5.3",
             Must,
@@ -98,30 +92,8 @@ pub fn cases() -> Vec<Case> {
         )
         .answers([varying("Accept-Language").h("vary", "X-Device")])
         .steps([
-            get().h(LANG, "en").h("x-device", "tv").from_origin(),
-            get().h(LANG, "en").h("x-device", "phone").from_origin(),
-        ]),
-        Case::new(
-            "vary.name-case",
-            "RFC 9111 §4.1",
-            Must,
-            "field names in Vary are case-insensitive (ACCEPT-LANGUAGE)",
-        )
-        .answers([varying("ACCEPT-LANGUAGE")])
-        .steps([
-            get().h(LANG, "en").from_origin(),
-            get().h(LANG, "fr").from_origin(),
-        ]),
-        Case::new(
-            "vary.name-case-match",
-            "RFC 9111 §4.1",
-            Should,
-            "field names in Vary are case-insensitive: equal values match",
-        )
-        .answers([varying("ACCEPT-LANGUAGE")])
-        .steps([
-            get().h(LANG, "en").from_origin(),
-            get().h(LANG, "en").from_cache(1),
+            get_with(&[(LANG, "en"), ("x-device", "tv")]).from_origin(),
+            get_with(&[(LANG, "en"), ("x-device", "phone")]).from_origin(),
         ]),
         Case::new(
             "vary.variants-kept",
@@ -136,38 +108,6 @@ pub fn cases() -> Vec<Case> {
             get().h(LANG, "en").from_cache(1),
             get().h(LANG, "fr").from_cache(2),
         ]),
-        Case::new(
-            "vary.cookie",
-            "RFC 9111 §4.1",
-            Must,
-            "Vary: Cookie keeps two users' answers apart",
-        )
-        .answers([varying("Cookie")])
-        .steps([
-            get().h("cookie", "user=alice").from_origin(),
-            get().h("cookie", "user=bob").from_origin(),
-        ]),
-        Case::new(
-            "vary.custom-field",
-            "RFC 9111 §4.1",
-            Must,
-            "an unregistered field in Vary is honoured",
-        )
-        .answers([varying("X-Flavour")])
-        .steps([
-            get().h("x-flavour", "mint").from_origin(),
-            get().h("x-flavour", "lime").from_origin(),
-        ]),
-        Case::new(
-            "vary.whitespace",
-            "RFC 9111 §4.1",
-            May,
-            "values that differ only in list whitespace may match",
-        )
-        .answers([varying("Accept-Language")])
-        .steps([
-            get().h(LANG, "en,fr").from_origin(),
-            get().h(LANG, "en, fr").from_cache(1),
-        ]),
-    ]
+    ]);
+    v
 }
