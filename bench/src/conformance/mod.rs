@@ -74,6 +74,7 @@ pub async fn check(proxy: &str, origin: &Origin, cases: Vec<Case>) -> anyhow::Re
         a => format!("http://{a}"),
     };
     let target = Target::new(proxy, &control)?;
+    target.reachable().await?;
     let started = Instant::now();
     let outcomes = runner::run_all(&target, cases).await;
     Ok(Report::new(

@@ -73,6 +73,22 @@ impl Target {
         })
     }
 
+    /// Whether the proxy accepts connections at all (else every case would
+    /// fail the same way).
+    pub async fn reachable(&self) -> anyhow::Result<()> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, tokio::net::TcpStream::connect(&self.host))
+            .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => bail!("--proxy {}: cannot connect: {e}", self.proxy),
+            Err(_) => bail!(
+                "--proxy {}: no connection within {} s",
+                self.proxy,
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        }
+    }
+
     fn key(&self, case: &Case) -> String {
         format!("{}.{}", self.run, case.id)
     }
