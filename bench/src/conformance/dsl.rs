@@ -240,6 +240,9 @@ pub struct Req {
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
     pub fwd: Fwd,
+    /// `fwd` is a precondition: when it does not hold (the proxy did not store
+    /// the response a later check needs), the case is reported n/a, not failed.
+    pub given: bool,
     pub expect: Vec<Expect>,
     pub upstream: Vec<UpCheck>,
 }
@@ -261,6 +264,7 @@ pub fn method(m: &str) -> Req {
         headers: Vec::new(),
         body: None,
         fwd: Fwd::AtLeast(1),
+        given: false,
         expect: Vec::new(),
         upstream: Vec::new(),
     }
@@ -312,6 +316,13 @@ impl Req {
     /// The step is answered without the origin.
     pub fn hit(mut self) -> Self {
         self.fwd = Fwd::Exactly(0);
+        self
+    }
+
+    /// What this step says about reaching the origin is a precondition of the
+    /// case (a hit the later checks need), not what the case checks.
+    pub fn given(mut self) -> Self {
+        self.given = true;
         self
     }
 

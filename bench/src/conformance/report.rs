@@ -1,5 +1,6 @@
 //! A run's report: per-case lines and a score by level (text), the same as JSON,
-//! and several runs side by side as a Markdown table.
+//! and several runs side by side as a Markdown table. A case whose precondition
+//! did not hold (n/a) counts neither as passed nor as failed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,43 +17,80 @@ pub struct Report {
     pub name: String,
     pub proxy: String,
     pub elapsed_ms: u64,
+    /// Cases passed, of those that could run (not n/a).
     pub passed: usize,
     pub total: usize,
-    /// Passed and total per level.
+    /// Cases whose precondition did not hold (see [`Outcome::unmet`]).
+    #[serde(default)]
+    pub unmet: usize,
+    /// The same per level.
     pub levels: BTreeMap<Level, Score>,
     pub cases: Vec<Outcome>,
 }
 
+/// Passed of `total` cases that could run, and `unmet` ones that could not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Score {
     pub passed: usize,
     pub total: usize,
+    #[serde(default)]
+    pub unmet: usize,
+}
+
+impl Score {
+    fn add(&mut self, c: &Outcome) {
+        if c.unmet {
+            self.unmet += 1;
+        } else {
+            self.total += 1;
+            self.passed += usize::from(c.passed);
+        }
+    }
+}
+
+impl std::fmt::Display for Score {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.passed, self.total)?;
+        if self.unmet > 0 {
+            write!(f, " ({} n/a)", self.unmet)?;
+        }
+        Ok(())
+    }
 }
 
 impl Report {
     pub fn new(name: String, proxy: String, elapsed_ms: u64, cases: Vec<Outcome>) -> Report {
+        let mut overall = Score::default();
         let mut levels: BTreeMap<Level, Score> = BTreeMap::new();
         for c in &cases {
-            let s = levels.entry(c.level).or_default();
-            s.total += 1;
-            s.passed += usize::from(c.passed);
+            overall.add(c);
+            levels.entry(c.level).or_default().add(c);
         }
         Report {
             name,
             proxy,
             elapsed_ms,
-            passed: cases.iter().filter(|c| c.passed).count(),
-            total: cases.len(),
+            passed: overall.passed,
+            total: overall.total,
+            unmet: overall.unmet,
             levels,
             cases,
         }
     }
 
+    pub fn score(&self) -> Score {
+        Score {
+            passed: self.passed,
+            total: self.total,
+            unmet: self.unmet,
+        }
+    }
+
     /// `passed/total` overall and per level, on one line.
     pub fn score_line(&self) -> String {
-        let mut s = format!("{}/{} passed", self.passed, self.total);
+        let mut s = format!("{} passed", self.score());
         for (level, score) in &self.levels {
-            let _ = write!(s, ", {} {}/{}", level.name(), score.passed, score.total);
+            let _ = write!(s, ", {} {score}", level.name());
         }
         s
     }
@@ -61,7 +99,11 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = String::new();
         for c in &self.cases {
-            let mark = if c.passed { "pass" } else { "FAIL" };
+            let mark = match (c.passed, c.unmet) {
+                (true, _) => "pass",
+                (false, true) => "n/a ",
+                (false, false) => "FAIL",
+            };
             let _ = writeln!(
                 out,
                 "{mark}  {:<44} {:<7} {:<20} {}",
@@ -96,16 +138,16 @@ pub fn markdown(runs: &[Report]) -> String {
         let cells: Vec<String> = runs
             .iter()
             .map(|r| {
-                let s = r.levels.get(&level).copied().unwrap_or_default();
-                format!("{}/{}", s.passed, s.total)
+                r.levels
+                    .get(&level)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string()
             })
             .collect();
         let _ = writeln!(out, "| {} | {} |", level.name(), cells.join(" | "));
     }
-    let totals: Vec<String> = runs
-        .iter()
-        .map(|r| format!("**{}/{}**", r.passed, r.total))
-        .collect();
+    let totals: Vec<String> = runs.iter().map(|r| format!("**{}**", r.score())).collect();
     let _ = writeln!(out, "| all | {} |\n", totals.join(" | "));
     let _ = writeln!(out, "| case | RFC | level | {} |", names.join(" | "));
     let _ = writeln!(out, "|---|---|---|{}", ":---:|".repeat(runs.len()));
@@ -117,6 +159,7 @@ pub fn markdown(runs: &[Report]) -> String {
             .iter()
             .map(|r| match r.cases.iter().find(|o| o.id == c.id) {
                 Some(o) if o.passed => "pass",
+                Some(o) if o.unmet => "n/a",
                 Some(_) => "**fail**",
                 None => "–",
             })
@@ -153,6 +196,7 @@ mod tests {
             level,
             title: "t | u".into(),
             passed,
+            unmet: false,
             reason: (!passed).then(|| "because".into()),
             ms: 1,
         }
@@ -173,6 +217,16 @@ mod tests {
         assert_eq!(r.score_line(), "2/3 passed, MUST 1/2, MAY 1/1");
         assert!(r.text().contains("FAIL  b"));
         assert!(r.text().contains("      because"));
+        let mut unmet = outcome("d", Level::May, false);
+        unmet.unmet = true;
+        let r = Report::new(
+            "x".into(),
+            "p".into(),
+            1,
+            vec![outcome("a", Level::May, true), unmet],
+        );
+        assert_eq!(r.score_line(), "1/1 (1 n/a) passed, MAY 1/1 (1 n/a)");
+        assert!(r.text().contains("n/a   d"));
     }
 
     #[test]

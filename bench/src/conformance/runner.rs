@@ -21,6 +21,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after its last step a case waits for stray origin requests.
 pub const SETTLE: Duration = Duration::from_millis(300);
 
+/// How long after each response a step waits before reading the origin's log,
+/// so that a request the proxy sends behind its answer (a background refresh)
+/// counts for the step that caused it.
+pub const STEP_SETTLE: Duration = Duration::from_millis(100);
+
 /// The result of one case.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Outcome {
@@ -29,6 +34,10 @@ pub struct Outcome {
     pub level: Level,
     pub title: String,
     pub passed: bool,
+    /// A precondition did not hold (the proxy did not store what the case
+    /// needs): the case could not check what it is about. Not passed either.
+    #[serde(default)]
+    pub unmet: bool,
     /// Why it failed: the first check that did not hold.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<String>,
@@ -202,13 +211,16 @@ pub async fn run_all(target: &Target, cases: Vec<Case>) -> Vec<Outcome> {
 /// Runs one case.
 pub async fn run_case(target: &Target, case: &Case) -> Outcome {
     let started = Instant::now();
-    let failure = execute(target, case).await.err().map(|e| format!("{e:#}"));
+    let error = execute(target, case).await.err();
+    let unmet = error.as_ref().is_some_and(|e| e.is::<Unmet>());
+    let failure = error.map(|e| format!("{e:#}"));
     Outcome {
         id: case.id.to_owned(),
         rfc: case.rfc.to_owned(),
         level: case.level,
         title: case.title.to_owned(),
         passed: failure.is_none(),
+        unmet,
         reason: failure,
         ms: started.elapsed().as_millis() as u64,
     }
@@ -241,12 +253,21 @@ async fn execute(t: &Target, case: &Case) -> anyhow::Result<()> {
             .send(method, &url, &headers, step.body.as_deref())
             .await
             .with_context(|| what.clone())?;
+        tokio::time::sleep(STEP_SETTLE).await;
         let log = t.log(&key).await?;
         let at = Seen {
             now: log.get(before..).unwrap_or_default(),
             total: log.len(),
             bodies: &bodies,
         };
+        if let Err(e) = check_count(step, &got, at.now) {
+            let e = format!("{what}: {e}");
+            return Err(if step.given {
+                Unmet(e).into()
+            } else {
+                anyhow::anyhow!(e)
+            });
+        }
         check_step(step, &got, &at).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
         bodies.push(got.body);
     }
@@ -315,8 +336,13 @@ struct Seen<'a> {
     bodies: &'a [Bytes],
 }
 
-fn check_step(step: &Req, got: &Got, at: &Seen) -> Result<(), String> {
-    let seen = at.now;
+/// A precondition of the case did not hold.
+#[derive(Debug, thiserror::Error)]
+#[error("n/a: {0}")]
+struct Unmet(String);
+
+/// Whether the step reached the origin as it says.
+fn check_count(step: &Req, got: &Got, seen: &[Logged]) -> Result<(), String> {
     if let Fwd::AtLeast(n) = step.fwd {
         if seen.len() < n {
             return Err(format!(
@@ -340,6 +366,11 @@ fn check_step(step: &Req, got: &Got, at: &Seen) -> Result<(), String> {
             ));
         }
     }
+    Ok(())
+}
+
+fn check_step(step: &Req, got: &Got, at: &Seen) -> Result<(), String> {
+    let seen = at.now;
     for req in seen {
         for c in &step.upstream {
             check_upstream(c, req)?;

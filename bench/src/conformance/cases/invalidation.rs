@@ -5,11 +5,16 @@
 use crate::conformance::dsl::Level::*;
 use crate::conformance::dsl::*;
 
-/// A GET stored for an hour, then `unsafe_req` answered with `answer`, then a
-/// GET that `after` checks.
+/// A GET stored for an hour (a hit shows it is), then `unsafe_req` answered
+/// with `answer`, then a GET that `after` checks.
 fn around(c: Case, unsafe_req: Req, answer: Answer, after: Req) -> Case {
     c.answers([ok("max-age=3600"), answer, ok("max-age=3600")])
-        .steps([get().from_origin(), get().from_cache(1), unsafe_req, after])
+        .steps([
+            get().from_origin(),
+            get().from_cache(1).given(),
+            unsafe_req,
+            after,
+        ])
 }
 
 /// The GET after an invalidation: the origin's third answer.
