@@ -553,3 +553,99 @@ fn check_range(got: &Got, len: u64, first: u64, last: u64) -> Result<(), String>
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::dsl::get;
+
+    fn got(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Got {
+        let mut h = HeaderMap::new();
+        for (n, v) in headers {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        Got {
+            status,
+            headers: h,
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
+    fn seen<'a>(now: &'a [Logged], total: usize, bodies: &'a [Bytes]) -> Seen<'a> {
+        Seen { now, total, bodies }
+    }
+
+    #[test]
+    fn ranges_are_the_exact_bytes_or_the_whole_body() {
+        let whole = pattern(0, 100);
+        assert!(check_range(&got(200, &[], &whole), 100, 10, 19).is_ok());
+        assert!(check_range(&got(200, &[], &whole[..50]), 100, 10, 19).is_err());
+        let part = pattern(10, 10);
+        assert!(check_range(
+            &got(206, &[("content-range", "bytes 10-19/100")], &part),
+            100,
+            10,
+            19
+        )
+        .is_ok());
+        let e = check_range(
+            &got(206, &[("content-range", "bytes 0-49/100")], &part),
+            100,
+            10,
+            19,
+        );
+        assert!(e.expect_err("wrong range").contains("bytes 10-19/100"));
+        assert!(check_range(&got(502, &[], b"bad gateway"), 100, 10, 19).is_err());
+    }
+
+    #[test]
+    fn bodies_name_the_origin_request_or_an_earlier_step() {
+        let bodies = [Bytes::from_static(b"r1")];
+        let at = seen(&[], 2, &bodies);
+        assert!(check_expect(&Expect::Latest, &got(200, &[], b"r2"), &at).is_ok());
+        assert!(check_expect(&Expect::Latest, &got(200, &[], b"r1"), &at).is_err());
+        assert!(check_expect(&Expect::SameAs(1), &got(200, &[], b"r1"), &at).is_ok());
+        assert!(check_expect(&Expect::SameAs(1), &got(200, &[], b"r2"), &at).is_err());
+        assert!(check_expect(&Expect::SameAs(3), &got(200, &[], b"r1"), &at).is_err());
+    }
+
+    #[test]
+    fn a_field_may_be_reused_only_when_the_origin_was_asked() {
+        let secret = got(200, &[("x-secret", "s")], b"r1");
+        let cached = seen(&[], 1, &[]);
+        let e = Expect::AbsentIfCached("x-secret".into());
+        assert!(check_expect(&e, &secret, &cached).is_err());
+        let asked = [Logged {
+            method: "GET".into(),
+            target: "/c/obj".into(),
+            headers: vec![("cookie".into(), "a=1".into())],
+            body: String::new(),
+        }];
+        assert!(check_expect(&e, &secret, &seen(&asked, 1, &[])).is_ok());
+        let step = get().up_lacks("cookie");
+        let err =
+            check_step(&step, &secret, &seen(&asked, 1, &[])).expect_err("cookie went upstream");
+        assert!(err.contains("carried cookie: a=1"), "{err}");
+    }
+
+    #[test]
+    fn counts_distinguish_hits_misses_and_duplicates() {
+        let ok = got(200, &[], b"r1");
+        let one = [Logged {
+            method: "GET".into(),
+            target: "/c/obj".into(),
+            headers: Vec::new(),
+            body: String::new(),
+        }];
+        let two = [one[0].clone(), one[0].clone()];
+        assert!(check_count(&get().hit(), &ok, &[]).is_ok());
+        assert!(check_count(&get().hit(), &ok, &one).is_err());
+        assert!(check_count(&get().fwd(), &ok, &two).is_ok());
+        assert!(check_count(&get().fwd(), &ok, &[]).is_err());
+        let e = check_count(&get().once(), &ok, &two).expect_err("two requests");
+        assert!(e.contains("the origin saw 2"), "{e}");
+    }
+}

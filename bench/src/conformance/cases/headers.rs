@@ -219,6 +219,24 @@ pub fn cases() -> Vec<Case> {
     }
     v.extend([
         Case::new(
+            "hop.connection-named-304",
+            "RFC 9110 §7.6.1",
+            Must,
+            "a field a 304 names in Connection is neither forwarded nor merged into the stored response",
+        )
+        .answers([
+            ok("max-age=1").h("etag", "\"v1\""),
+            ok("max-age=3600")
+                .h("etag", "\"v1\"")
+                .h("connection", "x-hop")
+                .h("x-hop", "1"),
+        ])
+        .steps([
+            get().from_origin(),
+            get().after(2100).fwd().status(200).lacks("x-hop"),
+            get().fwd_any().status(200).lacks("x-hop"),
+        ]),
+        Case::new(
             "one-request.cacheable",
             "RFC 9111 §4",
             Should,
