@@ -188,3 +188,24 @@ fn mismatches(outcomes: &[Outcome], expected: &[(&str, &str)]) -> Vec<String> {
     }
     problems
 }
+
+#[test]
+fn the_list_is_checked_both_ways() {
+    let outcome = |id: &str, passed: bool| Outcome {
+        id: id.into(),
+        rfc: "RFC 9111 §4".into(),
+        level: conformance::Level::Must,
+        title: String::new(),
+        passed,
+        unmet: false,
+        reason: (!passed).then(|| "why".into()),
+        ms: 0,
+    };
+    let outcomes = [outcome("a", true), outcome("b", false), outcome("c", false)];
+    assert!(mismatches(&outcomes, &[("b", "x"), ("c", "y")]).is_empty());
+    let problems = mismatches(&outcomes, &[("a", "x"), ("c", "y"), ("z", "gone")]);
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(problems[0].starts_with("PASSES a"));
+    assert!(problems[1].starts_with("FAILS  b"));
+    assert!(problems[2].starts_with("UNKNOWN z"));
+}

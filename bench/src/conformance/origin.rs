@@ -93,7 +93,11 @@ impl Origin {
                 let stream = tokio::select! {
                     r = listener.accept() => match r {
                         Ok((s, _)) => s,
-                        Err(_) => continue,
+                        Err(_) => {
+                            // Out of descriptors, say: give the others time to close.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
                     },
                     _ = stopped.changed() => break,
                 };

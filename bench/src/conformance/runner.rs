@@ -191,38 +191,50 @@ impl Got {
     }
 }
 
-/// Runs `cases` at once against `target`, in the order given back.
+/// Runs `cases` at once against `target`; the outcomes in the cases' order.
 pub async fn run_all(target: &Target, cases: Vec<Case>) -> Vec<Outcome> {
     let mut set = JoinSet::new();
-    for (i, case) in cases.into_iter().enumerate() {
-        let target = target.clone();
-        set.spawn(async move { (i, run_case(&target, &case).await) });
+    let mut tasks = std::collections::HashMap::new();
+    for (i, case) in cases.iter().enumerate() {
+        let (target, case) = (target.clone(), case.clone());
+        let task = set.spawn(async move { run_case(&target, &case).await });
+        tasks.insert(task.id(), i);
     }
-    let mut out = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        if let Ok(r) = joined {
-            out.push(r);
+    let mut out: Vec<Option<Outcome>> = vec![None; cases.len()];
+    while let Some(joined) = set.join_next_with_id().await {
+        match joined {
+            Ok((id, outcome)) => out[tasks[&id]] = Some(outcome),
+            Err(e) => {
+                let case = &cases[tasks[&e.id()]];
+                out[tasks[&e.id()]] = Some(outcome(
+                    case,
+                    Err(anyhow::anyhow!("the case's task failed: {e}")),
+                    0,
+                ));
+            }
         }
     }
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, o)| o).collect()
+    out.into_iter().flatten().collect()
 }
 
 /// Runs one case.
 pub async fn run_case(target: &Target, case: &Case) -> Outcome {
     let started = Instant::now();
-    let error = execute(target, case).await.err();
-    let unmet = error.as_ref().is_some_and(|e| e.is::<Unmet>());
-    let failure = error.map(|e| format!("{e:#}"));
+    let result = execute(target, case).await;
+    outcome(case, result, started.elapsed().as_millis() as u64)
+}
+
+fn outcome(case: &Case, result: anyhow::Result<()>, ms: u64) -> Outcome {
+    let error = result.err();
     Outcome {
         id: case.id.to_owned(),
         rfc: case.rfc.to_owned(),
         level: case.level,
         title: case.title.to_owned(),
-        passed: failure.is_none(),
-        unmet,
-        reason: failure,
-        ms: started.elapsed().as_millis() as u64,
+        passed: error.is_none(),
+        unmet: error.as_ref().is_some_and(|e| e.is::<Unmet>()),
+        reason: error.map(|e| format!("{e:#}")),
+        ms,
     }
 }
 
