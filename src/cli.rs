@@ -90,8 +90,9 @@ pub enum Command {
     Migrate,
     /// Run the recommendation batch once.
     Recommend(RecommendFlags),
-    /// Load and player benchmarks against any HTTP URL.
-    Bench(keyframe_bench::BenchArgs),
+    /// Load and player benchmarks against any HTTP URL, and the RFC 9111
+    /// conformance suite for any caching proxy.
+    Bench(keyframe_bench::BenchCli),
     /// Check a running server's health (for container health checks): exit 0 if
     /// it answers 2xx, else one line and exit 1.
     Healthcheck(HealthcheckArgs),

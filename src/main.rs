@@ -202,7 +202,9 @@ async fn run(
         }
         Command::Healthcheck(args) => healthcheck(&args).await,
         Command::Bench(args) => {
-            let ok = keyframe_bench::run(args).await.map_err(Failure::Runtime)?;
+            let ok = keyframe_bench::dispatch(args)
+                .await
+                .map_err(Failure::Runtime)?;
             Ok(exit(ok))
         }
         Command::Migrate => {

@@ -8,6 +8,22 @@ use clap::{Args, Subcommand};
 
 use crate::units::{parse_bitrate, parse_duration, parse_size};
 
+/// `keyframe bench …`: a load workload, or the cache conformance suite.
+#[derive(Debug, Clone, Args)]
+pub struct BenchCli {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    #[command(flatten)]
+    Load(Workload),
+    /// RFC 9111 conformance of any caching proxy: a scripted origin behind it,
+    /// 150+ cases through it, a pass/fail line per case and a score by level.
+    Conformance(crate::conformance::ConformanceArgs),
+}
+
 /// `keyframe bench WORKLOAD [OPTIONS]`: load and player benchmarks against any
 /// HTTP/1.1 endpoint.
 #[derive(Debug, Clone, Args)]

@@ -12,9 +12,12 @@
 //!   simulation; [`client`]: the hyper HTTP/1.1 client side.
 //! * [`verify`]: the byte check; [`stats`]: histograms, medians, ratios.
 //! * [`report`]: the readable summary, `--json`, and `--compare`.
+//! * [`conformance`]: `keyframe bench conformance`, the RFC 9111 suite that
+//!   scores any caching proxy (a scripted origin and a table of cases).
 
 pub mod args;
 pub mod client;
+pub mod conformance;
 pub mod load;
 pub mod players;
 pub mod report;
@@ -28,7 +31,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
-pub use args::{BenchArgs, CommonArgs, Workload};
+pub use args::{BenchArgs, BenchCli, BenchCommand, CommonArgs, Workload};
 use load::{Model, Spec};
 use players::{PlayerSpec, PlayersReport};
 pub use report::{CompareReport, RunReport};
@@ -68,6 +71,15 @@ impl Outcome {
             Outcome::Run(r) => report::text(r),
             Outcome::Compare(c) => report::compare_text(c),
         }
+    }
+}
+
+/// Runs what `keyframe bench …` asks: a load workload ([`run`]) or the
+/// conformance suite ([`conformance::run`]).
+pub async fn dispatch(cli: BenchCli) -> anyhow::Result<bool> {
+    match cli.command {
+        BenchCommand::Load(workload) => run(BenchArgs { workload }).await,
+        BenchCommand::Conformance(args) => conformance::run(&args).await,
     }
 }
 

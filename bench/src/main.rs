@@ -1,8 +1,8 @@
-//! `keyframe-bench`: the load generator on its own (the same [`BenchArgs`] as
-//! `keyframe bench`), for scripts that should not need the whole binary.
+//! `keyframe-bench`: the load generator and conformance suite on their own (the
+//! same [`BenchCli`] as `keyframe bench`), for scripts that should not need the whole binary.
 
 use clap::Parser;
-use keyframe_bench::BenchArgs;
+use keyframe_bench::BenchCli;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,13 +12,13 @@ use keyframe_bench::BenchArgs;
 )]
 struct Cli {
     #[command(flatten)]
-    bench: BenchArgs,
+    bench: BenchCli,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match keyframe_bench::run(cli.bench).await {
+    match keyframe_bench::dispatch(cli.bench).await {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
