@@ -155,7 +155,10 @@ async fn kill_9_mid_upload_leaves_nothing_visible_and_gc_finds_the_orphan() {
     let on_disk = files_under(&root);
     let staged: Vec<_> = on_disk.iter().filter(|f| f.contains('#')).collect();
     assert_eq!(staged.len(), 1, "the partial upload: {on_disk:?}");
-    assert!(staged[0].starts_with(&format!("{}#", tmp[0])), "{on_disk:?}");
+    assert!(
+        staged[0].starts_with(&format!("{}#", tmp[0])),
+        "{on_disk:?}"
+    );
 
     let young = gc(&ts.store, db, Duration::from_secs(3600), true)
         .await
