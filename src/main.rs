@@ -159,6 +159,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Healthcheck(args) => healthcheck(&args).await,
         Command::Bench(args) => {
+            keyframe_bench::check(&args).map_err(|e| ConfigError(format!("{e:#}")))?;
             let ok = keyframe_bench::run(args).await.map_err(Failure::Runtime)?;
             Ok(exit(ok))
         }

@@ -111,6 +111,23 @@ fn bad_flags_and_values_are_one_line_and_exit_2() {
             &[],
             "--size",
         ),
+        (
+            &["bench", "range", "--url", "ftp://x/", "--size", "1KiB"],
+            &[],
+            "--url",
+        ),
+        (
+            &[
+                "bench",
+                "range",
+                "--url",
+                "http://127.0.0.1:1/x",
+                "--size",
+                "0",
+            ],
+            &[],
+            "--size",
+        ),
         // A bad store URL is a configuration error, as a bad database URL is.
         (&["origin", "--store", "ftp://x"], &[], "store"),
         (&["gc", "--store", "s3://b?colour=red"], &[], "colour"),

@@ -85,6 +85,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     Ok(outcome.passed(common.max_error_rate))
 }
 
+/// The checks of the flags alone (no file read, nothing connected to): what fails
+/// here is a usage error, which the command line reports as one (exit 2).
+pub fn check(args: &BenchArgs) -> anyhow::Result<()> {
+    let common = args.workload.common();
+    if common.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    validate(&args.workload)?;
+    for u in &common.urls {
+        targets::check_url(u)?;
+    }
+    if let Some(c) = &common.compare {
+        targets::check_url(c).context("--compare")?;
+    }
+    Ok(())
+}
+
 /// Runs the benchmark and returns its reports without printing them.
 ///
 /// The load runs on a runtime of its own (`--threads` workers) on a separate
