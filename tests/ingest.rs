@@ -413,3 +413,58 @@ fn broken_media_is_refused_and_warnings_reach_json() {
         "{err}"
     );
 }
+
+/// A title ingested with `--regions eu` says where it plays, is refused by a plain
+/// `serve` (its one region is `local`) and plays, through the node's edge, on
+/// `serve --region eu`.
+#[tokio::test]
+async fn a_region_title_plays_on_a_node_of_that_region() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let file = tmp.path().join("clip.bin");
+    let body = bytes(64 << 10, 5);
+    std::fs::write(&file, &body).expect("write");
+    let (code, out, err) = run(
+        &data,
+        &["ingest", "--json", "--regions", "eu", path_of(&file)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("playable only in region(s) eu"), "{err}");
+    let id = json_lines(&out)[0]["content_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for (region, status) in [(None, 451), (Some("eu"), 200)] {
+        let mut cmd = keyframe();
+        cmd.arg("--data-dir").arg(&data).args([
+            "serve",
+            "--catalog-listen",
+            "127.0.0.1:0",
+            "--edge-listen",
+            "127.0.0.1:0",
+            "--origin-listen",
+            "127.0.0.1:0",
+        ]);
+        if let Some(r) = region {
+            cmd.args(["--region", r]);
+        }
+        cmd.env("KEYFRAME_PUBLIC_CONTENT", "true");
+        let node = Running::start(cmd, 3);
+        let r = reqwest::get(format!("{}/api/content/{id}/play", node.url("catalog")))
+            .await
+            .expect("play");
+        assert_eq!(r.status().as_u16(), status, "region {region:?}");
+        let v: Value = r.json().await.expect("json");
+        if status == 200 {
+            assert_eq!(v["region"], "eu", "{v}");
+            let got = reqwest::get(v["url"].as_str().expect("url"))
+                .await
+                .expect("get");
+            assert_eq!(got.status(), 200, "{v}");
+            assert_eq!(got.bytes().await.expect("body").as_ref(), body.as_slice());
+        } else {
+            assert_eq!(v["code"], "unavailable_in_region", "{v}");
+        }
+        assert!(node.terminate().success());
+    }
+}
