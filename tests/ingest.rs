@@ -305,6 +305,22 @@ async fn remote_ingest_streams_to_the_catalog() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
+    // The catalog's pipeline refuses broken media as a local ingest does.
+    let noise = tmp.path().join("noise.mp4");
+    std::fs::write(&noise, bytes(5000, 3)).expect("write");
+    let args = [
+        &["ingest", "--server", catalog][..],
+        &admin,
+        &[path_of(&noise)],
+    ]
+    .concat();
+    let (code, out, err) = run(&elsewhere, &args);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("422") && err.contains("not playable media"),
+        "{err}"
+    );
 }
 
 /// Media that does not decode is refused with one line and exit 1 (or, with
