@@ -680,3 +680,49 @@ async fn an_account_deletes_itself_with_everything_that_is_its() {
         t.cleanup().await;
     }
 }
+
+/// A disabled account (`keyframe user disable`) cannot sign in and its sessions
+/// are gone; enabled again, it signs in.
+#[tokio::test]
+async fn a_disabled_account_cannot_sign_in() {
+    for t in common::databases().await {
+        let s = Server::start(&t.db, config()).await;
+        let ann = s.user("ann").await;
+        let (_, me) = s.get("/api/users/me", Some(&ann)).await;
+        let id = me["id"].as_str().expect("id").to_string();
+        let ended = t.db.set_user_disabled(&id, true).await.expect("disable");
+        assert_eq!(ended.len(), 1, "{}", t.name);
+        let users = t.db.list_users().await.expect("list");
+        assert!(users[0].disabled_at.is_some(), "{}", t.name);
+        let login = json!({"username": "ann", "password": "password-ann"});
+        assert_error(
+            s.json(Method::POST, "/api/sessions", Some(login.clone()), None)
+                .await,
+            StatusCode::FORBIDDEN,
+            "account_disabled",
+        );
+        assert_eq!(
+            rows(
+                &t.db,
+                "SELECT COUNT(*) FROM sessions WHERE user_id = $1",
+                &id
+            )
+            .await,
+            0
+        );
+        t.db.set_user_disabled(&id, false).await.expect("enable");
+        assert!(t.db.list_users().await.expect("list")[0]
+            .disabled_at
+            .is_none());
+        let (st, _) = s
+            .json(Method::POST, "/api/sessions", Some(login), None)
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{}", t.name);
+        assert!(matches!(
+            t.db.set_user_disabled("no-such-user", true).await,
+            Err(keyframe_catalog::DbError::NotFound)
+        ));
+        s.stop().await;
+        t.cleanup().await;
+    }
+}
