@@ -468,6 +468,18 @@ pub fn check_edge(edge: &keyframe_edge::Config, upstream_unknown: bool) -> Resul
         .map_err(|e| ConfigError(e.to_string()))
 }
 
+/// The region of a `serve` node: its `--region`, else `local`.
+pub fn node_region(region: Option<&str>) -> Result<String, ConfigError> {
+    let r = region.unwrap_or("local").trim().to_ascii_lowercase();
+    if keyframe_catalog::playback::valid_region(&r) {
+        Ok(r)
+    } else {
+        Err(ConfigError(format!(
+            "invalid value for option 'region': '{r}' is not a region name (1–32 of a-z 0-9 _ -)"
+        )))
+    }
+}
+
 /// A configuration error, rendered as one line naming the option.
 #[derive(Debug)]
 pub struct ConfigError(pub String);

@@ -96,7 +96,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             check_catalog(&catalog)?;
             // One node is one region (`--region`, default `local`): every viewer the
             // header does not place is in it, for the catalog and the edge alike.
-            let region = edge.region.clone().unwrap_or_else(|| "local".into());
+            let region = cli::node_region(edge.region.as_deref())?;
             if flags_layers.find_value("default_region").is_err() {
                 catalog.default_region = region.clone();
             }

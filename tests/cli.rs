@@ -128,6 +128,7 @@ fn bad_flags_and_values_are_one_line_and_exit_2() {
             &[],
             "--size",
         ),
+        (&["serve", "--region", "e u"], &[], "region"),
         // A bad store URL is a configuration error, as a bad database URL is.
         (&["origin", "--store", "ftp://x"], &[], "store"),
         (&["gc", "--store", "s3://b?colour=red"], &[], "colour"),
