@@ -25,7 +25,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Options before the command: `--config`, `--log`, `--log-format` and `--threads`
+/// reach every command; `--data-dir`, `--db` and `--store` here are the defaults
+/// of the commands that take them (given after the command, they win).
 #[derive(Debug, Args, Serialize)]
 pub struct SharedFlags {
     /// A TOML config file (flags and KEYFRAME_* environment override it).
