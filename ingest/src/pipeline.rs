@@ -161,6 +161,20 @@ pub async fn ingest(
     let mime = opened.mime;
     let mut kind = kind_for_mime(mime);
 
+    // A file already ingested is found by its hash before anything else is done
+    // (without --faststart, which would change the bytes).
+    if opts.if_new && !opts.faststart {
+        if let Some(path) = opened.input.path() {
+            let (sha256, _) = objects::hash_file(path, None).await?;
+            let same = db
+                .titles_with_source(&objects::content_key(&sha256, mime))
+                .await?;
+            if !same.is_empty() {
+                return existing_title(db, same, opened.name).await;
+            }
+        }
+    }
+
     // A file whose name says audio or video must be audio or video.
     let mut broken = opened
         .name
@@ -260,21 +274,8 @@ pub async fn ingest(
     } else {
         Vec::new()
     };
-    if let Some(first) = same_bytes_as.first().filter(|_| opts.if_new) {
-        let title = db.content(first).await?;
-        return Ok(IngestReport {
-            content_id: Some(first.clone()),
-            user_id: None,
-            name: opened.name,
-            title: Some(title.title),
-            kind: title.kind,
-            asset: source_asset("source", &stored, mime, &info, faststart),
-            already_stored: true,
-            same_bytes_as,
-            skipped: true,
-            derived: Vec::new(),
-            warnings,
-        });
+    if opts.if_new && !same_bytes_as.is_empty() {
+        return existing_title(db, same_bytes_as, opened.name).await;
     }
     if !same_bytes_as.is_empty() {
         warnings.push(format!(
@@ -344,6 +345,42 @@ pub async fn ingest(
         skipped: false,
         derived,
         warnings,
+    })
+}
+
+/// The report for an input whose bytes already are the source of `titles` (with
+/// `if_new`): the first of them, as committed; nothing new is stored.
+async fn existing_title(
+    db: &Db,
+    titles: Vec<String>,
+    name: Option<String>,
+) -> Result<IngestReport, IngestError> {
+    let id = titles.first().cloned().unwrap_or_default();
+    let first = db.content(&id).await?;
+    let asset = first
+        .assets
+        .iter()
+        .find(|a| a.role == "source")
+        .cloned()
+        .unwrap_or_default();
+    let derived = first
+        .assets
+        .iter()
+        .filter(|a| a.role != "source")
+        .cloned()
+        .collect();
+    Ok(IngestReport {
+        content_id: Some(first.id),
+        user_id: None,
+        name,
+        title: Some(first.title),
+        kind: first.kind,
+        asset,
+        already_stored: true,
+        same_bytes_as: titles,
+        skipped: true,
+        derived,
+        warnings: Vec::new(),
     })
 }
 
