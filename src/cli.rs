@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
+use figment::{Figment, Provider};
 use keyframe_origin::size::ByteSize;
 use serde::{Deserialize, Serialize};
 
@@ -25,23 +25,26 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Options before the command: `--config`, `--log`, `--log-format` and `--threads`
+/// reach every command; `--data-dir`, `--db` and `--store` here are the defaults
+/// of the commands that take them (given after the command, they win).
 #[derive(Debug, Args, Serialize)]
 pub struct SharedFlags {
     /// A TOML config file (flags and KEYFRAME_* environment override it).
     #[arg(long, global = true, value_name = "FILE", env = "KEYFRAME_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Where embedded defaults keep their data [default: ./data].
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Where embedded defaults keep their data [default: ./data]. Also taken after
+    /// the commands that keep data.
+    #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// Metadata database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/keyframe.db].
-    #[arg(long, global = true, value_name = "URL")]
+    /// Metadata database URL (also taken after the commands that use one).
+    #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db: Option<String>,
-    /// Object storage URL: file://DIR, s3://BUCKET?endpoint=…, memory:// [default: file://<data-dir>/objects].
-    #[arg(long, global = true, value_name = "URL")]
+    /// Object storage URL (also taken after the commands that use one).
+    #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
     /// Log filter, e.g. `info`, `warn,keyframe::access=off` [default: info].
@@ -59,6 +62,68 @@ pub struct SharedFlags {
     #[arg(long, global = true, value_name = "FORMAT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+}
+
+/// Where a command that uses both keeps metadata and objects.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct StorageFlags {
+    /// Where embedded defaults keep their data [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/keyframe.db].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// Object storage URL: file://DIR, s3://BUCKET?endpoint=…, memory:// [default: file://<data-dir>/objects].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+/// Where a command that only reads and writes metadata finds it (`global`: `user`
+/// takes them after its own subcommands too).
+#[derive(Debug, Default, Args, Serialize)]
+pub struct DbFlags {
+    /// Where embedded defaults keep their data [default: ./data].
+    #[arg(long, global = true, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/keyframe.db].
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+}
+
+/// Where a command that only serves objects finds them.
+#[derive(Debug, Default, Args, Serialize)]
+pub struct StoreFlags {
+    /// Where embedded defaults keep their data [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Object storage URL: file://DIR, s3://BUCKET?endpoint=…, memory:// [default: file://<data-dir>/objects].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+}
+
+/// `keyframe ingest`: the ingest crate's flags and where to store.
+#[derive(Debug, Args)]
+pub struct IngestCmd {
+    #[command(flatten)]
+    pub storage: StorageFlags,
+    #[command(flatten)]
+    pub args: keyframe_ingest::IngestArgs,
+}
+
+/// `keyframe gc`: the ingest crate's flags and where to look.
+#[derive(Debug, Args)]
+pub struct GcCmd {
+    #[command(flatten)]
+    pub storage: StorageFlags,
+    #[command(flatten)]
+    pub args: keyframe_ingest::GcArgs,
 }
 
 /// How logs are written.
@@ -83,11 +148,13 @@ pub enum Command {
     /// The catalog API and web page.
     Catalog(CatalogFlags),
     /// Ingest content files, or a profile image with --avatar.
-    Ingest(keyframe_ingest::IngestArgs),
+    Ingest(IngestCmd),
     /// Find (and with --delete remove) stored objects no metadata refers to.
-    Gc(keyframe_ingest::GcArgs),
+    Gc(GcCmd),
     /// Apply database migrations.
-    Migrate,
+    Migrate(DbFlags),
+    /// Manage accounts: add, list, passwd, disable, enable, delete.
+    User(crate::user::UserCmd),
     /// Run the recommendation batch once.
     Recommend(RecommendFlags),
     /// Load and player benchmarks against any HTTP URL, and the RFC 9111
@@ -128,6 +195,14 @@ pub struct ServeFlags {
     #[arg(long, value_name = "ADDR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin_listen: Option<SocketAddr>,
+    /// The node's region: its edge's label, and the region of every viewer the
+    /// catalog cannot place otherwise (`default_region`) [default: local].
+    #[arg(long, value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub storage: StorageFlags,
     #[command(flatten)]
     #[serde(flatten)]
     pub keys: KeyFlags,
@@ -185,6 +260,9 @@ pub struct OriginFlags {
     #[arg(long, value_name = "KEY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_key: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub storage: StoreFlags,
     #[command(flatten)]
     #[serde(flatten)]
     pub tls: TlsFlags,
@@ -255,6 +333,9 @@ pub struct CatalogFlags {
     pub edge_url: Option<String>,
     #[command(flatten)]
     #[serde(flatten)]
+    pub storage: StorageFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
     pub keys: KeyFlags,
 }
 
@@ -270,6 +351,9 @@ pub struct RecommendFlags {
     #[arg(long)]
     #[serde(skip)]
     pub json: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub storage: DbFlags,
 }
 
 /// Options every command resolves from the layers.
@@ -308,6 +392,41 @@ impl Shared {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("keyframe.db").display()))
     }
 
+    /// Creates the directory of a SQLite database when it is the data directory or
+    /// inside it; a database elsewhere must be in a directory that exists (a typo
+    /// in `--db` should not make a directory tree).
+    pub fn make_sqlite_dir(&self) -> Result<(), String> {
+        let url = self.db_url();
+        let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        else {
+            return Ok(());
+        };
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path.is_empty() || path == ":memory:" {
+            return Ok(());
+        }
+        let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        else {
+            return Ok(());
+        };
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if dir.starts_with(&self.data_dir) {
+            return std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create '{}': {e}", dir.display()));
+        }
+        Err(format!(
+            "directory '{}' does not exist (only the data directory, '{}', is created)",
+            dir.display(),
+            self.data_dir.display()
+        ))
+    }
+
     /// The store URL, defaulted from the data directory.
     pub fn store_url(&self) -> String {
         self.store
@@ -335,6 +454,32 @@ impl Default for ServeAddrs {
             edge_listen: keyframe_edge::Config::default().listen,
             origin_listen: keyframe_origin::Config::default().listen,
         }
+    }
+}
+
+/// Checks an edge's settings without starting it (under `serve` the edge is made
+/// once the origin is bound, so its upstream may not be known yet); the disk tier
+/// is opened later.
+pub fn check_edge(edge: &keyframe_edge::Config, upstream_unknown: bool) -> Result<(), ConfigError> {
+    let mut probe = edge.clone();
+    probe.cache_disk = None;
+    if upstream_unknown {
+        probe.upstream = vec!["http://127.0.0.1:1".into()];
+    }
+    keyframe_edge::Server::new(probe)
+        .map(drop)
+        .map_err(|e| ConfigError(e.to_string()))
+}
+
+/// The region of a `serve` node: its `--region`, else `local`.
+pub fn node_region(region: Option<&str>) -> Result<String, ConfigError> {
+    let r = region.unwrap_or("local").trim().to_ascii_lowercase();
+    if keyframe_catalog::playback::valid_region(&r) {
+        Ok(r)
+    } else {
+        Err(ConfigError(format!(
+            "invalid value for option 'region': '{r}' is not a region name (1–32 of a-z 0-9 _ -)"
+        )))
     }
 }
 
@@ -367,6 +512,103 @@ impl From<figment::Error> for ConfigError {
     }
 }
 
+impl Cli {
+    /// The configuration layers of this command line's command.
+    pub fn layers(&self) -> Result<Figment, ConfigError> {
+        #[derive(Serialize)]
+        struct NoFlags {}
+        match &self.command {
+            Command::Serve(f) => layers(&self.shared, f),
+            Command::Origin(f) => layers(&self.shared, f),
+            Command::Edge(f) => layers(&self.shared, f),
+            Command::Catalog(f) => layers(&self.shared, f),
+            Command::Recommend(f) => layers(&self.shared, f),
+            Command::Ingest(c) => layers(&self.shared, &c.storage),
+            Command::Gc(c) => layers(&self.shared, &c.storage),
+            Command::Migrate(f) => layers(&self.shared, f),
+            Command::User(c) => layers(&self.shared, &c.storage),
+            Command::Bench(_) | Command::Healthcheck(_) => layers(&self.shared, &NoFlags {}),
+        }
+    }
+}
+
+/// A command-line error as one line: clap's first paragraph, whose first line may
+/// be only a heading ("the following required arguments were not provided:")
+/// with the arguments on the lines below it.
+pub fn usage_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+        .map(str::trim)
+        .collect();
+    if first.is_empty() {
+        "error: bad arguments".into()
+    } else {
+        first.join(" ")
+    }
+}
+
+/// Every option a config file may set: the keys of every config struct, and the
+/// options that have no serialized default.
+pub fn known_options() -> std::collections::BTreeSet<String> {
+    fn keys<T: Serialize>(v: &T) -> Vec<String> {
+        toml::Value::try_from(v)
+            .ok()
+            .and_then(|t| t.as_table().map(|t| t.keys().cloned().collect()))
+            .unwrap_or_default()
+    }
+    let mut known = std::collections::BTreeSet::new();
+    known.extend(keys(&keyframe_origin::Config::default()));
+    known.extend(keys(&keyframe_edge::Config::default()));
+    known.extend(keys(&keyframe_catalog::Config::default()));
+    known.extend(keys(&ServeAddrs::default()));
+    known.extend(
+        [
+            "data_dir",
+            "db",
+            "store",
+            "log",
+            "log_format",
+            "token_key",
+            "admin_token",
+            "region",
+            "parent",
+            "upstream_ca",
+            "cache_disk",
+            "tls_cert",
+            "tls_key",
+        ]
+        .map(String::from),
+    );
+    known
+}
+
+/// Refuses a config file that sets an option no command knows (a misspelling
+/// would otherwise be ignored silently).
+fn check_file_keys(path: &std::path::Path) -> Result<(), ConfigError> {
+    let data = Figment::from(Toml::file_exact(path))
+        .data()
+        .map_err(ConfigError::from)?;
+    let known = known_options();
+    for dict in data.values() {
+        if let Some(key) = dict.keys().find(|k| !known.contains(*k)) {
+            let hint = known
+                .iter()
+                .map(|k| (strsim::levenshtein(k, key), k))
+                .filter(|(d, _)| *d <= 3)
+                .min()
+                .map(|(_, k)| format!(" (did you mean '{k}'?)"))
+                .unwrap_or_default();
+            return Err(ConfigError(format!(
+                "unknown option '{key}' in {}{hint}",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The layers, merged: defaults come from each struct's `Default`.
 pub fn layers(shared: &SharedFlags, flags: &impl Serialize) -> Result<Figment, ConfigError> {
     let mut f = Figment::new();
@@ -377,6 +619,7 @@ pub fn layers(shared: &SharedFlags, flags: &impl Serialize) -> Result<Figment, C
                 path.display()
             )));
         }
+        check_file_keys(path)?;
         f = f.merge(Toml::file_exact(path));
     }
     f = f
@@ -472,34 +715,7 @@ mod tests {
     #[test]
     fn the_example_config_lists_every_option() {
         use std::collections::BTreeSet;
-        fn keys<T: Serialize>(v: &T) -> BTreeSet<String> {
-            let t = toml::Value::try_from(v).expect("serialize");
-            t.as_table().expect("table").keys().cloned().collect()
-        }
-        let mut known = BTreeSet::new();
-        known.extend(keys(&keyframe_origin::Config::default()));
-        known.extend(keys(&keyframe_edge::Config::default()));
-        known.extend(keys(&keyframe_catalog::Config::default()));
-        known.extend(keys(&ServeAddrs::default()));
-        // Options without a serialized default (unset by default).
-        known.extend(
-            [
-                "data_dir",
-                "db",
-                "store",
-                "log",
-                "log_format",
-                "token_key",
-                "admin_token",
-                "region",
-                "parent",
-                "upstream_ca",
-                "cache_disk",
-                "tls_cert",
-                "tls_key",
-            ]
-            .map(String::from),
-        );
+        let known = known_options();
         let text = include_str!("../deploy/keyframe.toml");
         let documented: BTreeSet<String> = text
             .lines()

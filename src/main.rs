@@ -2,6 +2,7 @@
 //! and calls into the crates. Nothing here is logic of its own.
 
 mod cli;
+mod user;
 
 use std::process::ExitCode;
 
@@ -29,10 +30,8 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            // One line: clap's first line names the flag and the problem.
-            let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("error: bad arguments");
-            say_err(format_args!("{first}"));
+            // One line naming the flag and the problem.
+            say_err(format_args!("{}", cli::usage_line(&e)));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -106,23 +105,13 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-#[derive(serde::Serialize)]
-struct NoFlags {}
-
 /// Runs the command; `log` keeps the log's worker (see [`init_tracing`]) for `main`
 /// to drop once everything else has stopped.
 async fn run(
     cli: Cli,
     log: &mut Option<tracing_appender::non_blocking::WorkerGuard>,
 ) -> Result<ExitCode, Failure> {
-    let flags_layers = match &cli.command {
-        Command::Serve(f) => cli::layers(&cli.shared, f)?,
-        Command::Origin(f) => cli::layers(&cli.shared, f)?,
-        Command::Edge(f) => cli::layers(&cli.shared, f)?,
-        Command::Catalog(f) => cli::layers(&cli.shared, f)?,
-        Command::Recommend(f) => cli::layers(&cli.shared, f)?,
-        _ => cli::layers(&cli.shared, &NoFlags {})?,
-    };
+    let flags_layers = cli.layers()?;
     let shared: Shared = flags_layers.extract()?;
     *log = Some(init_tracing(&shared)?);
     match cli.command {
@@ -132,6 +121,16 @@ async fn run(
             let mut edge: keyframe_edge::Config = flags_layers.extract()?;
             let mut catalog: keyframe_catalog::Config = flags_layers.extract()?;
             check_catalog(&catalog)?;
+            // One node is one region (`--region`, default `local`): every viewer the
+            // header does not place is in it, for the catalog and the edge alike.
+            let region = cli::node_region(edge.region.as_deref())?;
+            if flags_layers.find_value("default_region").is_err() {
+                catalog.default_region = region.clone();
+            }
+            if flags_layers.find_value("region_networks").is_err() {
+                edge.region_networks =
+                    vec![format!("0.0.0.0/0={region}"), format!("::/0={region}")];
+            }
             origin.listen = serve.origin_listen;
             // Under `serve` TLS is the edge's: the edge → origin hop stays on loopback.
             origin.tls_cert = None;
@@ -202,12 +201,13 @@ async fn run(
         }
         Command::Healthcheck(args) => healthcheck(&args).await,
         Command::Bench(args) => {
+            keyframe_bench::check(&args).map_err(|e| ConfigError(format!("{e:#}")))?;
             let ok = keyframe_bench::dispatch(args)
                 .await
                 .map_err(Failure::Runtime)?;
             Ok(exit(ok))
         }
-        Command::Migrate => {
+        Command::Migrate(_) => {
             let db = open_db(&shared).await?;
             db.close().await;
             say(format_args!(
@@ -216,7 +216,9 @@ async fn run(
             ));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest(args) => {
+        Command::Ingest(cmd) => {
+            let args = cmd.args;
+            args.check().map_err(ConfigError)?;
             let ok = if args.server.is_some() {
                 keyframe_ingest::cli::run_remote(&args).await
             } else {
@@ -228,12 +230,24 @@ async fn run(
             };
             Ok(exit(ok))
         }
-        Command::Gc(args) => {
+        Command::Gc(cmd) => {
             let store = open_store(&shared)?;
             let db = open_db(&shared).await?;
-            let ok = keyframe_ingest::run_gc(args, store, db.clone()).await;
+            let ok = keyframe_ingest::run_gc(cmd.args, store, db.clone()).await;
             db.close().await;
             Ok(exit(ok))
+        }
+        Command::User(cmd) => {
+            let config: keyframe_catalog::Config = flags_layers.extract()?;
+            check_catalog(&config)?;
+            let db = open_db(&shared).await?;
+            let done = user::run(&cmd.action, &db, &config).await;
+            db.close().await;
+            match done {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(user::UserError::Usage(m)) => Err(Failure::Config(ConfigError(m))),
+                Err(user::UserError::Runtime(m)) => Err(Failure::Runtime(anyhow::anyhow!(m))),
+            }
         }
         Command::Recommend(flags) => {
             let config: keyframe_catalog::Config = flags_layers.extract()?;
@@ -318,6 +332,9 @@ async fn serve_all(
     mut catalog: keyframe_catalog::Config,
     wiring: Wiring,
 ) -> Result<(), Failure> {
+    // Every setting is checked before a port is bound; the edge itself is made
+    // once the origin's address is known.
+    cli::check_edge(&edge, wiring.edge_to_origin).map_err(Failure::Config)?;
     let store = open_store(shared)?;
     let db = open_db(shared).await?;
     let origin_server = origin_server(shared, origin.clone(), store.clone())?;
@@ -407,12 +424,23 @@ fn local_addr(l: &TcpListener) -> Result<std::net::SocketAddr, Failure> {
 }
 
 fn open_store(shared: &Shared) -> Result<keyframe_origin::store::Store, Failure> {
-    keyframe_origin::store::open(&shared.store_url())
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!("store: {e}")))
+    use keyframe_origin::store::StoreError;
+    keyframe_origin::store::open(&shared.store_url()).map_err(|e| match e {
+        // The URL is wrong: a configuration error.
+        StoreError::Scheme(_) | StoreError::Malformed { .. } | StoreError::Open { .. } => {
+            Failure::Config(ConfigError(format!(
+                "invalid value for option 'store': {e}"
+            )))
+        }
+        e => Failure::Runtime(anyhow::anyhow!("store: {e}")),
+    })
 }
 
 async fn open_db(shared: &Shared) -> Result<keyframe_catalog::Db, Failure> {
     let url = shared.db_url();
+    shared
+        .make_sqlite_dir()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("database {}: {e}", redact(&url))))?;
     let db = keyframe_catalog::Db::connect(&url)
         .await
         .map_err(|e| match e {

@@ -105,6 +105,47 @@ fn bad_flags_and_values_are_one_line_and_exit_2() {
             "listen",
         ),
         (&["edge", "--upstream", "ftp://x"], &[], "upstream"),
+        // A missing required argument is named, not only announced.
+        (
+            &["bench", "range", "--url", "http://127.0.0.1:1/x"],
+            &[],
+            "--size",
+        ),
+        (
+            &["bench", "range", "--url", "ftp://x/", "--size", "1KiB"],
+            &[],
+            "--url",
+        ),
+        (
+            &[
+                "bench",
+                "range",
+                "--url",
+                "http://127.0.0.1:1/x",
+                "--size",
+                "0",
+            ],
+            &[],
+            "--size",
+        ),
+        (&["serve", "--region", "e u"], &[], "region"),
+        // A bad store URL is a configuration error, as a bad database URL is.
+        (&["origin", "--store", "ftp://x"], &[], "store"),
+        (&["gc", "--store", "s3://b?colour=red"], &[], "colour"),
+        // Options the edge does not use are not its options.
+        (&["edge", "--db", "sqlite://x.db"], &[], "--db"),
+        (
+            &[
+                "ingest",
+                "--available-from",
+                "20",
+                "--available-until",
+                "10",
+                "x",
+            ],
+            &[],
+            "--available-from",
+        ),
         (
             &["migrate", "--config", "/no/such/file.toml"],
             &[],
@@ -153,6 +194,136 @@ fn unusable_data_dir_and_unreachable_database_fail_cleanly() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("database"), "{err}");
+    // Why, not only that the pool gave up.
+    assert!(
+        err.to_lowercase().contains("connection refused"),
+        "does not say why: {err}"
+    );
+}
+
+/// `--db` pointing into a directory that does not exist fails, and makes none:
+/// only the data directory is created.
+#[test]
+fn migrate_creates_no_directory_outside_the_data_dir() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("no/such/dir/k.db");
+    let url = format!("sqlite://{}", db.display());
+    let dd = tmp.path().join("data");
+    let (code, out, err) = run(
+        &[
+            "migrate",
+            "--data-dir",
+            dd.to_str().expect("utf8"),
+            "--db",
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!out.contains("migrations applied"), "{out}");
+    assert!(!tmp.path().join("no").exists(), "a directory was made");
+}
+
+/// A misspelt option in the config file is an error naming it, not ignored.
+#[test]
+fn unknown_config_file_keys_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("k.toml");
+    std::fs::write(&file, "cache_memory = \"64MiB\"\ncache_memroy = \"1GiB\"\n").expect("write");
+    let (code, out, err) = run(
+        &[
+            "--config",
+            file.to_str().expect("utf8"),
+            "edge",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("'cache_memroy'"), "{err}");
+    assert!(err.contains("cache_memory"), "no suggestion: {err}");
+    assert!(!out.contains("listening"), "{out}");
+    // Every option of every command is allowed in the one file.
+    std::fs::write(
+        &file,
+        "cache_memory = \"64MiB\"\nsession_ttl_secs = 60\norigin_listen = \"127.0.0.1:0\"\n\n[region_edges]\neu = \"http://eu\"\n",
+    )
+    .expect("write");
+    let node = Running::start(
+        {
+            let mut c = keyframe();
+            c.args([
+                "--config",
+                file.to_str().expect("utf8"),
+                "edge",
+                "--listen",
+                "127.0.0.1:0",
+            ]);
+            c
+        },
+        1,
+    );
+    drop(node);
+}
+
+/// Settings are checked before any server listens: under `serve` the edge's
+/// too, which is made only once the origin is bound.
+#[test]
+fn serve_checks_every_setting_before_it_listens() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (code, out, err) = run(
+        &[
+            "serve",
+            "--data-dir",
+            tmp.path().to_str().expect("utf8"),
+            "--catalog-listen",
+            "127.0.0.1:0",
+            "--edge-listen",
+            "127.0.0.1:0",
+            "--origin-listen",
+            "127.0.0.1:0",
+            "--chunk-size",
+            "0",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(!out.contains("listening"), "listened first:\n{out}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("chunk"), "{err}");
+}
+
+/// Each command lists the options it uses, and only those.
+#[test]
+fn help_shows_only_the_options_a_command_uses() {
+    for (cmd, has, lacks) in [
+        ("edge", &[][..], &["--db", "--store", "--data-dir"][..]),
+        ("bench", &[], &["--db", "--store", "--data-dir"]),
+        ("origin", &["--store", "--data-dir"], &["--db"]),
+        ("migrate", &["--db", "--data-dir"], &["--store"]),
+        ("ingest", &["--db", "--store", "--data-dir"], &[]),
+        ("serve", &["--db", "--store", "--data-dir", "--region"], &[]),
+        ("user", &["--db", "--data-dir"], &["--store"]),
+    ] {
+        let (code, out, err) = run(&[cmd, "--help"], &[]);
+        assert_eq!(code, 0, "{cmd}: {err}");
+        for f in has {
+            assert!(
+                out.contains(&format!("{f} ")),
+                "{cmd} --help lacks {f}:\n{out}"
+            );
+        }
+        for f in lacks {
+            assert!(
+                !out.contains(&format!("{f} ")),
+                "{cmd} --help lists {f}:\n{out}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -252,4 +423,170 @@ fn an_empty_token_key_means_none() {
         let node = Running::start(cmd, 1);
         assert!(node.url(server).starts_with("http://127.0.0.1:"));
     }
+}
+
+/// Runs `keyframe` with `stdin` as its standard input.
+fn run_with_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut c = keyframe();
+    c.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("spawn keyframe");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `keyframe user add|list|passwd|disable|enable|delete` on the catalog's
+/// database, seen through a running catalog's sign-in.
+#[tokio::test]
+async fn users_are_managed_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dd = tmp.path().to_str().expect("utf8").to_string();
+    let user = |rest: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = vec!["user".into()];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v.extend(["--data-dir".to_string(), dd.clone()]);
+        v
+    };
+    let call = |rest: &[&str], stdin: &str| {
+        let v = user(rest);
+        let a: Vec<&str> = v.iter().map(String::as_str).collect();
+        run_with_stdin(&a, stdin)
+    };
+    let pw = "correct horse battery";
+    let (code, out, err) = call(
+        &[
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--password-stdin",
+        ],
+        &format!("{pw}\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("added user alice"), "{out}");
+    assert!(
+        !out.contains(pw) && !err.contains(pw),
+        "the password was echoed"
+    );
+    // Usage mistakes: exit 2, one line.
+    for (rest, stdin, needle) in [
+        (
+            &["add", "bob", "--email", "bob@example.com"][..],
+            "",
+            "--password-stdin",
+        ),
+        (
+            &[
+                "add",
+                "alice",
+                "--email",
+                "a@example.com",
+                "--password-stdin",
+            ],
+            "another password\n",
+            "already exists",
+        ),
+        (
+            &[
+                "add",
+                "Bob",
+                "--email",
+                "bob@example.com",
+                "--password-stdin",
+            ],
+            "another password\n",
+            "username",
+        ),
+        (
+            &[
+                "add",
+                "bob",
+                "--email",
+                "bob@example.com",
+                "--password-stdin",
+            ],
+            "short\n",
+            "password",
+        ),
+        (
+            &["add", "bob", "--email", "nope", "--password-stdin"],
+            "another password\n",
+            "email",
+        ),
+        (
+            &["passwd", "nobody", "--password-stdin"],
+            "another password\n",
+            "no user named",
+        ),
+        (&["delete", "nobody"], "", "no user named"),
+    ] {
+        let (code, _, err) = call(rest, stdin);
+        assert_eq!(code, 2, "{rest:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{rest:?}: {err}");
+        assert!(err.contains(needle), "{rest:?}: {err}");
+    }
+    let (code, out, err) = call(&["list", "--json"], "");
+    assert_eq!(code, 0, "{err}");
+    let listed: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(listed.len(), 1, "{out}");
+    assert_eq!(listed[0]["username"], "alice");
+    assert!(listed[0]["disabled_at"].is_null());
+    assert!(!out.contains("argon2"), "{out}");
+
+    let mut cmd = keyframe();
+    cmd.args(["catalog", "--listen", "127.0.0.1:0", "--data-dir", &dd]);
+    let catalog = Running::start(cmd, 1);
+    let http = reqwest::Client::new();
+    let login = |password: &str| {
+        let req = http
+            .post(format!("{}/api/sessions", catalog.url("catalog")))
+            .json(&serde_json::json!({"username": "alice", "password": password}));
+        async move {
+            let r = req.send().await.expect("login");
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            (status, body["code"].as_str().unwrap_or("").to_string())
+        }
+    };
+    assert_eq!(login(pw).await.0, 201);
+
+    let new_pw = "a new password";
+    let (code, out, err) = call(
+        &["passwd", "alice", "--password-stdin"],
+        &format!("{new_pw}\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("session(s) ended"), "{out}");
+    assert_eq!(login(pw).await.0, 401);
+    assert_eq!(login(new_pw).await.0, 201);
+
+    let (code, _, err) = call(&["disable", "alice"], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(login(new_pw).await, (403, "account_disabled".to_string()));
+    let (_, out, _) = call(&["list"], "");
+    assert!(out.contains("disabled"), "{out}");
+    let (code, _, err) = call(&["enable", "alice"], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(login(new_pw).await.0, 201);
+
+    let (code, out, err) = call(&["delete", "alice"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted alice"), "{out}");
+    assert_eq!(login(new_pw).await.0, 401);
+    let (_, out, _) = call(&["list"], "");
+    assert!(out.trim().is_empty(), "{out}");
 }

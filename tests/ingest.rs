@@ -31,6 +31,10 @@ fn bytes(n: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+fn path_of(p: &Path) -> &str {
+    p.to_str().expect("utf8")
+}
+
 fn json_lines(out: &str) -> Vec<Value> {
     out.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -230,6 +234,45 @@ async fn remote_ingest_streams_to_the_catalog() {
         "remote mode wrote locally"
     );
 
+    // The same output as a local ingest: the same JSON fields, the same line.
+    let local = tmp.path().join("local");
+    let (code, out, err) = run(
+        &local,
+        &["ingest", "--json", "--title", "Remote", path_of(&file)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let l = &json_lines(&out)[0];
+    let fields =
+        |v: &Value| -> Vec<String> { v.as_object().expect("object").keys().cloned().collect() };
+    assert_eq!(fields(r), fields(l), "remote {r}\nlocal {l}");
+    for same in [
+        "key", "size", "sha256", "mime", "path", "title", "kind", "warnings", "assets",
+    ] {
+        assert_eq!(r[same], l[same], "{same}");
+    }
+    let text = |data: &Path, extra: &[&str]| {
+        let args = [&["ingest"][..], extra, &[path_of(&file)]].concat();
+        let (code, out, err) = run(data, &args);
+        assert_eq!(code, 0, "{err}");
+        // Content ids differ; everything else must not.
+        let id = out
+            .split("content ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .expect("id");
+        out.replace(id, "ID")
+    };
+    let remote_line = text(
+        &elsewhere,
+        &[
+            "--server",
+            node.url("catalog"),
+            "--admin-token",
+            "s3cret-admin-token",
+        ],
+    );
+    assert_eq!(remote_line, text(&local, &[]));
+
     // A wrong token, a bad parameter, a server that is not there, and a missing
     // token: one line each, nothing on stdout, exit 1.
     let catalog = node.url("catalog");
@@ -255,9 +298,189 @@ async fn remote_ingest_streams_to_the_catalog() {
     for (flags, needle) in cases {
         let args = [&["ingest"][..], &flags, &[path]].concat();
         let (code, out, err) = run(&elsewhere, &args);
-        assert_eq!(code, 1, "{args:?}: {err}");
+        // A missing token is a usage error; the others fail at run time.
+        let expected = if needle == "--admin-token" { 2 } else { 1 };
+        assert_eq!(code, expected, "{args:?}: {err}");
         assert!(out.is_empty(), "{args:?}: {out}");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    // The catalog's pipeline refuses broken media as a local ingest does.
+    let noise = tmp.path().join("noise.mp4");
+    std::fs::write(&noise, bytes(5000, 3)).expect("write");
+    let args = [
+        &["ingest", "--server", catalog][..],
+        &admin,
+        &[path_of(&noise)],
+    ]
+    .concat();
+    let (code, out, err) = run(&elsewhere, &args);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("422") && err.contains("not playable media"),
+        "{err}"
+    );
+}
+
+/// Media that does not decode is refused with one line and exit 1 (or, with
+/// `--allow-broken`, stored as `other` with a warning), and warnings are the same
+/// in `--json` as on stderr. Re-ingesting identical bytes says so, and
+/// `--if-new` makes no second title.
+#[test]
+fn broken_media_is_refused_and_warnings_reach_json() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let noise = tmp.path().join("noise.mp4");
+    std::fs::write(&noise, bytes(5000, 3)).expect("write");
+    let (code, out, err) = run(&data, &["ingest", path_of(&noise)]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("noise.mp4"),
+        "{err}"
+    );
+
+    let (code, out, err) = run(
+        &data,
+        &["ingest", "--json", "--allow-broken", path_of(&noise)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["kind"], "other", "{r}");
+    let warnings: Vec<String> = r["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| {
+            format!(
+                "warning: {}: {}",
+                path_of(&noise),
+                w.as_str().expect("text")
+            )
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{r}");
+    let stderr: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(stderr, warnings, "stderr and --json differ");
+
+    // The same bytes again: said, and with --if-new, no new title.
+    let (code, out, err) = run(
+        &data,
+        &["ingest", "--json", "--allow-broken", path_of(&noise)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let again = &json_lines(&out)[0];
+    assert_eq!(
+        again["same_bytes_as"],
+        serde_json::json!([r["content_id"]]),
+        "{again}"
+    );
+    assert!(err.contains("same bytes as title"), "{err}");
+    let (code, out, err) = run(
+        &data,
+        &["ingest", "--allow-broken", "--if-new", path_of(&noise)],
+    );
+    assert_eq!(code, 0, "{err}");
+    let first = r["content_id"].as_str().expect("id");
+    assert!(
+        out.contains(&format!("already content {first} (skipped)")),
+        "{out}"
+    );
+
+    if !common::have_tools(&["ffmpeg", "ffprobe"], "broken-media CLI test") {
+        return;
+    }
+    let video = tmp.path().join("slow.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=duration=2:size=160x120:rate=10")
+        .args(["-c:v", "mpeg4", "-f", "mp4"])
+        .arg(&video)
+        .status()
+        .expect("ffmpeg");
+    assert!(made.success());
+    let whole = std::fs::read(&video).expect("read");
+    let cut = tmp.path().join("cut.mp4");
+    std::fs::write(&cut, &whole[..100]).expect("write");
+    let (code, out, err) = run(&data, &["ingest", "--json", path_of(&cut)]);
+    assert_eq!(code, 1, "a cut MP4 was accepted: {out}");
+    assert!(err.contains("cut.mp4"), "{err}");
+
+    // moov at the end (ffmpeg's default) is a warning in --json as on stderr.
+    let (code, out, err) = run(&data, &["ingest", "--json", path_of(&video)]);
+    assert_eq!(code, 0, "{err}");
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["kind"], "video", "{r}");
+    let moov: Vec<&Value> = r["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter(|w| w.as_str().is_some_and(|w| w.starts_with("moov at the end")))
+        .collect();
+    assert_eq!(moov.len(), 1, "{r}");
+    assert!(
+        err.contains(&format!(
+            "warning: {}: {}",
+            path_of(&video),
+            moov[0].as_str().expect("text")
+        )),
+        "{err}"
+    );
+}
+
+/// A title ingested with `--regions eu` says where it plays, is refused by a plain
+/// `serve` (its one region is `local`) and plays, through the node's edge, on
+/// `serve --region eu`.
+#[tokio::test]
+async fn a_region_title_plays_on_a_node_of_that_region() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let file = tmp.path().join("clip.bin");
+    let body = bytes(64 << 10, 5);
+    std::fs::write(&file, &body).expect("write");
+    let (code, out, err) = run(
+        &data,
+        &["ingest", "--json", "--regions", "eu", path_of(&file)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("playable only in region(s) eu"), "{err}");
+    let id = json_lines(&out)[0]["content_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for (region, status) in [(None, 451), (Some("eu"), 200)] {
+        let mut cmd = keyframe();
+        cmd.arg("--data-dir").arg(&data).args([
+            "serve",
+            "--catalog-listen",
+            "127.0.0.1:0",
+            "--edge-listen",
+            "127.0.0.1:0",
+            "--origin-listen",
+            "127.0.0.1:0",
+        ]);
+        if let Some(r) = region {
+            cmd.args(["--region", r]);
+        }
+        cmd.env("KEYFRAME_PUBLIC_CONTENT", "true");
+        let node = Running::start(cmd, 3);
+        let r = reqwest::get(format!("{}/api/content/{id}/play", node.url("catalog")))
+            .await
+            .expect("play");
+        assert_eq!(r.status().as_u16(), status, "region {region:?}");
+        let v: Value = r.json().await.expect("json");
+        if status == 200 {
+            assert_eq!(v["region"], "eu", "{v}");
+            let got = reqwest::get(v["url"].as_str().expect("url"))
+                .await
+                .expect("get");
+            assert_eq!(got.status(), 200, "{v}");
+            assert_eq!(got.bytes().await.expect("body").as_ref(), body.as_slice());
+        } else {
+            assert_eq!(v["code"], "unavailable_in_region", "{v}");
+        }
+        assert!(node.terminate().success());
     }
 }

@@ -97,6 +97,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<bool> {
     Ok(outcome.passed(common.max_error_rate))
 }
 
+/// The checks of the flags alone (no file read, nothing connected to): what fails
+/// here is a usage error, which the command line reports as one (exit 2).
+pub fn check(cli: &BenchCli) -> anyhow::Result<()> {
+    let BenchCommand::Load(workload) = &cli.command else {
+        return Ok(());
+    };
+    let common = workload.common();
+    if common.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    validate(workload)?;
+    for u in &common.urls {
+        targets::check_url(u)?;
+    }
+    if let Some(c) = &common.compare {
+        targets::check_url(c).context("--compare")?;
+    }
+    Ok(())
+}
+
 /// Runs the benchmark and returns its reports without printing them.
 ///
 /// The load runs on a runtime of its own (`--threads` workers) on a separate
@@ -127,7 +147,7 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Outcome> {
 /// [`measure`] on the current runtime.
 pub async fn measure_here(args: BenchArgs) -> anyhow::Result<Outcome> {
     let common = args.workload.common().clone();
-    validate(&args.workload)?;
+    validate(workload)?;
     let mut a = Targets::from_args(
         &common.urls,
         common.manifest.as_deref(),

@@ -75,6 +75,11 @@ struct ManifestLine {
     sha256: Option<String>,
 }
 
+/// Whether `s` is a URL the bench can measure (plain `http://` with a host).
+pub fn check_url(s: &str) -> anyhow::Result<()> {
+    parse_url(s).map(drop)
+}
+
 fn parse_url(s: &str) -> anyhow::Result<url::Url> {
     let url = url::Url::parse(s).with_context(|| format!("--url {s}"))?;
     if url.scheme() != "http" {

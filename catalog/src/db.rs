@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 /// Which database a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +86,10 @@ pub fn map_err(e: sqlx::Error) -> DbError {
 
 impl Db {
     /// Connects to `url` (`sqlite://PATH`, `sqlite::memory:`, `postgres://…`).
-    /// A SQLite file and its directory are created when missing; WAL is on.
+    /// A SQLite file is created when missing (its directory must exist); WAL is on.
+    /// One connection is made at once, so that an unreachable database says why
+    /// (a refused connection, a wrong password) rather than only that the pool
+    /// timed out.
     pub async fn connect(url: &str) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(rest) = url
@@ -99,10 +102,11 @@ impl Db {
             }
             if path != ":memory:" {
                 if let Some(dir) = std::path::Path::new(path).parent() {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            DbError::Unavailable(format!("cannot create '{}': {e}", dir.display()))
-                        })?;
+                    if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                        return Err(DbError::Unavailable(format!(
+                            "directory '{}' does not exist",
+                            dir.display()
+                        )));
                     }
                 }
             }
@@ -123,6 +127,13 @@ impl Db {
         let opts = AnyConnectOptions::from_str(&url)
             .map_err(|e| DbError::Unavailable(e.to_string()))?
             .disable_statement_logging();
+        if !memory {
+            let first = tokio::time::timeout(Duration::from_secs(10), opts.connect())
+                .await
+                .map_err(|_| DbError::Unavailable("no answer within 10 s".into()))?
+                .map_err(|e| DbError::Unavailable(keyframe_origin::error_chain(&e)))?;
+            let _ = first.close().await;
+        }
         let pool = AnyPoolOptions::new()
             // An in-memory SQLite database lives and dies with its one connection.
             .max_connections(if memory { 1 } else { 8 })

@@ -85,6 +85,9 @@ pub struct User {
     pub date_of_birth: Option<String>,
     pub display_name: Option<String>,
     pub created_at: i64,
+    /// When the account was disabled (it cannot sign in); `None` while enabled.
+    #[serde(default)]
+    pub disabled_at: Option<i64>,
 }
 
 /// A signed-in session, found by the hash of its token.
@@ -118,6 +121,38 @@ pub struct UserPatch {
 /// A new random identifier.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+const USER_COLUMNS: &str =
+    "id, username, email, password_hash, date_of_birth, display_name, created_at, disabled_at";
+
+fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        email: r.try_get("email")?,
+        password_hash: r.try_get("password_hash")?,
+        date_of_birth: r.try_get("date_of_birth")?,
+        display_name: r.try_get("display_name")?,
+        created_at: r.try_get("created_at")?,
+        disabled_at: r.try_get("disabled_at")?,
+    })
+}
+
+/// The token hashes of a user's sessions, inside a transaction.
+async fn session_hashes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+) -> Result<Vec<String>, DbError> {
+    sqlx::query("SELECT token_hash FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(map_err)
 }
 
 const ASSET_COLUMNS: &str =
@@ -345,25 +380,125 @@ impl Db {
 
     async fn user_by(&self, column: &'static str, value: &str) -> Result<User, DbError> {
         let r = sqlx::query(AssertSqlSafe(format!(
-            "SELECT id, username, email, password_hash, date_of_birth, display_name, created_at \
-             FROM users WHERE {column} = $1"
+            "SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"
         )))
         .bind(value)
         .fetch_optional(self.pool())
         .await
         .map_err(map_err)?
         .ok_or(DbError::NotFound)?;
-        (|| {
-            Ok(User {
-                id: r.try_get("id")?,
-                username: r.try_get("username")?,
-                email: r.try_get("email")?,
-                password_hash: r.try_get("password_hash")?,
-                date_of_birth: r.try_get("date_of_birth")?,
-                display_name: r.try_get("display_name")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })()
+        user_from_row(&r).map_err(map_err)
+    }
+
+    /// Every user, by username.
+    pub async fn list_users(&self) -> Result<Vec<User>, DbError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        )))
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(user_from_row)
+        .collect::<Result<_, _>>()
+        .map_err(map_err)
+    }
+
+    /// Disables (no sign-in; every session ended) or enables an account, in one
+    /// transaction. Returns the token hashes of the sessions that were ended.
+    pub async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<Vec<String>, DbError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE users SET disabled_at = CASE WHEN $2 = 1 THEN COALESCE(disabled_at, $3) \
+             ELSE NULL END, updated_at = $3 WHERE id = $1",
+        )
+        .bind(user_id)
+        .bind(i64::from(disabled))
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(DbError::NotFound);
+        }
+        let mut ended = Vec::new();
+        if disabled {
+            ended = session_hashes(&mut tx, user_id).await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(ended)
+    }
+
+    /// Deletes an account and everything that is the viewer's, in one transaction:
+    /// the watch history and what was derived from it (counters, trending weight,
+    /// personal recommendations; see [`Db::delete_history`]), the sessions, the
+    /// avatar's asset rows (its objects become unreferenced, for `keyframe gc`) and
+    /// the user. Returns the token hashes of the sessions that were ended.
+    pub async fn delete_user(
+        &self,
+        user_id: &str,
+        th: crate::history::fold::Thresholds,
+        half_life_ms: i64,
+    ) -> Result<Vec<String>, DbError> {
+        let mut tx = crate::history::store::begin_write(self)
+            .await
+            .map_err(map_err)?;
+        let exists = sqlx::query("SELECT id FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if exists.is_none() {
+            return Err(DbError::NotFound);
+        }
+        self.delete_history_in(
+            &mut tx,
+            user_id,
+            &crate::history::DeleteScope::All,
+            th,
+            half_life_ms,
+        )
+        .await?;
+        let ended = session_hashes(&mut tx, user_id).await?;
+        for sql in [
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM assets WHERE user_id = $1",
+            "DELETE FROM users WHERE id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(ended)
+    }
+
+    /// The titles whose source is the object at `object_key` (a file ingested
+    /// before), oldest first.
+    pub async fn titles_with_source(&self, object_key: &str) -> Result<Vec<String>, DbError> {
+        sqlx::query(
+            "SELECT a.content_id FROM assets a JOIN content c ON c.id = a.content_id \
+             WHERE a.object_key = $1 AND a.role = 'source' ORDER BY c.created_at, c.id",
+        )
+        .bind(object_key)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
         .map_err(map_err)
     }
 

@@ -187,6 +187,7 @@ impl crate::uploads::Uploads for StoreUploads {
             size,
             sha256,
             mime,
+            ..Default::default()
         })
     }
 

@@ -29,8 +29,9 @@ pub struct ContentUpload {
     pub size_hint: Option<u64>,
 }
 
-/// A file the ingest pipeline stored and committed (the shape of `ingest --json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A file the ingest pipeline stored and committed: the shape of `ingest --json`,
+/// which prints the same fields whether it ingested locally or through this API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IngestedContent {
     pub content_id: String,
     /// The object key.
@@ -39,6 +40,55 @@ pub struct IngestedContent {
     pub sha256: String,
     pub mime: String,
     /// The URL path that serves the object: `/v1/objects/<key>`.
+    pub path: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// `video`, `audio`, `image` or `other`.
+    #[serde(default)]
+    pub kind: String,
+    /// These bytes were already stored and referenced: only metadata was added.
+    #[serde(default)]
+    pub already_stored: bool,
+    /// Titles that already had these bytes before this one (a re-ingest).
+    #[serde(default)]
+    pub same_bytes_as: Vec<String>,
+    /// `ingest --if-new` made no title: `content_id` is the one with these bytes.
+    #[serde(default)]
+    pub skipped: bool,
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+    #[serde(default)]
+    pub width: Option<i64>,
+    #[serde(default)]
+    pub height: Option<i64>,
+    #[serde(default)]
+    pub bitrate: Option<i64>,
+    #[serde(default)]
+    pub container: Option<String>,
+    #[serde(default)]
+    pub video_codec: Option<String>,
+    #[serde(default)]
+    pub audio_codec: Option<String>,
+    /// For MP4: whether the index (moov) comes first.
+    #[serde(default)]
+    pub faststart: Option<bool>,
+    /// Posters and image variants made from it.
+    #[serde(default)]
+    pub assets: Vec<IngestedAsset>,
+    /// What could not be done, or should be known, but did not stop the ingest.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// A picture made from an ingested file (a poster, an image variant).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IngestedAsset {
+    pub role: String,
+    pub key: String,
+    pub size: u64,
+    pub mime: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
     pub path: String,
 }
 

@@ -535,3 +535,194 @@ async fn avatars_go_through_the_upload_pipeline() {
         t.cleanup().await;
     }
 }
+
+async fn rows(db: &keyframe_catalog::Db, sql: &str, user_id: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .bind(user_id.to_string())
+        .fetch_one(db.pool())
+        .await
+        .expect("count")
+        .try_get::<i64, _>(0)
+        .expect("count value")
+}
+
+/// `DELETE /api/users/me`, confirmed by the password, removes the account with its
+/// sessions, avatar and watch history (and the views it added) in one go; another
+/// viewer is untouched; the OpenAPI document describes it.
+#[tokio::test]
+async fn an_account_deletes_itself_with_everything_that_is_its() {
+    for t in common::databases().await {
+        let s = Server::start(&t.db, config()).await;
+        let ann = s.user("ann").await;
+        let ann_again = s.login("ann").await;
+        let bob = s.user("bob").await;
+        let title =
+            t.db.create_content(&common::title("Film", "", &["x"], vec![common::right("*")]))
+                .await
+                .expect("title");
+        let now = keyframe_catalog::db::now_ms();
+        for tok in [&ann, &bob] {
+            let (st, v) = s
+                .json(
+                    Method::POST,
+                    "/api/history",
+                    Some(
+                        json!({"events": [{"content_id": title.id, "session_id": "s1", "seq": 0,
+                        "kind": "start", "position_ms": 0, "duration_ms": 100_000, "at": now}]}),
+                    ),
+                    Some(tok),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{}: {v}", t.name);
+        }
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend_from_slice(&[0u8; 100]);
+        let (st, _, v) = s
+            .send(
+                s.req(Method::PUT, "/api/users/me/avatar")
+                    .bearer_auth(&ann)
+                    .body(png),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{}: {v}", t.name);
+        let (_, me) = s.get("/api/users/me", Some(&ann)).await;
+        let ann_id = me["id"].as_str().expect("id").to_string();
+        let views = |db: keyframe_catalog::Db, id: String| async move {
+            db.content_stats(&id)
+                .await
+                .expect("stats")
+                .iter()
+                .map(|x| x.1)
+                .sum::<i64>()
+        };
+        assert_eq!(views(t.db.clone(), title.id.clone()).await, 2, "{}", t.name);
+
+        // Not signed in; a wrong password; no password: nothing happens.
+        assert_error(
+            s.json(
+                Method::DELETE,
+                "/api/users/me",
+                Some(json!({"password": "password-ann"})),
+                None,
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        );
+        assert_error(
+            s.json(
+                Method::DELETE,
+                "/api/users/me",
+                Some(json!({"password": "wrong password"})),
+                Some(&ann),
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        );
+        let (st, _) = s
+            .json(Method::DELETE, "/api/users/me", Some(json!({})), Some(&ann))
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{}", t.name);
+        let (st, _) = s.get("/api/users/me", Some(&ann)).await;
+        assert_eq!(st, StatusCode::OK, "{}", t.name);
+
+        let (st, headers, v) = s
+            .send(
+                s.req(Method::DELETE, "/api/users/me")
+                    .bearer_auth(&ann)
+                    .json(&json!({"password": "password-ann"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT, "{}: {v}", t.name);
+        assert!(
+            headers
+                .get("set-cookie")
+                .and_then(|c| c.to_str().ok())
+                .is_some_and(|c| c.contains("kf_session=;") || c.contains("Max-Age=0")),
+            "{headers:?}"
+        );
+        for tok in [&ann, &ann_again] {
+            let (st, _) = s.get("/api/users/me", Some(tok)).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{}", t.name);
+        }
+        let (st, _) = s
+            .json(
+                Method::POST,
+                "/api/sessions",
+                Some(json!({"username": "ann", "password": "password-ann"})),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{}", t.name);
+        for sql in [
+            "SELECT COUNT(*) FROM users WHERE id = $1",
+            "SELECT COUNT(*) FROM sessions WHERE user_id = $1",
+            "SELECT COUNT(*) FROM assets WHERE user_id = $1",
+            "SELECT COUNT(*) FROM watch_events WHERE user_id = $1",
+            "SELECT COUNT(*) FROM watch_state WHERE user_id = $1",
+        ] {
+            assert_eq!(rows(&t.db, sql, &ann_id).await, 0, "{}: {sql}", t.name);
+        }
+        // Her view is taken back; Bob's stays, and so does Bob.
+        assert_eq!(views(t.db.clone(), title.id.clone()).await, 1, "{}", t.name);
+        let (st, _) = s.get("/api/users/me", Some(&bob)).await;
+        assert_eq!(st, StatusCode::OK, "{}", t.name);
+
+        let (_, doc) = s.get("/api/openapi.json", None).await;
+        assert!(
+            doc["paths"]["/api/users/me"]["delete"].is_object(),
+            "{}",
+            doc["paths"]["/api/users/me"]
+        );
+        s.stop().await;
+        t.cleanup().await;
+    }
+}
+
+/// A disabled account (`keyframe user disable`) cannot sign in and its sessions
+/// are gone; enabled again, it signs in.
+#[tokio::test]
+async fn a_disabled_account_cannot_sign_in() {
+    for t in common::databases().await {
+        let s = Server::start(&t.db, config()).await;
+        let ann = s.user("ann").await;
+        let (_, me) = s.get("/api/users/me", Some(&ann)).await;
+        let id = me["id"].as_str().expect("id").to_string();
+        let ended = t.db.set_user_disabled(&id, true).await.expect("disable");
+        assert_eq!(ended.len(), 1, "{}", t.name);
+        let users = t.db.list_users().await.expect("list");
+        assert!(users[0].disabled_at.is_some(), "{}", t.name);
+        let login = json!({"username": "ann", "password": "password-ann"});
+        assert_error(
+            s.json(Method::POST, "/api/sessions", Some(login.clone()), None)
+                .await,
+            StatusCode::FORBIDDEN,
+            "account_disabled",
+        );
+        assert_eq!(
+            rows(
+                &t.db,
+                "SELECT COUNT(*) FROM sessions WHERE user_id = $1",
+                &id
+            )
+            .await,
+            0
+        );
+        t.db.set_user_disabled(&id, false).await.expect("enable");
+        assert!(t.db.list_users().await.expect("list")[0]
+            .disabled_at
+            .is_none());
+        let (st, _) = s
+            .json(Method::POST, "/api/sessions", Some(login), None)
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{}", t.name);
+        assert!(matches!(
+            t.db.set_user_disabled("no-such-user", true).await,
+            Err(keyframe_catalog::DbError::NotFound)
+        ));
+        s.stop().await;
+        t.cleanup().await;
+    }
+}

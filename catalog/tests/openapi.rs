@@ -18,6 +18,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/users"),
     ("get", "/api/users/me"),
     ("patch", "/api/users/me"),
+    ("delete", "/api/users/me"),
     ("put", "/api/users/me/avatar"),
     ("post", "/api/sessions"),
     ("delete", "/api/sessions"),

@@ -15,10 +15,13 @@ use keyframe_catalog::Db;
 use keyframe_origin::store::Store;
 use serde_json::json;
 
+use crate::error::IngestError;
 use crate::gc::{gc, GcReport};
-use crate::pipeline::{ingest, ingest_avatar, IngestOptions, IngestReport, Progress, Stage};
-use crate::remote::{remote_json, remote_line, Remote, RemoteMeta};
+use crate::pipeline::{ingest, ingest_avatar, IngestOptions, Progress, Stage};
+use crate::remote::{Remote, RemoteMeta};
 use crate::source::Source;
+use crate::uploads::ingested;
+use keyframe_catalog::uploads::IngestedContent;
 
 /// Flags of `keyframe ingest`.
 #[derive(Clone, Debug, clap::Args)]
@@ -47,11 +50,19 @@ pub struct IngestArgs {
     /// Rewrite MP4 files whose index (moov) is at the end so playback starts at once (needs ffmpeg).
     #[arg(long)]
     pub faststart: bool,
+    /// Store a file that claims to be audio or video (by name or content) but does
+    /// not decode as kind `other`, with a warning, instead of refusing it.
+    #[arg(long)]
+    pub allow_broken: bool,
+    /// Make no new title for a file whose bytes already are a title: print that
+    /// title instead.
+    #[arg(long)]
+    pub if_new: bool,
     /// Ingest a profile image for this user instead of content (one FILE).
     #[arg(
         long,
         value_name = "USERNAME",
-        conflicts_with_all = ["title", "description", "categories", "regions", "available_from", "available_until", "faststart"]
+        conflicts_with_all = ["title", "description", "categories", "regions", "available_from", "available_until", "faststart", "allow_broken", "if_new"]
     )]
     pub avatar: Option<String>,
     /// Print one JSON object per file on stdout.
@@ -59,7 +70,7 @@ pub struct IngestArgs {
     pub json: bool,
     /// Stream the files to this catalog's admin ingest endpoint instead of writing
     /// storage and the database directly.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["avatar", "faststart"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["avatar", "faststart", "allow_broken", "if_new"])]
     pub server: Option<String>,
     /// The catalog's admin token, for --server.
     #[arg(
@@ -86,6 +97,18 @@ pub struct GcArgs {
 }
 
 impl IngestArgs {
+    /// Usage mistakes the flags alone cannot express: one line each.
+    pub fn check(&self) -> Result<(), String> {
+        self.options()?;
+        if self.avatar.is_some() && self.files.len() != 1 {
+            return Err("--avatar takes exactly one FILE".into());
+        }
+        if self.server.is_some() && self.admin_token.as_deref().is_none_or(str::is_empty) {
+            return Err("--server needs --admin-token (or KEYFRAME_ADMIN_TOKEN)".into());
+        }
+        Ok(())
+    }
+
     /// The pipeline options these flags ask for (the tools are detected on `PATH`).
     pub fn options(&self) -> Result<IngestOptions, String> {
         if let (Some(f), Some(u)) = (self.available_from, self.available_until) {
@@ -117,6 +140,8 @@ impl IngestArgs {
                 })
                 .collect(),
             faststart: self.faststart,
+            allow_broken: self.allow_broken,
+            if_new: self.if_new,
             ..IngestOptions::default()
         })
     }
@@ -152,21 +177,19 @@ pub async fn run_cli(args: IngestArgs, store: Store, db: Db) -> bool {
         bar.0.finish_and_clear();
         match result {
             Ok(report) => {
-                for w in &report.warnings {
-                    // A missing tool is said once, not once per file.
-                    let line = if w.contains("not on PATH") {
-                        format!("warning: {w}")
-                    } else {
-                        format!("warning: {}: {w}", file.display())
-                    };
-                    if warned.insert(line.clone()) {
-                        eprintln!("{line}");
-                    }
-                }
+                let done = ingested(&report);
+                warn(&mut warned, file, &done.warnings);
                 all_ok &= print_result(
                     args.json,
-                    || report_json(file, &report),
-                    || report_line(file, &report),
+                    || report_json(file, &done, report.user_id.as_deref()),
+                    || report_line(file, &done, report.user_id.as_deref()),
+                );
+            }
+            Err(e @ IngestError::Broken(_)) => {
+                all_ok = false;
+                eprintln!(
+                    "error: {}: {e} (--allow-broken stores it as kind other)",
+                    file.display()
                 );
             }
             Err(e) => {
@@ -208,6 +231,7 @@ pub async fn run_remote(args: &IngestArgs) -> bool {
     };
     let terminal = std::io::stderr().is_terminal();
     let mut all_ok = true;
+    let mut warned = HashSet::new();
     for file in &args.files {
         let bar = Bar::new(terminal, file);
         let total = std::fs::metadata(file).ok().map(|m| m.len());
@@ -217,10 +241,11 @@ pub async fn run_remote(args: &IngestArgs) -> bool {
         bar.0.finish_and_clear();
         match result {
             Ok(c) => {
+                warn(&mut warned, file, &c.warnings);
                 all_ok &= print_result(
                     args.json,
-                    || remote_json(file, &c),
-                    || remote_line(file, &c),
+                    || report_json(file, &c, None),
+                    || report_line(file, &c, None),
                 );
             }
             Err(e) => {
@@ -230,6 +255,21 @@ pub async fn run_remote(args: &IngestArgs) -> bool {
         }
     }
     all_ok
+}
+
+/// Prints an ingest's warnings on stderr, one line each; a missing tool is said
+/// once, not once per file.
+fn warn(warned: &mut HashSet<String>, file: &Path, warnings: &[String]) {
+    for w in warnings {
+        let line = if w.contains("not on PATH") {
+            format!("warning: {w}")
+        } else {
+            format!("warning: {}: {w}", file.display())
+        };
+        if warned.insert(line.clone()) {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// Prints one ingested file on stdout: its JSON object or its line. False when
@@ -311,79 +351,53 @@ fn write_gc_lines(out: &mut impl Write, report: &GcReport, args: &GcArgs) -> std
     )
 }
 
-/// The JSON object `--json` prints for one file.
-pub fn report_json(file: &Path, r: &IngestReport) -> serde_json::Value {
-    let a = &r.asset;
-    json!({
-        "file": file.display().to_string(),
-        "content_id": r.content_id,
-        "user_id": r.user_id,
-        "title": r.title,
-        "kind": r.kind,
-        "key": a.object_key,
-        "size": a.size,
-        "sha256": a.sha256,
-        "mime": a.mime,
-        "path": format!("/v1/objects/{}", a.object_key),
-        "already_stored": r.already_stored,
-        "duration_ms": a.duration_ms,
-        "width": a.width,
-        "height": a.height,
-        "bitrate": a.bitrate,
-        "container": a.container,
-        "video_codec": a.video_codec,
-        "audio_codec": a.audio_codec,
-        "faststart": a.faststart,
-        "assets": r.derived.iter().map(|d| json!({
-            "role": d.role,
-            "key": d.object_key,
-            "size": d.size,
-            "mime": d.mime,
-            "width": d.width,
-            "height": d.height,
-            "path": format!("/v1/objects/{}", d.object_key),
-        })).collect::<Vec<_>>(),
-        "warnings": r.warnings,
-    })
+/// The JSON object `--json` prints for one file, local or remote: the catalog's
+/// answer with the file's name (and, for an avatar, the user's id).
+pub fn report_json(file: &Path, c: &IngestedContent, user_id: Option<&str>) -> serde_json::Value {
+    let mut v = serde_json::to_value(c).unwrap_or_else(|_| json!({}));
+    if let Some(o) = v.as_object_mut() {
+        o.insert("file".into(), json!(file.display().to_string()));
+        o.insert("user_id".into(), json!(user_id));
+        if c.content_id.is_empty() {
+            o.insert("content_id".into(), serde_json::Value::Null);
+        }
+    }
+    v
 }
 
-/// The line printed for one file without `--json`.
-pub fn report_line(file: &Path, r: &IngestReport) -> String {
-    let a = &r.asset;
-    let size = u64::try_from(a.size).unwrap_or(0);
-    let mut facts = vec![human_bytes(size), a.mime.clone()];
-    if let Some(d) = a.duration_ms {
+/// The line printed for one file without `--json`, local or remote. Warnings are
+/// not in it: they go to stderr, one line each, as they are in `--json`.
+pub fn report_line(file: &Path, c: &IngestedContent, user_id: Option<&str>) -> String {
+    let mut facts = vec![human_bytes(c.size), c.mime.clone()];
+    if let Some(d) = c.duration_ms {
         facts.push(format!("{:.1} s", d as f64 / 1000.0));
     }
-    if let (Some(w), Some(h)) = (a.width, a.height) {
+    if let (Some(w), Some(h)) = (c.width, c.height) {
         facts.push(format!("{w}x{h}"));
     }
-    let codecs: Vec<&str> = [a.video_codec.as_deref(), a.audio_codec.as_deref()]
+    let codecs: Vec<&str> = [c.video_codec.as_deref(), c.audio_codec.as_deref()]
         .into_iter()
         .flatten()
         .collect();
     if !codecs.is_empty() {
         facts.push(codecs.join("/"));
     }
-    if a.faststart == Some(false) {
-        facts.push("moov at the end (try --faststart)".into());
-    }
-    if !r.derived.is_empty() {
-        let roles: Vec<&str> = r.derived.iter().map(|d| d.role.as_str()).collect();
+    if !c.assets.is_empty() {
+        let roles: Vec<&str> = c.assets.iter().map(|d| d.role.as_str()).collect();
         facts.push(format!("+ {}", roles.join(", ")));
     }
-    if r.already_stored {
+    if c.already_stored {
         facts.push("bytes already stored".into());
     }
-    let owner = match (&r.content_id, &r.user_id) {
-        (Some(id), _) => format!("content {id}"),
-        (None, Some(user)) => format!("avatar of user {user}"),
-        (None, None) => String::new(),
+    let owner = match user_id {
+        Some(user) => format!("avatar of user {user}"),
+        None if c.skipped => format!("already content {} (skipped)", c.content_id),
+        None => format!("content {}", c.content_id),
     };
     format!(
-        "{}: {owner} at /v1/objects/{} ({})",
+        "{}: {owner} at {} ({})",
         file.display(),
-        a.object_key,
+        c.path,
         facts.join(", ")
     )
 }
@@ -400,6 +414,12 @@ impl Bar {
             ProgressDrawTarget::hidden()
         };
         let bar = ProgressBar::with_draw_target(None, target);
+        // Not the default style: its first frame would be an empty `0/0` bar.
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix}: {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message("opening");
         bar.set_prefix(
             file.file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -24,6 +24,9 @@ pub enum IngestError {
     Empty,
     #[error("reading the input failed: {0}")]
     Input(#[source] std::io::Error),
+    /// It claims to be audio or video (by name or content) but does not decode.
+    #[error("not playable media: {0}")]
+    Broken(String),
     #[error("the image is corrupt or truncated: {0}")]
     CorruptImage(String),
     #[error("the image is too large to decode within the memory limit: {0}")]

@@ -8,15 +8,38 @@ use std::io::{self, Read, Seek, SeekFrom};
 /// The most boxes looked at before giving up (a malformed file must not loop long).
 const MAX_BOXES: usize = 4096;
 
+/// What the top-level boxes of an ISO media file say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// `Some(true)` when a complete `moov` precedes `mdat` (a "fast start" file),
+    /// `Some(false)` when it follows it, `None` when there is no complete `moov` box
+    /// or the boxes do not parse.
+    pub moov_first: Option<bool>,
+    /// A box runs past the end of the file: the file was cut short.
+    pub truncated: bool,
+}
+
 /// Whether `moov` precedes `mdat` in an ISO media file of `len` bytes: `Some(true)`
 /// for a "fast start" file, `Some(false)` when `moov` comes after `mdat`, `None`
-/// when the file has no `moov` box or its boxes do not parse.
+/// when the file has no complete `moov` box or its boxes do not parse.
 pub fn moov_before_mdat<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Option<bool>> {
+    Ok(layout(r, len)?.moov_first)
+}
+
+/// Walks the top-level boxes of an ISO media file of `len` bytes (at most
+/// [`MAX_BOXES`] of them).
+pub fn layout<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Layout> {
+    let mut out = Layout::default();
     let mut pos = 0u64;
     let mut seen_mdat = false;
     for _ in 0..MAX_BOXES {
+        if pos == len {
+            return Ok(out);
+        }
         if pos + 8 > len {
-            return Ok(None);
+            // A partial box header at the end.
+            out.truncated = true;
+            return Ok(out);
         }
         r.seek(SeekFrom::Start(pos))?;
         let mut header = [0u8; 8];
@@ -29,7 +52,8 @@ pub fn moov_before_mdat<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Optio
             // A 64-bit size follows the type.
             1 => {
                 if pos + 16 > len {
-                    return Ok(None);
+                    out.truncated = true;
+                    return Ok(out);
                 }
                 let mut large = [0u8; 8];
                 r.read_exact(&mut large)?;
@@ -38,19 +62,26 @@ pub fn moov_before_mdat<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Optio
             n => u64::from(n),
         };
         if size < 8 {
-            return Ok(None);
+            out.moov_first = None;
+            return Ok(out);
+        }
+        let Some(end) = pos.checked_add(size) else {
+            out.moov_first = None;
+            return Ok(out);
+        };
+        if end > len {
+            // Cut short: a `moov` that does not fit is no index at all.
+            out.truncated = true;
+            return Ok(out);
         }
         match &kind {
-            b"moov" => return Ok(Some(!seen_mdat)),
+            b"moov" if out.moov_first.is_none() => out.moov_first = Some(!seen_mdat),
             b"mdat" => seen_mdat = true,
             _ => {}
         }
-        pos = match pos.checked_add(size) {
-            Some(p) => p,
-            None => return Ok(None),
-        };
+        pos = end;
     }
-    Ok(None)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -122,5 +153,40 @@ mod tests {
         let mut past = 10_000u32.to_be_bytes().to_vec();
         past.extend_from_slice(b"mdat");
         assert_eq!(check(&past), None);
+    }
+
+    /// The first 100 bytes of a fast-start MP4: `ftyp`, then the start of a `moov`
+    /// box that claims more bytes than the file has. Not an index, and cut short.
+    #[test]
+    fn a_truncated_moov_is_no_index() {
+        let mut f = boxed(b"ftyp", 16);
+        f.extend_from_slice(&5000u32.to_be_bytes());
+        f.extend_from_slice(b"moov");
+        f.resize(100, 0);
+        assert_eq!(check(&f), None);
+        let l = layout(&mut Cursor::new(&f), f.len() as u64).expect("layout");
+        assert!(l.truncated);
+        // Complete boxes, then a cut-short `mdat`: the index is there, the media is not.
+        let mut g = [boxed(b"ftyp", 16), boxed(b"moov", 100)].concat();
+        g.extend_from_slice(&100_000u32.to_be_bytes());
+        g.extend_from_slice(b"mdat");
+        g.resize(g.len() + 500, 0);
+        let l = layout(&mut Cursor::new(&g), g.len() as u64).expect("layout");
+        assert_eq!(
+            l,
+            Layout {
+                moov_first: Some(true),
+                truncated: true
+            }
+        );
+        let whole = [boxed(b"ftyp", 16), boxed(b"moov", 100), boxed(b"mdat", 10)].concat();
+        let l = layout(&mut Cursor::new(&whole), whole.len() as u64).expect("layout");
+        assert_eq!(
+            l,
+            Layout {
+                moov_first: Some(true),
+                truncated: false
+            }
+        );
     }
 }

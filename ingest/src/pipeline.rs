@@ -53,6 +53,12 @@ pub struct IngestOptions {
     pub rights: Vec<Right>,
     /// Rewrite MP4 files whose `moov` box is at the end (needs ffmpeg).
     pub faststart: bool,
+    /// Store a file that claims to be audio or video but does not decode as kind
+    /// `other`, with a warning, instead of refusing it.
+    pub allow_broken: bool,
+    /// Make no new title when the same bytes are already a title's source: report
+    /// that title instead.
+    pub if_new: bool,
     /// The external tools to use (default: what is on `PATH`).
     pub tools: Tools,
     /// Where temporary files go (spooled streams, rewrites, posters); the system's
@@ -69,6 +75,8 @@ impl std::fmt::Debug for IngestOptions {
             .field("categories", &self.categories)
             .field("rights", &self.rights)
             .field("faststart", &self.faststart)
+            .field("allow_broken", &self.allow_broken)
+            .field("if_new", &self.if_new)
             .field("tools", &self.tools)
             .field("temp_dir", &self.temp_dir)
             .field("progress", &self.progress.is_some())
@@ -85,6 +93,8 @@ impl Default for IngestOptions {
             categories: Vec::new(),
             rights: Vec::new(),
             faststart: false,
+            allow_broken: false,
+            if_new: false,
             tools: Tools::detect(),
             temp_dir: None,
             progress: None,
@@ -125,6 +135,11 @@ pub struct IngestReport {
     /// Whether these bytes were already stored and referenced, so the upload only
     /// added metadata.
     pub already_stored: bool,
+    /// Titles whose source already was these bytes (before this one).
+    pub same_bytes_as: Vec<String>,
+    /// With `if_new`, these bytes were a title already: nothing was committed and
+    /// `content_id` is that title.
+    pub skipped: bool,
     /// Posters and image variants, as committed.
     pub derived: Vec<Asset>,
     /// What could not be done but did not stop the ingest (a missing tool, say).
@@ -144,37 +159,82 @@ pub async fn ingest(
     let mut warnings = Vec::new();
     let mut opened = source::open(source.into(), opts.temp_dir.as_deref()).await?;
     let mime = opened.mime;
-    let kind = kind_for_mime(mime);
+    let mut kind = kind_for_mime(mime);
+
+    // A file already ingested is found by its hash before anything else is done
+    // (without --faststart, which would change the bytes).
+    if opts.if_new && !opts.faststart {
+        if let Some(path) = opened.input.path() {
+            let (sha256, _) = objects::hash_file(path, None).await?;
+            let same = db
+                .titles_with_source(&objects::content_key(&sha256, mime))
+                .await?;
+            if !same.is_empty() {
+                return existing_title(db, same, opened.name).await;
+            }
+        }
+    }
+
+    // A file whose name says audio or video must be audio or video.
+    let mut broken = opened
+        .name
+        .as_deref()
+        .and_then(|name| claimed_media(name, kind));
 
     let mut faststart = None;
     if is_iso_bmff(mime) {
         if let Some(path) = opened.input.path() {
-            faststart = moov_position(path).await;
-            if opts.faststart && faststart == Some(false) {
+            let mut layout = mp4_layout(path).await;
+            if opts.faststart && layout.moov_first == Some(false) && !layout.truncated {
                 rewrite_faststart(&mut opened, opts).await?;
-                faststart = match opened.input.path() {
-                    Some(p) => moov_position(p).await,
-                    None => faststart,
-                };
+                if let Some(p) = opened.input.path() {
+                    layout = mp4_layout(p).await;
+                }
+            }
+            faststart = layout.moov_first;
+            if layout.truncated {
+                broken.get_or_insert_with(|| "the MP4 file is cut short".into());
+            } else if layout.moov_first.is_none() {
+                broken.get_or_insert_with(|| "the MP4 file has no index (moov box)".into());
             }
         }
     }
 
     let mut info = MediaInfo::default();
-    if kind == "video" || kind == "audio" {
+    if broken.is_none() && (kind == "video" || kind == "audio") {
         match (&opts.tools.ffprobe, opened.input.path()) {
             (Some(ffprobe), Some(path)) => {
                 let ext = keyframe_origin::mime::extension_for_type(mime);
                 match probe::ffprobe(ffprobe, path, ext).await {
+                    Ok(i) if i.video_codec.is_none() && i.audio_codec.is_none() => {
+                        broken = Some("ffprobe finds no audio or video stream in it".into());
+                    }
                     Ok(i) => info = i,
-                    Err(e) => warnings.push(format!("no media information: {e}")),
+                    Err(e) => broken = Some(format!("it does not decode: {e}")),
                 }
             }
             (None, _) => warnings.push(
-                "ffprobe is not on PATH: stored without duration, codecs or dimensions".into(),
+                "ffprobe is not on PATH: stored without duration, codecs or dimensions, \
+                 and not checked for damage"
+                    .into(),
             ),
             (Some(_), None) => {}
         }
+    }
+    if let Some(why) = broken {
+        if !opts.allow_broken {
+            return Err(IngestError::Broken(why));
+        }
+        warnings.push(format!("stored as kind other: {why}"));
+        kind = "other";
+        faststart = None;
+    }
+    if faststart == Some(false) {
+        warnings.push(
+            "moov at the end: players must fetch the end of the file before they can start \
+             (try --faststart)"
+                .into(),
+        );
     }
 
     // Pictures are made before anything is uploaded: a corrupt image fails here.
@@ -209,6 +269,22 @@ pub async fn ingest(
     let stored = upload(store, db, opened.input, mime, opts).await?;
     drop(opened.temp);
 
+    let same_bytes_as = if stored.already_stored {
+        db.titles_with_source(&stored.key).await?
+    } else {
+        Vec::new()
+    };
+    if opts.if_new && !same_bytes_as.is_empty() {
+        return existing_title(db, same_bytes_as, opened.name).await;
+    }
+    if !same_bytes_as.is_empty() {
+        warnings.push(format!(
+            "the same bytes as title(s) {}: this made another title \
+             (`keyframe ingest --if-new` skips files already ingested)",
+            same_bytes_as.join(", ")
+        ));
+    }
+
     let mut derived = Vec::new();
     for (role, pic) in pictures.items {
         let s = objects::put_small(store, db, pic.bytes, pic.mime).await?;
@@ -226,6 +302,16 @@ pub async fn ingest(
         .clone()
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| default_title(opened.name.as_deref()));
+    if !opts.rights.is_empty() && opts.rights.iter().all(|r| r.region != ANY_REGION) {
+        let mut regions: Vec<&str> = opts.rights.iter().map(|r| r.region.as_str()).collect();
+        regions.dedup();
+        warnings.push(format!(
+            "playable only in region(s) {}: viewers elsewhere, and viewers the catalog \
+             places in no region, do not see it (`keyframe serve` places every viewer in \
+             its --region, `local` by default)",
+            regions.join(", ")
+        ));
+    }
     let rights = if opts.rights.is_empty() {
         vec![Right {
             region: ANY_REGION.to_string(),
@@ -255,8 +341,46 @@ pub async fn ingest(
         kind: kind.to_string(),
         asset,
         already_stored: stored.already_stored,
+        same_bytes_as,
+        skipped: false,
         derived,
         warnings,
+    })
+}
+
+/// The report for an input whose bytes already are the source of `titles` (with
+/// `if_new`): the first of them, as committed; nothing new is stored.
+async fn existing_title(
+    db: &Db,
+    titles: Vec<String>,
+    name: Option<String>,
+) -> Result<IngestReport, IngestError> {
+    let id = titles.first().cloned().unwrap_or_default();
+    let first = db.content(&id).await?;
+    let asset = first
+        .assets
+        .iter()
+        .find(|a| a.role == "source")
+        .cloned()
+        .unwrap_or_default();
+    let derived = first
+        .assets
+        .iter()
+        .filter(|a| a.role != "source")
+        .cloned()
+        .collect();
+    Ok(IngestReport {
+        content_id: Some(first.id),
+        user_id: None,
+        name,
+        title: Some(first.title),
+        kind: first.kind,
+        asset,
+        already_stored: true,
+        same_bytes_as: titles,
+        skipped: true,
+        derived,
+        warnings: Vec::new(),
     })
 }
 
@@ -314,6 +438,8 @@ pub async fn ingest_avatar(
         kind: "avatar".into(),
         asset,
         already_stored: stored.already_stored,
+        same_bytes_as: Vec::new(),
+        skipped: false,
         derived,
         warnings: Vec::new(),
     })
@@ -379,16 +505,33 @@ async fn video_poster(
     .map_err(|e| format!("poster worker failed: {e}"))?
 }
 
-async fn moov_position(path: &Path) -> Option<bool> {
+/// The top-level layout of an ISO media file; unknown (no index, not truncated)
+/// when it cannot be read.
+async fn mp4_layout(path: &Path) -> mp4::Layout {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut f = std::fs::File::open(&path).ok()?;
         let len = f.metadata().ok()?.len();
-        mp4::moov_before_mdat(&mut f, len).ok().flatten()
+        mp4::layout(&mut f, len).ok()
     })
     .await
     .ok()
     .flatten()
+    .unwrap_or_default()
+}
+
+/// Why content named `name` is not what its name claims: the extension says audio
+/// or video (`.mp4`, `.mp3`, …) and the content was detected as neither (`kind`).
+fn claimed_media(name: &str, kind: &str) -> Option<String> {
+    let claimed = kind_for_mime(keyframe_origin::mime::type_for_key(name));
+    if !matches!(claimed, "video" | "audio") || kind == "video" || kind == "audio" {
+        return None;
+    }
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+    Some(format!(
+        "its name says {claimed} (.{ext}) but its content is no audio or video format \
+         Keyframe recognises"
+    ))
 }
 
 async fn rewrite_faststart(opened: &mut Opened, opts: &IngestOptions) -> Result<(), IngestError> {
@@ -506,5 +649,16 @@ mod tests {
         assert_eq!(default_title(Some("noext")), "noext");
         assert_eq!(default_title(Some(".hidden")), ".hidden");
         assert_eq!(default_title(None), "untitled");
+    }
+
+    #[test]
+    fn names_that_claim_media() {
+        assert!(claimed_media("clip.mp4", "other").is_some());
+        assert!(claimed_media("song.MP3", "other").is_some());
+        assert!(claimed_media("clip.mp4", "video").is_none());
+        assert!(claimed_media("clip.mp4", "audio").is_none());
+        assert!(claimed_media("notes.txt", "other").is_none());
+        assert!(claimed_media("noext", "other").is_none());
+        assert!(claimed_media("photo.jpg", "other").is_none());
     }
 }

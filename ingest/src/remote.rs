@@ -181,28 +181,3 @@ fn refused(status: reqwest::StatusCode, text: &str) -> RemoteError {
             .unwrap_or_else(|| text.chars().take(200).collect()),
     }
 }
-
-/// The JSON object `--json` prints for a file ingested remotely.
-pub fn remote_json(file: &Path, c: &IngestedContent) -> serde_json::Value {
-    json!({
-        "file": file.display().to_string(),
-        "content_id": c.content_id,
-        "key": c.key,
-        "size": c.size,
-        "sha256": c.sha256,
-        "mime": c.mime,
-        "path": c.path,
-    })
-}
-
-/// The line printed for a file ingested remotely.
-pub fn remote_line(file: &Path, c: &IngestedContent) -> String {
-    format!(
-        "{}: content {} at {} ({} bytes, {})",
-        file.display(),
-        c.content_id,
-        c.path,
-        c.size,
-        c.mime
-    )
-}

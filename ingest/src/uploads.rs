@@ -3,7 +3,9 @@
 //! functions as `keyframe ingest`, fed from the request body as it streams in.
 
 use bytes::Bytes;
-use keyframe_catalog::uploads::{ByteStream, ContentUpload, IngestedContent, UploadError, Uploads};
+use keyframe_catalog::uploads::{
+    ByteStream, ContentUpload, IngestedAsset, IngestedContent, UploadError, Uploads,
+};
 use keyframe_catalog::Db;
 use keyframe_origin::store::Store;
 
@@ -24,15 +26,44 @@ impl PipelineUploads {
     }
 }
 
-/// What an upload became, in the shape `ingest --json` prints.
+/// What an ingest became, in the shape `ingest --json` prints (locally, or from
+/// the catalog's answer with `--server`).
 pub fn ingested(r: &IngestReport) -> IngestedContent {
+    let a = &r.asset;
     IngestedContent {
         content_id: r.content_id.clone().unwrap_or_default(),
-        key: r.asset.object_key.clone(),
-        size: u64::try_from(r.asset.size).unwrap_or(0),
-        sha256: r.asset.sha256.clone(),
-        mime: r.asset.mime.clone(),
-        path: format!("/v1/objects/{}", r.asset.object_key),
+        key: a.object_key.clone(),
+        size: u64::try_from(a.size).unwrap_or(0),
+        sha256: a.sha256.clone(),
+        mime: a.mime.clone(),
+        path: format!("/v1/objects/{}", a.object_key),
+        title: r.title.clone(),
+        kind: r.kind.clone(),
+        already_stored: r.already_stored,
+        same_bytes_as: r.same_bytes_as.clone(),
+        skipped: r.skipped,
+        duration_ms: a.duration_ms,
+        width: a.width,
+        height: a.height,
+        bitrate: a.bitrate,
+        container: a.container.clone(),
+        video_codec: a.video_codec.clone(),
+        audio_codec: a.audio_codec.clone(),
+        faststart: a.faststart,
+        assets: r
+            .derived
+            .iter()
+            .map(|d| IngestedAsset {
+                role: d.role.clone(),
+                key: d.object_key.clone(),
+                size: u64::try_from(d.size).unwrap_or(0),
+                mime: d.mime.clone(),
+                width: d.width,
+                height: d.height,
+                path: format!("/v1/objects/{}", d.object_key),
+            })
+            .collect(),
+        warnings: r.warnings.clone(),
     }
 }
 
@@ -41,6 +72,7 @@ fn upload_error(e: IngestError) -> UploadError {
     match e {
         IngestError::Input(io) => UploadError::Body(io.to_string()),
         e @ (IngestError::Empty
+        | IngestError::Broken(_)
         | IngestError::CorruptImage(_)
         | IngestError::UnsupportedAvatar(_)
         | IngestError::ImageTooLarge(_)

@@ -85,6 +85,24 @@ async fn child() {
     }
 }
 
+/// Every file under `root`, as a path relative to it.
+fn files_under(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                let rel = p.strip_prefix(root).expect("under root");
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
 fn child_command(mode: &str, store_url: &str, db_url: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
     cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
@@ -131,6 +149,16 @@ async fn kill_9_mid_upload_leaves_nothing_visible_and_gc_finds_the_orphan() {
     assert!(keys(&ts.store, "sha256").await.is_empty(), "no content key");
     let tmp = keys(&ts.store, "tmp").await;
     assert_eq!(tmp.len(), 1, "the upload's marker: {tmp:?}");
+    // On disk, besides the marker: the partial upload, staged as `tmp/<uuid>#<n>`,
+    // which the store's listings hide.
+    let root = keyframe_origin::store::local_root(&ts.url).expect("a file store");
+    let on_disk = files_under(&root);
+    let staged: Vec<_> = on_disk.iter().filter(|f| f.contains('#')).collect();
+    assert_eq!(staged.len(), 1, "the partial upload: {on_disk:?}");
+    assert!(
+        staged[0].starts_with(&format!("{}#", tmp[0])),
+        "{on_disk:?}"
+    );
 
     let young = gc(&ts.store, db, Duration::from_secs(3600), true)
         .await
@@ -140,13 +168,22 @@ async fn kill_9_mid_upload_leaves_nothing_visible_and_gc_finds_the_orphan() {
     let found = gc(&ts.store, db, Duration::from_secs(1), false)
         .await
         .expect("gc");
-    let keys_found: Vec<_> = found.orphans.iter().map(|o| o.key.clone()).collect();
-    assert_eq!(keys_found, tmp);
+    let mut keys_found: Vec<_> = found.orphans.iter().map(|o| o.key.clone()).collect();
+    keys_found.sort();
+    let mut expected = on_disk.clone();
+    expected.sort();
+    assert_eq!(keys_found, expected, "the marker and the partial upload");
+    assert!(
+        found.orphan_bytes >= 8 << 20,
+        "the partial upload's bytes count: {found:?}"
+    );
     let deleted = gc(&ts.store, db, Duration::from_secs(1), true)
         .await
         .expect("gc");
-    assert_eq!(deleted.deleted, 1);
+    assert_eq!(deleted.deleted, 2, "{deleted:?}");
     assert!(keys(&ts.store, "").await.is_empty());
+    let left = files_under(&root);
+    assert!(left.is_empty(), "gc left staged bytes behind: {left:?}");
     tdb.cleanup().await;
 }
 

@@ -29,7 +29,7 @@ async fn content_lands_whole_on_every_store_and_database() {
     let data: Vec<u8> = (0..20_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    let blob = file(dir.path(), "blob.mp4", &data);
+    let blob = file(dir.path(), "blob.dat", &data);
     let png = encoded(800, 600, ImageFormat::Png);
     let png_file = file(dir.path(), "picture.jpg", &png);
     for ts in keyframe_origin::testing::all() {
@@ -191,7 +191,13 @@ async fn video_is_probed_and_gets_a_poster() {
     );
     assert_eq!(a.audio_codec.as_deref(), Some("aac"));
     assert!(a.bitrate.is_some_and(|b| b > 0));
-    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    // "moov at the end" is a warning like any other (it reaches `--json` too).
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].starts_with("moov at the end"),
+        "{:?}",
+        r.warnings
+    );
     let poster = r
         .derived
         .iter()
@@ -538,4 +544,67 @@ async fn avatars_replace_the_previous_ones() {
             tdb.cleanup().await;
         }
     }
+}
+
+/// A file that claims to be media, by its name or its first bytes, but does not
+/// decode is refused before anything is stored; with `allow_broken` it is stored
+/// as kind `other` with a warning and no made-up facts (the 100 bytes of a cut
+/// MP4 once became a 60 s video with `faststart: true`).
+#[tokio::test]
+async fn broken_media_is_refused_or_stored_as_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ts = keyframe_origin::testing::local();
+    let tdb = keyframe_catalog::testing::sqlite().await.expect("db");
+    let (store, db) = (&ts.store, &tdb.db);
+    let noise: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let named_video = file(dir.path(), "noise.mp4", &noise);
+    for o in [opts(), no_tools()] {
+        let e = ingest(store, db, named_video.as_path(), &o)
+            .await
+            .expect_err("random bytes named .mp4");
+        assert!(matches!(e, IngestError::Broken(_)), "{e}");
+        assert!(e.to_string().contains(".mp4"), "{e}");
+    }
+    let Some(good) = video(dir.path(), true) else {
+        return;
+    };
+    let bytes = std::fs::read(&good).expect("read");
+    let cut = file(dir.path(), "cut.mp4", &bytes[..100]);
+    let cut_media = file(dir.path(), "cut-media.mp4", &bytes[..bytes.len() / 2]);
+    // With ffprobe, and without it (the MP4's boxes tell): refused.
+    for o in [opts(), no_tools()] {
+        for f in [&cut, &cut_media] {
+            let e = ingest(store, db, f.as_path(), &o)
+                .await
+                .expect_err("a cut MP4");
+            assert!(matches!(e, IngestError::Broken(_)), "{f:?}: {e}");
+        }
+    }
+    assert_eq!(count(db, "content").await, 0);
+    assert!(keys(store, "").await.is_empty(), "nothing stored");
+
+    let o = IngestOptions {
+        allow_broken: true,
+        ..opts()
+    };
+    let r = ingest(store, db, cut.as_path(), &o).await.expect("allowed");
+    assert_eq!(r.kind, "other");
+    assert_eq!(r.asset.duration_ms, None);
+    assert_eq!(r.asset.faststart, None);
+    assert_eq!(r.asset.video_codec, None);
+    assert!(r.derived.is_empty());
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].contains("stored as kind other"),
+        "{:?}",
+        r.warnings
+    );
+    let c = db
+        .content(r.content_id.as_deref().expect("id"))
+        .await
+        .expect("content");
+    assert_eq!(c.kind, "other");
+    tdb.cleanup().await;
 }

@@ -36,6 +36,12 @@ pub struct Login {
     pub password: String,
 }
 
+/// The password that confirms an account deletion.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeleteAccount {
+    pub password: String,
+}
+
 /// Changes to the viewer's profile; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ProfilePatch {
@@ -49,7 +55,7 @@ pub struct ProfilePatch {
     pub current_password: Option<String>,
 }
 
-pub(crate) fn check_username(u: &str) -> Result<(), ApiError> {
+pub fn check_username(u: &str) -> Result<(), ApiError> {
     if !(3..=32).contains(&u.len()) {
         return Err(ApiError::invalid("username", "must be 3–32 characters"));
     }
@@ -65,7 +71,7 @@ pub(crate) fn check_username(u: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(crate) fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
+pub fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
     if p.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid(field, "must be at most 1024 bytes"));
     }
@@ -75,7 +81,7 @@ pub(crate) fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(crate) fn check_email(e: &str) -> Result<(), ApiError> {
+pub fn check_email(e: &str) -> Result<(), ApiError> {
     let bad = || ApiError::invalid("email", "must be an address like name@example.com");
     if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad());
@@ -106,7 +112,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// Checks a `YYYY-MM-DD` date of birth: a real date, from 1900 on, not after today.
-pub(crate) fn check_date_of_birth(s: &str, now_ms: i64) -> Result<(), ApiError> {
+pub fn check_date_of_birth(s: &str, now_ms: i64) -> Result<(), ApiError> {
     let bad = |why: &str| ApiError::invalid("date_of_birth", why);
     let b = s.as_bytes();
     if b.len() != 10
@@ -211,6 +217,7 @@ pub async fn create_user(
     responses(
         (status = 201, description = "Signed in; also `Set-Cookie: kf_session=…`", body = SessionView),
         (status = 401, description = "Wrong username or password (code `invalid_credentials`)", body = ErrorBody),
+        (status = 403, description = "The account is disabled (code `account_disabled`)", body = ErrorBody),
         (status = 422, description = "A missing or overlong field", body = ErrorBody),
         (status = 429, description = "Too many attempts; see `Retry-After` (code `rate_limited`)", body = ErrorBody),
     )
@@ -259,6 +266,13 @@ pub async fn create_session(
         }
     };
     s.limiter.succeeded(&body.username);
+    if user.disabled_at.is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_disabled",
+            "this account is disabled",
+        ));
+    }
     if let Some(new_hash) = rehash {
         s.db.set_password_hash(&user.id, &new_hash).await?;
         s.changes.publish(Change::User(user.id.clone()));
@@ -449,6 +463,81 @@ pub async fn patch_me(
     s.db.update_user(&me.user_id, &patch).await?;
     s.changes.publish(Change::User(me.user_id.clone()));
     Ok(Json(me_view(&s, &client, &me.user_id).await?))
+}
+
+/// Deletes the viewer's account, confirmed by its password: in one transaction the
+/// user, every session, the avatar and the watch history with what was derived
+/// from it (counters, trending, personal recommendations). The avatar's objects
+/// are left unreferenced for `keyframe gc`.
+#[utoipa::path(
+    delete,
+    path = "/api/users/me",
+    tag = "accounts",
+    request_body = DeleteAccount,
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted; also clears the session cookie"),
+        (status = 401, description = "Not signed in (code `unauthorized`), or a wrong password (code `invalid_credentials`)", body = ErrorBody),
+        (status = 422, description = "A missing or overlong password", body = ErrorBody),
+        (status = 429, description = "Too many attempts; see `Retry-After` (code `rate_limited`)", body = ErrorBody),
+    )
+)]
+pub async fn delete_me(
+    State(s): State<AppState>,
+    caller: Caller,
+    client: Client,
+    ApiJson(body): ApiJson<DeleteAccount>,
+) -> Result<Response, ApiError> {
+    let me = caller.require_user()?.clone();
+    if body.password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
+    }
+    let user = match s.db.user_by_id(&me.user_id).await {
+        Ok(u) => u,
+        Err(DbError::NotFound) => return Err(unauthorized("invalid_session")),
+        Err(e) => return Err(e.into()),
+    };
+    if let Err(wait) = s.limiter.attempt(&user.username, client.ip) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many password attempts; try again later",
+        )
+        .with_header(
+            header::RETRY_AFTER,
+            header_value(&wait.as_secs().max(1).to_string()),
+        ));
+    }
+    let verified = s
+        .passwords
+        .verify(Some(user.password_hash), body.password)
+        .await
+        .map_err(|e| ApiError::internal("verifying a password", e))?;
+    if verified == Verified::Wrong {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "the password is wrong",
+        ));
+    }
+    s.limiter.succeeded(&user.username);
+    s.db.delete_user(
+        &user.id,
+        s.config.history_thresholds(),
+        s.config.trending_half_life_ms(),
+    )
+    .await?;
+    s.changes.publish(Change::UserSessions(user.id.clone()));
+    s.changes.publish(Change::User(user.id.clone()));
+    tracing::info!(user = %user.id, "account deleted");
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(
+            header::SET_COOKIE,
+            clear_session_cookie(s.config.cookie_secure),
+        )],
+    )
+        .into_response())
 }
 
 /// Replaces the viewer's avatar: the body is the image (PNG, JPEG, WebP, GIF), put

@@ -72,7 +72,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(content::categories))
         .routes(routes!(accounts::create_user))
         .routes(routes!(accounts::create_session, accounts::delete_session))
-        .routes(routes!(accounts::get_me, accounts::patch_me))
+        .routes(routes!(
+            accounts::get_me,
+            accounts::patch_me,
+            accounts::delete_me
+        ))
         .routes(routes!(accounts::put_avatar))
         .routes(routes!(admin::patch_content))
         .routes(routes!(admin::put_rights))

@@ -513,6 +513,24 @@ impl Db {
         th: Thresholds,
         half_life_ms: i64,
     ) -> Result<Deleted, DbError> {
+        let mut tx = begin_write(self).await.map_err(map_err)?;
+        let deleted = self
+            .delete_history_in(&mut tx, user_id, scope, th, half_life_ms)
+            .await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(deleted)
+    }
+
+    /// [`Db::delete_history`] inside a transaction of the caller's (account
+    /// deletion deletes the history and the account together).
+    pub(crate) async fn delete_history_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        user_id: &str,
+        scope: &DeleteScope,
+        th: Thresholds,
+        half_life_ms: i64,
+    ) -> Result<Deleted, DbError> {
         let (filter, arg): (&str, Option<Arg>) = match scope {
             DeleteScope::All => ("", None),
             DeleteScope::Content(c) => (" AND content_id = $2", Some(Arg::Text(c.clone()))),
@@ -526,12 +544,11 @@ impl Db {
                 Some(Arg::Int(i)) => q.bind(*i),
             }
         };
-        let mut tx = begin_write(self).await.map_err(map_err)?;
         let rows = bind(format!(
             "SELECT content_id, region, counted_view, watched_ms, at, received_at FROM watch_events \
              WHERE user_id = $1{filter}"
         ))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(map_err)?;
         let mut stats: HashMap<(String, String), (i64, i64)> = HashMap::new();
@@ -562,7 +579,7 @@ impl Db {
         let events = bind(format!(
             "DELETE FROM watch_events WHERE user_id = $1{filter}"
         ))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(map_err)?
         .rows_affected();
@@ -571,7 +588,7 @@ impl Db {
             DeleteScope::All => {
                 removed = sqlx::query("DELETE FROM watch_state WHERE user_id = $1")
                     .bind(user_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await
                     .map_err(map_err)?
                     .rows_affected();
@@ -581,7 +598,7 @@ impl Db {
                     sqlx::query("DELETE FROM watch_state WHERE user_id = $1 AND content_id = $2")
                         .bind(user_id)
                         .bind(c)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await
                         .map_err(map_err)?
                         .rows_affected();
@@ -594,7 +611,7 @@ impl Db {
                     )))
                     .bind(user_id)
                     .bind(content)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut **tx)
                     .await
                     .map_err(map_err)?;
                     let mut events = Vec::with_capacity(left.len());
@@ -619,7 +636,7 @@ impl Db {
                     let refs: Vec<&Event> = events.iter().collect();
                     match fold(None, &refs, &region, th) {
                         Some((state, _)) => {
-                            upsert_states(&mut tx, &[(user_id, content, &state)])
+                            upsert_states(tx, &[(user_id, content, &state)])
                                 .await
                                 .map_err(map_err)?;
                         }
@@ -629,7 +646,7 @@ impl Db {
                             )
                             .bind(user_id)
                             .bind(content)
-                            .execute(&mut *tx)
+                            .execute(&mut **tx)
                             .await
                             .map_err(map_err)?
                             .rows_affected();
@@ -638,22 +655,21 @@ impl Db {
                 }
             }
         }
-        apply_stats(&mut tx, &stats).await.map_err(map_err)?;
-        trending::apply(&mut tx, self.backend(), &trend, false)
+        apply_stats(tx, &stats).await.map_err(map_err)?;
+        trending::apply(tx, self.backend(), &trend, false)
             .await
             .map_err(map_err)?;
         sqlx::query("DELETE FROM recommendations WHERE subject = $1")
             .bind(crate::recommend::user_subject(user_id))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(map_err)?;
         sqlx::query("INSERT INTO history_erasures (user_id, at) VALUES ($1, $2)")
             .bind(user_id)
             .bind(now_ms())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
         Ok(Deleted {
             events,
             titles: removed,
