@@ -12,104 +12,11 @@ use tokio::net::TcpListener;
 
 /// Cases the edge fails today, each with its reason.
 const EXPECTED_FAILURES: &[(&str, &str)] = &[
-    // Issue 15, defect 1: a miss sends a Range probe, then the request again
-    // when the answer is not storable.
-    ("one-request.no-store", "defect 1: probe, then pass"),
-    ("one-request.private", "defect 1: probe, then pass"),
-    ("one-request.no-cache", "defect 1: probe, then pass"),
-    ("one-request.vary-star", "defect 1: probe, then pass"),
-    ("one-request.set-cookie", "defect 1: probe, then pass"),
-    ("one-request.no-freshness", "defect 1: probe, then pass"),
-    ("one-request.range-no-store", "defect 1: probe, then pass"),
-    // Defect 2: refreshes and chunk fetches reuse the first client's headers.
-    (
-        "client.cookie-not-on-refresh",
-        "defect 2: entry.upstream_headers on refresh",
-    ),
-    (
-        "client.authorization-not-on-refresh",
-        "defect 2: entry.upstream_headers on refresh",
-    ),
-    (
-        "client.fields-not-on-refresh",
-        "defect 2: entry.upstream_headers on refresh",
-    ),
-    (
-        "range.big-no-foreign-cookie",
-        "defect 2: entry.upstream_headers on chunk fetches",
-    ),
-    // Defect 3: pass-through drops Range and validators.
-    (
-        "conditional.inm-pass",
-        "defect 3: If-None-Match dropped on pass",
-    ),
-    (
-        "conditional.ims-pass",
-        "defect 3: If-Modified-Since dropped on pass",
-    ),
-    (
-        "conditional.if-match-pass",
-        "defect 3: If-Match dropped on pass",
-    ),
-    ("range.pass-forwarded", "defect 3: Range dropped on pass"),
-    (
-        "range.pass-if-range-forwarded",
-        "defect 3: Range and If-Range dropped on pass",
-    ),
-    // Defect 4: an origin answering another range than the probe asked.
-    (
-        "range.origin-other-range-uncacheable",
-        "defect 4: another range passed through as is",
-    ),
-    // Defect 6: CDN-Cache-Control parsed leniently, not as a Dictionary.
-    ("cdn.invalid-ignored", "defect 6: invalid field not ignored"),
-    (
-        "cdn.invalid-ignored-cc-applies",
-        "defect 6: invalid field not ignored",
-    ),
-    (
-        "cdn.uppercase-invalid",
-        "defect 6: invalid field not ignored",
-    ),
-    (
-        "cdn.unterminated-string-invalid",
-        "defect 6: invalid field not ignored",
-    ),
-    ("cdn.duplicate-key", "defect 6: Dictionary duplicate keys"),
-    ("cdn.parameters-ignored", "defect 6: Dictionary parameters"),
-    // Defect 7: safe methods invalidate; Location/Content-Location do not.
-    ("invalidate.not-by-options", "defect 7: OPTIONS invalidates"),
-    ("invalidate.not-by-trace", "defect 7: TRACE invalidates"),
-    (
-        "invalidate.location",
-        "defect 7: Location on the same host not invalidated",
-    ),
-    (
-        "invalidate.location-relative",
-        "defect 7: Location on the same host not invalidated",
-    ),
-    (
-        "invalidate.content-location",
-        "defect 7: Content-Location not invalidated",
-    ),
-    // Found by this suite, not yet in issue 15.
-    (
-        "age.overflow",
-        "new: an Age past 2^31 s does not count as 2^31 (RFC 9111 §1.2.2)",
-    ),
-    (
-        "store.must-understand-unknown",
-        "new: must-understand on an unknown status is stored",
-    ),
     // Permitted, not implemented, or a documented choice (deploy/README.md).
     ("heuristic.501", "choice: a 5xx is never stored"),
     (
         "store.no-freshness-no-validator",
         "choice: neither freshness nor validator passes",
-    ),
-    (
-        "store.must-understand-200",
-        "MAY: must-understand not implemented, no-store obeyed",
     ),
     (
         "vary.whitespace",

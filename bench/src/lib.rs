@@ -147,7 +147,7 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Outcome> {
 /// [`measure`] on the current runtime.
 pub async fn measure_here(args: BenchArgs) -> anyhow::Result<Outcome> {
     let common = args.workload.common().clone();
-    validate(workload)?;
+    validate(&args.workload)?;
     let mut a = Targets::from_args(
         &common.urls,
         common.manifest.as_deref(),

@@ -84,6 +84,9 @@ pub struct ResponseDirectives {
     pub must_revalidate: bool,
     pub proxy_revalidate: bool,
     pub immutable: bool,
+    /// Store only if the status's caching rules are understood, and then
+    /// regardless of `no-store` (RFC 9111 §5.2.2.3).
+    pub must_understand: bool,
     pub stale_while_revalidate: Option<u64>,
     pub stale_if_error: Option<u64>,
     /// A freshness directive was malformed or conflicting: treat as stale.
@@ -122,6 +125,7 @@ impl ResponseDirectives {
             must_revalidate: has("must-revalidate"),
             proxy_revalidate: has("proxy-revalidate"),
             immutable: has("immutable"),
+            must_understand: has("must-understand"),
             stale_while_revalidate,
             stale_if_error,
             invalid,

@@ -51,6 +51,22 @@ pub fn freshness_lifetime(
     None
 }
 
+/// The greatest delta-seconds value this cache represents: a larger one counts as
+/// 2^31 (RFC 9111 §1.2.2).
+pub const DELTA_SECONDS_MAX: u64 = 1 << 31;
+
+/// A delta-seconds value (`1*DIGIT`), capped at [`DELTA_SECONDS_MAX`]: one too
+/// large to represent is 2^31, never dropped (an `Age` of 10^20 is old, not 0).
+pub fn delta_seconds(v: &str) -> Option<u64> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        v.parse::<u64>()
+            .map_or(DELTA_SECONDS_MAX, |n| n.min(DELTA_SECONDS_MAX)),
+    )
+}
+
 /// The current age of a stored response (RFC 9111 §4.2.3).
 pub fn current_age(
     resp: &HeaderMap,
@@ -61,7 +77,7 @@ pub fn current_age(
     let age_value = resp
         .get(header::AGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .and_then(|v| delta_seconds(v.trim()))
         .map(Duration::from_secs)
         .unwrap_or_default();
     let apparent_age = date(resp, header::DATE)
@@ -78,7 +94,7 @@ pub fn current_age(
 
 /// The `Age` header for an age (seconds, capped at 2^31 as §5.1 asks).
 pub fn age_header_value(age: Duration) -> HeaderValue {
-    HeaderValue::from(age.as_secs().min(1 << 31))
+    HeaderValue::from(age.as_secs().min(DELTA_SECONDS_MAX))
 }
 
 /// What to do with a stored response for a request.
@@ -251,6 +267,25 @@ mod tests {
     }
 
     // §4.2.3: the age calculation with concrete numbers.
+    #[test]
+    fn delta_seconds_too_large_count_as_two_to_the_31() {
+        assert_eq!(
+            delta_seconds("99999999999999999999"),
+            Some(DELTA_SECONDS_MAX)
+        );
+        assert_eq!(delta_seconds("4294967296"), Some(DELTA_SECONDS_MAX));
+        assert_eq!(delta_seconds("100"), Some(100));
+        assert_eq!(delta_seconds("-1"), None);
+        assert_eq!(delta_seconds("1.5"), None);
+        assert_eq!(delta_seconds(""), None);
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let h = hm(&[("age", "99999999999999999999")]);
+        assert_eq!(
+            current_age(&h, t, t, t),
+            Duration::from_secs(DELTA_SECONDS_MAX)
+        );
+    }
+
     #[test]
     fn age_calculation() {
         let t0 = SystemTime::UNIX_EPOCH + S(1_000_000);

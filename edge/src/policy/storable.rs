@@ -26,6 +26,13 @@ pub fn heuristic_status(status: StatusCode) -> bool {
     )
 }
 
+/// Statuses whose caching rules this cache implements (RFC 9110 §15): the
+/// heuristically cacheable ones and the redirects it stores as answers. An
+/// unknown status with `must-understand` is never stored.
+pub fn understood_status(status: StatusCode) -> bool {
+    heuristic_status(status) || matches!(status.as_u16(), 302 | 303 | 307)
+}
+
 /// Whether a shared cache may store this response (RFC 9111 §3, §3.5).
 pub fn storable(
     method: &Method,
@@ -43,7 +50,13 @@ pub fn storable(
     if RequestDirectives::parse(req).no_store {
         return Err(NotStorable::RequestNoStore);
     }
-    if dirs.no_store {
+    if dirs.must_understand {
+        // A cache that implements must-understand stores only statuses whose
+        // caching rules it knows, and then ignores no-store (RFC 9111 §3, §5.2.2.3).
+        if !understood_status(status) {
+            return Err(NotStorable::Status);
+        }
+    } else if dirs.no_store {
         return Err(NotStorable::NoStore);
     }
     if dirs.private {
@@ -82,6 +95,33 @@ pub fn storable(
 mod tests {
     use super::*;
     use crate::policy::test_support::hm;
+
+    // RFC 9111 §3 and §5.2.2.3: must-understand stores only understood statuses,
+    // and then ignores no-store.
+    #[test]
+    fn must_understand_limits_storing_to_understood_statuses() {
+        let h = hm(&[("cache-control", "max-age=60, must-understand, no-store")]);
+        let dirs = ResponseDirectives::parse(&h);
+        let req = HeaderMap::new();
+        let store = |code: u16| {
+            storable(
+                &Method::GET,
+                &req,
+                StatusCode::from_u16(code).expect("status"),
+                &h,
+                &dirs,
+            )
+        };
+        assert_eq!(store(200), Ok(()));
+        assert_eq!(store(404), Ok(()));
+        assert_eq!(store(299), Err(NotStorable::Status));
+        let plain = hm(&[("cache-control", "max-age=60, no-store")]);
+        let dirs = ResponseDirectives::parse(&plain);
+        assert_eq!(
+            storable(&Method::GET, &req, StatusCode::OK, &plain, &dirs),
+            Err(NotStorable::NoStore)
+        );
+    }
 
     // RFC 9213 §2.1: beside a valid CDN-Cache-Control, Expires is no freshness.
     #[test]
