@@ -30,13 +30,25 @@ pub struct Config {
     /// Seconds in-flight requests may run after shutdown starts. Default 10.
     pub grace_secs: u64,
 
-    /// The request header, set by a trusted load balancer, that names the client's
-    /// region; empty = none. Default `X-Keyframe-Region` (as on the edge).
+    /// The request header that names the client's region, believed only from
+    /// `trusted_proxies`; empty = none. Default `X-Keyframe-Region` (as on the edge).
     pub region_header: String,
+    /// Peers (CIDR networks or addresses, e.g. a load balancer's) whose
+    /// `region_header` and `client_ip_header` are believed; from anyone else they are
+    /// ignored. Default: none.
+    #[serde(deserialize_with = "keyframe_origin::config::string_list")]
+    pub trusted_proxies: Vec<String>,
     /// Networks mapped to regions, as `CIDR=REGION` entries (e.g. `10.0.0.0/8=eu`),
-    /// used when the region header is absent. Default: none.
+    /// used when no trusted region header names one. Default: none.
     #[serde(deserialize_with = "keyframe_origin::config::string_list")]
     pub region_networks: Vec<String>,
+    /// A MaxMind-format country database (`.mmdb`, e.g. GeoLite2-Country) that
+    /// places client addresses outside `region_networks`. Default: none.
+    pub region_geoip_db: Option<std::path::PathBuf>,
+    /// The region of each country of `region_geoip_db`, as `CC=REGION` entries
+    /// (e.g. `DE=eu`; `*=REGION` for the rest). Default: none.
+    #[serde(deserialize_with = "keyframe_origin::config::string_list")]
+    pub region_countries: Vec<String>,
     /// The region of clients that neither the header nor the network table place;
     /// empty = unknown (such clients see only titles licensed to every region, `*`).
     /// Default: empty.
@@ -66,8 +78,8 @@ pub struct Config {
     pub login_attempts_per_client: u32,
     /// The login rate-limit window in seconds. Default 300.
     pub login_window_secs: u64,
-    /// A request header, set by a trusted proxy, holding the client's address (the
-    /// first entry of a list); empty = the peer address. Default: empty.
+    /// A request header holding the client's address (the first entry of a list),
+    /// believed only from `trusted_proxies`; empty = the peer address. Default: empty.
     pub client_ip_header: String,
     /// Argon2id memory cost in KiB for new password hashes. Default 19456 (OWASP).
     pub argon2_memory_kib: u32,
@@ -128,7 +140,10 @@ impl Default for Config {
             admin_token: None,
             grace_secs: 10,
             region_header: "X-Keyframe-Region".into(),
+            trusted_proxies: Vec::new(),
             region_networks: Vec::new(),
+            region_geoip_db: None,
+            region_countries: Vec::new(),
             default_region: String::new(),
             region_edges: BTreeMap::new(),
             public_content: false,
@@ -257,16 +272,23 @@ impl Config {
         Ok(())
     }
 
-    /// The client → region map from `region_header` and `region_networks`.
+    /// The client → region map from the region options.
     pub fn region_map(&self) -> Result<RegionMap, ConfigError> {
+        use keyframe_origin::region::RegionError;
         let header = Some(self.region_header.as_str()).filter(|h| !h.is_empty());
-        RegionMap::new(header, &self.region_networks).map_err(|e| {
-            let option = match e {
-                keyframe_origin::region::RegionError::Header(_) => "region_header",
-                keyframe_origin::region::RegionError::Entry(_) => "region_networks",
-            };
-            bad(option, e.to_string())
-        })
+        RegionMap::new(header, &self.region_networks)
+            .and_then(|m| m.trusting(&self.trusted_proxies))
+            .and_then(|m| m.with_geoip(self.region_geoip_db.as_deref(), &self.region_countries))
+            .map_err(|e| {
+                let option = match e {
+                    RegionError::Header(_) => "region_header",
+                    RegionError::Entry(_) => "region_networks",
+                    RegionError::Proxy(_) => "trusted_proxies",
+                    RegionError::Country(_) => "region_countries",
+                    RegionError::GeoIp(_) => "region_geoip_db",
+                };
+                bad(option, e.to_string())
+            })
     }
 
     /// The playback token key, if one is configured.

@@ -92,8 +92,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Who is asking from where: the client's address (the peer, or the trusted
-/// `client_ip_header`) and region (trusted header, network table, default).
+/// Who is asking from where: the client's address (the peer, or `client_ip_header`
+/// from a trusted proxy) and region (a trusted proxy's header, the network table, the
+/// country database, the default).
 #[derive(Clone, Debug)]
 pub struct Client {
     pub ip: IpAddr,
@@ -109,14 +110,14 @@ impl FromRequestParts<AppState> for Client {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         let ip = Some(s.config.client_ip_header.as_str())
-            .filter(|h| !h.is_empty())
+            .filter(|h| !h.is_empty() && s.regions.is_trusted(peer))
             .and_then(|h| header_text(&parts.headers, h))
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
             .unwrap_or(peer);
         let region = s
             .regions
-            .region_of(&parts.headers, ip)
+            .resolve(&parts.headers, peer, ip)
             .filter(|r| valid_region(r))
             .or_else(|| {
                 Some(s.config.default_region.trim().to_ascii_lowercase())
