@@ -535,3 +535,96 @@ async fn avatars_go_through_the_upload_pipeline() {
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn cookie_requests_from_another_site_are_refused() {
+    let t = common::databases().await.remove(0);
+    let s = Server::start(&t.db, config()).await;
+    s.json(
+        Method::POST,
+        "/api/users",
+        Some(signup("ann", "correct horse")),
+        None,
+    )
+    .await;
+    let (st, _, v) = s
+        .send(
+            s.req(Method::POST, "/api/sessions")
+                .json(&json!({"username": "ann", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let token = v["token"].as_str().expect("token").to_string();
+    let cookie = format!("kf_session={token}");
+    let own_origin = s.base.trim_end_matches('/').to_string();
+
+    // A page elsewhere makes the browser send the cookie: refused, with JSON.
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let (st, _, v) = s
+            .send(
+                s.req(Method::DELETE, "/api/history")
+                    .header("cookie", &cookie)
+                    .header(name, value),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{name}: {value}: {v}");
+        assert_eq!(v["code"], "cross_site_request", "{v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+    // The browser's own Sec-Fetch-Site beats a proxy-mangled Origin.
+    let (st, _, v) = s
+        .send(
+            s.req(Method::DELETE, "/api/sessions")
+                .header("cookie", &cookie)
+                .header("origin", "https://evil.example")
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "logout too: {v}");
+    // Still signed in: nothing above did anything.
+    let (st, v) = s.get("/api/users/me", Some(&token)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // The site's own page, a user typing, a non-browser client, safe methods, and
+    // bearer tokens (which a browser never adds by itself) all pass.
+    for headers in [
+        vec![("origin", own_origin.as_str())],
+        vec![("sec-fetch-site", "same-origin")],
+        vec![("sec-fetch-site", "none")],
+        vec![],
+    ] {
+        let mut rb = s
+            .req(Method::DELETE, "/api/history")
+            .header("cookie", &cookie);
+        for (n, v) in &headers {
+            rb = rb.header(*n, *v);
+        }
+        let (st, _, v) = s.send(rb).await;
+        assert_eq!(st, StatusCode::OK, "{headers:?}: {v}");
+    }
+    let (st, _, v) = s
+        .send(
+            s.req(Method::GET, "/api/history")
+                .header("cookie", &cookie)
+                .header("origin", "https://evil.example")
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "a safe method: {v}");
+    let (st, _, v) = s
+        .send(
+            s.req(Method::DELETE, "/api/history")
+                .bearer_auth(&token)
+                .header("origin", "https://evil.example")
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "bearer: {v}");
+    s.stop().await;
+    t.cleanup().await;
+}

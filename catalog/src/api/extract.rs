@@ -232,9 +232,26 @@ impl FromRequestParts<AppState> for Caller {
                 return Ok(Caller::Admin);
             }
         }
+        let from_cookie = bearer.is_none();
         let Some(token) = bearer.or_else(|| cookie(parts, SESSION_COOKIE)) else {
             return Ok(Caller::Anonymous);
         };
+        if from_cookie && !parts.method.is_safe() {
+            if let Some(why) = cross_site(parts) {
+                tracing::warn!(
+                    target: "keyframe::security",
+                    method = %parts.method,
+                    path = %parts.uri.path(),
+                    why,
+                    "refused a cross-site request carrying the session cookie"
+                );
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "cross_site_request",
+                    "a request that changes something must come from this site's own page",
+                ));
+            }
+        }
         if !well_formed_token(token) {
             return Ok(Caller::BadSession("invalid_session"));
         }
@@ -259,6 +276,34 @@ impl FromRequestParts<AppState> for Caller {
             token_hash: hash,
             expires_at: session.expires_at,
         }))
+    }
+}
+
+/// Why a request that carries the session cookie did not come from this site's own
+/// page, or `None` if it did (or says nothing, as non-browser clients do): the
+/// browser's `Sec-Fetch-Site` must be `same-origin` or `none` (typed by the user);
+/// without it, `Origin` must name the host the request was sent to (OWASP's
+/// CSRF advice for cookie sessions, besides `SameSite=Lax`).
+fn cross_site(parts: &Parts) -> Option<&'static str> {
+    if let Some(site) = header_text(&parts.headers, "sec-fetch-site") {
+        let site = site.trim();
+        return (!site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none"))
+            .then_some("sec-fetch-site");
+    }
+    let origin = header_text(&parts.headers, header::ORIGIN.as_str())?.trim();
+    let host = header_text(&parts.headers, header::HOST.as_str())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .map(str::trim);
+    let origin_host = url::Url::parse(origin).ok().and_then(|u| {
+        let host = u.host_str()?.to_ascii_lowercase();
+        Some(match u.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    });
+    match (origin_host, host) {
+        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => None,
+        _ => Some("origin"),
     }
 }
 
