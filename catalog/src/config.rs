@@ -71,12 +71,19 @@ pub struct Config {
     /// Whether the session cookie is marked `Secure` (set it when served over
     /// HTTPS). Default `false`.
     pub cookie_secure: bool,
-    /// Login attempts allowed per username in `login_window_secs`; a successful
-    /// login resets the count. Default 10.
-    pub login_attempts_per_user: u32,
-    /// Login attempts allowed per client address in `login_window_secs`. Default 50.
-    pub login_attempts_per_client: u32,
-    /// The login rate-limit window in seconds. Default 300.
+    /// Failed sign-ins of one (username, address) pair, or of one browser's device
+    /// cookie, before each further attempt waits (1 s, doubling up to
+    /// `login_max_delay_secs`); a successful sign-in resets it. Other addresses are
+    /// never slowed by it. Default 5.
+    pub login_failures_before_delay: u32,
+    /// The longest wait between sign-in attempts of one pair, in seconds.
+    /// Default 900.
+    pub login_max_delay_secs: u64,
+    /// Failed sign-ins allowed per client address in `login_window_secs`, whatever
+    /// the usernames (password spraying); browsers with a device cookie from an
+    /// earlier sign-in of the username are exempt. Default 100.
+    pub login_failures_per_client: u32,
+    /// The per-address sign-in window in seconds. Default 900.
     pub login_window_secs: u64,
     /// A request header holding the client's address (the first entry of a list),
     /// believed only from `trusted_proxies`; empty = the peer address. Default: empty.
@@ -151,9 +158,10 @@ impl Default for Config {
             image_token_ttl_secs: 3600,
             session_ttl_secs: 30 * 24 * 3600,
             cookie_secure: false,
-            login_attempts_per_user: 10,
-            login_attempts_per_client: 50,
-            login_window_secs: 300,
+            login_failures_before_delay: 5,
+            login_max_delay_secs: 900,
+            login_failures_per_client: 100,
+            login_window_secs: 900,
             client_ip_header: String::new(),
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
@@ -211,6 +219,7 @@ impl Config {
             ("image_token_ttl_secs", self.image_token_ttl_secs),
             ("session_ttl_secs", self.session_ttl_secs),
             ("login_window_secs", self.login_window_secs),
+            ("login_max_delay_secs", self.login_max_delay_secs),
         ] {
             if n == 0 {
                 return Err(bad(name, "must be at least 1"));
@@ -316,6 +325,16 @@ impl Config {
         crate::history::Thresholds {
             resume_min: self.history_resume_min_percent / 100.0,
             played: self.history_played_percent / 100.0,
+        }
+    }
+
+    /// The login limiter's parameters.
+    pub fn login_limits(&self) -> crate::auth::LimiterParams {
+        crate::auth::LimiterParams {
+            free_failures: self.login_failures_before_delay,
+            max_delay: std::time::Duration::from_secs(self.login_max_delay_secs),
+            per_client: self.login_failures_per_client,
+            window: std::time::Duration::from_secs(self.login_window_secs),
         }
     }
 

@@ -193,11 +193,7 @@ impl Catalog {
         let regions = config.region_map()?;
         let signer = Signer::new(config.signing_key()?);
         let passwords = Passwords::new(config.argon2_params()?);
-        let limiter = LoginLimiter::new(
-            config.login_attempts_per_user,
-            config.login_attempts_per_client,
-            Duration::from_secs(config.login_window_secs),
-        );
+        let limiter = LoginLimiter::new(config.login_limits());
         let hot = Arc::new(HotCache::new(config.cache_entries));
         let stop = CancellationToken::new();
         let changes = crate::cache::start(hot.clone(), &self.db, stop.clone());

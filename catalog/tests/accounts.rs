@@ -364,66 +364,105 @@ async fn sessions_expire_by_the_injected_clock() {
     }
 }
 
+/// A sign-in from `ip` (through the trusted proxy's `X-Forwarded-For`), with a
+/// device cookie if given: status, `Retry-After`, the `kf_device` cookie set.
+async fn sign_in_from(
+    s: &Server,
+    ip: &str,
+    username: &str,
+    password: &str,
+    device: Option<&str>,
+) -> (StatusCode, Option<u64>, Option<String>) {
+    let mut rb = s
+        .req(Method::POST, "/api/sessions")
+        .header("x-forwarded-for", ip)
+        .json(&json!({"username": username, "password": password}));
+    if let Some(d) = device {
+        rb = rb.header("cookie", format!("kf_device={d}"));
+    }
+    let (st, headers, v) = s.send(rb).await;
+    if st == StatusCode::TOO_MANY_REQUESTS {
+        assert_eq!(v["code"], "rate_limited", "{v}");
+    }
+    let retry = headers
+        .get("retry-after")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse().ok());
+    let device = headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .find_map(|c| c.strip_prefix("kf_device="))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string);
+    (st, retry, device)
+}
+
 #[tokio::test]
-async fn logins_are_rate_limited_per_username_and_per_client() {
+async fn login_throttling_never_locks_out_the_owner() {
     for t in common::databases().await {
         let s = Server::start(
             &t.db,
             Config {
-                login_attempts_per_user: 3,
-                login_attempts_per_client: 6,
+                client_ip_header: "x-forwarded-for".into(),
+                login_failures_before_delay: 3,
+                login_failures_per_client: 6,
                 ..config()
             },
         )
         .await;
-        s.user("ann").await; // one attempt from this client, and ann's count reset
-        let wrong = json!({"username": "ann", "password": "wrong horse"});
-        for _ in 0..3 {
-            assert_eq!(
-                s.json(Method::POST, "/api/sessions", Some(wrong.clone()), None)
-                    .await
-                    .0,
-                StatusCode::UNAUTHORIZED
-            );
-        }
-        let (st, headers, v) = s
-            .send(
-                s.req(Method::POST, "/api/sessions")
-                    .json(&json!({"username": "ann", "password": "password-ann"})),
-            )
-            .await;
-        assert_error((st, v), StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-        let retry: u64 = headers["retry-after"]
-            .to_str()
-            .expect("header")
-            .parse()
-            .expect("seconds");
-        assert!((1..=300).contains(&retry), "{retry}");
-        // Other usernames from the same client until the client's budget is used.
-        for name in ["bob", "cat"] {
-            assert_eq!(
-                s.json(
+        let name = t.name;
+        for user in ["ann", "bob"] {
+            let (st, v) = s
+                .json(
                     Method::POST,
-                    "/api/sessions",
-                    Some(json!({"username": name, "password": "wrong horse"})),
-                    None
+                    "/api/users",
+                    Some(signup(user, "correct horse")),
+                    None,
                 )
-                .await
-                .0,
-                StatusCode::UNAUTHORIZED
-            );
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
         }
-        assert_error(
-            s.json(
-                Method::POST,
-                "/api/sessions",
-                Some(json!({"username": "dan", "password": "wrong horse"})),
-                None,
-            )
-            .await,
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        // An attacker guesses ann's password: free failures, then growing waits.
+        let attacker = "198.51.100.66";
+        for _ in 0..3 {
+            let (st, _, _) = sign_in_from(&s, attacker, "ann", "wrong horse", None).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{name}");
+        }
+        let (st, _, _) = sign_in_from(&s, attacker, "ann", "wrong horse", None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{name}: the 4th is answered");
+        let (st, retry, _) = sign_in_from(&s, attacker, "ANN", "wrong horse", None).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{name}: then it waits");
+        assert_eq!(retry, Some(1), "{name}: the first wait is a second");
+        // The owner, elsewhere, signs in at once.
+        let (st, _, device) = sign_in_from(&s, "203.0.113.5", "ann", "correct horse", None).await;
+        assert_eq!(
+            st,
+            StatusCode::CREATED,
+            "{name}: the owner is not locked out"
         );
+        assert!(device.is_some(), "{name}: a device cookie");
+
+        // Password spraying from one address meets its ceiling…
+        let office = "192.0.2.10";
+        let (st, _, bob_device) = sign_in_from(&s, office, "bob", "correct horse", None).await;
+        assert_eq!(st, StatusCode::CREATED, "{name}");
+        let bob_device = bob_device.expect("device cookie");
+        for i in 0..6 {
+            let (st, _, _) = sign_in_from(&s, office, &format!("u{i}"), "wrong horse", None).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{name}: {i}");
+        }
+        let (st, retry, _) = sign_in_from(&s, office, "u9", "wrong horse", None).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{name}: spraying stops");
+        assert!(retry.is_some_and(|r| (1..=900).contains(&r)), "{retry:?}");
+        // …but bob, who signed in from this browser before, still gets in.
+        let (st, _, again) =
+            sign_in_from(&s, office, "bob", "correct horse", Some(&bob_device)).await;
+        assert_eq!(st, StatusCode::CREATED, "{name}: a known browser is spared");
+        assert_eq!(again.as_deref(), Some(bob_device.as_str()));
+        // A device cookie of another user, or a made-up one, does not help.
+        let (st, _, _) = sign_in_from(&s, office, "u9", "wrong horse", Some(&bob_device)).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{name}");
         s.stop().await;
         t.cleanup().await;
     }

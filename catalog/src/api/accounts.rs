@@ -8,9 +8,12 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{clear_session_cookie, session_cookie, unauthorized, ApiJson, Caller, Client};
+use super::extract::{
+    clear_session_cookie, cookie_in, device_cookie, session_cookie, unauthorized, ApiJson, Caller,
+    Client, DEVICE_COOKIE,
+};
 use super::views::{ErrorBody, SessionView, UserView, ViewCtx};
-use crate::auth::{new_session_token, Verified, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+use crate::auth::{new_session_token, Refused, Verified, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::cache::Change;
 use crate::db::DbError;
 use crate::meta::UserPatch;
@@ -202,6 +205,30 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// 429 with `Retry-After` for a throttled sign-in or password check, logged.
+fn rate_limited(username: &str, client: &Client, refused: Refused) -> ApiError {
+    let wait = refused.wait();
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let why = match refused {
+        Refused::Pair(_) => "failures of this username from this address",
+        Refused::Client(_) => "failures from this address",
+    };
+    tracing::warn!(
+        target: "keyframe::security",
+        username,
+        client = %client.ip,
+        retry_after_secs = secs,
+        why,
+        "refused a sign-in attempt"
+    );
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many sign-in attempts; try again later",
+    )
+    .with_header(header::RETRY_AFTER, header_value(&secs.to_string()))
+}
+
 /// Signs in: a new session, returned as JSON and as the `kf_session` cookie.
 #[utoipa::path(
     post,
@@ -218,6 +245,7 @@ pub async fn create_user(
 pub async fn create_session(
     State(s): State<AppState>,
     client: Client,
+    request_headers: HeaderMap,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
     if body.username.len() > 256 {
@@ -226,14 +254,9 @@ pub async fn create_session(
     if body.password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
     }
-    if let Err(wait) = s.limiter.attempt(&body.username, client.ip) {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many sign-in attempts; try again later",
-        )
-        .with_header(header::RETRY_AFTER, header_value(&secs.max(1).to_string())));
+    let device = cookie_in(&request_headers, DEVICE_COOKIE);
+    if let Err(refused) = s.limiter.attempt(&body.username, client.ip, device) {
+        return Err(rate_limited(&body.username, &client, refused));
     }
     let user = match s.db.user_by_username(&body.username).await {
         Ok(u) => Some(u),
@@ -258,7 +281,7 @@ pub async fn create_session(
             ))
         }
     };
-    s.limiter.succeeded(&body.username);
+    let device = s.limiter.succeeded(&body.username, client.ip, device);
     if let Some(new_hash) = rehash {
         s.db.set_password_hash(&user.id, &new_hash).await?;
         s.changes.publish(Change::User(user.id.clone()));
@@ -286,6 +309,10 @@ pub async fn create_session(
     headers.insert(
         header::SET_COOKIE,
         session_cookie(&token, ttl, s.config.cookie_secure),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        device_cookie(&device, s.config.cookie_secure),
     );
     headers.insert(header::CACHE_CONTROL, header_value("no-store"));
     Ok((StatusCode::CREATED, headers, Json(view)).into_response())
@@ -408,16 +435,8 @@ pub async fn patch_me(
             ));
         }
         let user = s.db.user_by_id(&me.user_id).await?;
-        if let Err(wait) = s.limiter.attempt(&user.username, client.ip) {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many password attempts; try again later",
-            )
-            .with_header(
-                header::RETRY_AFTER,
-                header_value(&wait.as_secs().max(1).to_string()),
-            ));
+        if let Err(refused) = s.limiter.attempt(&user.username, client.ip, None) {
+            return Err(rate_limited(&user.username, &client, refused));
         }
         let verified = s
             .passwords
@@ -431,6 +450,7 @@ pub async fn patch_me(
                 "the current password is wrong",
             ));
         }
+        s.limiter.forgive(&user.username, client.ip, None);
         let hash = s
             .passwords
             .hash(new_password)

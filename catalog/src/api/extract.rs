@@ -211,8 +211,12 @@ fn bearer(parts: &Parts) -> Option<&str> {
 
 /// The value of a cookie, if the request has it.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+/// The value of a cookie in these request headers, if any.
+pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -312,6 +316,19 @@ pub fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> HeaderVal
     let secure = if secure { "; Secure" } else { "" };
     crate::server::header_value(&format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
+    ))
+}
+
+/// The name of the cookie that marks a browser where a username signed in before,
+/// which the login limiter's per-address ceiling spares.
+pub const DEVICE_COOKIE: &str = "kf_device";
+
+/// The `Set-Cookie` value of a device cookie (sent only to sign-in).
+pub fn device_cookie(value: &str, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let max_age = crate::auth::DEVICE_TTL.as_secs();
+    crate::server::header_value(&format!(
+        "{DEVICE_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/api/sessions; Max-Age={max_age}{secure}"
     ))
 }
 
