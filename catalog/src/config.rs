@@ -113,6 +113,16 @@ pub struct Config {
     pub history_queue_events: u32,
     /// Events the history writer commits in one transaction at most. Default 5000.
     pub history_commit_events: u32,
+    /// A view counts (for trending and the per-title counters) only once the viewer
+    /// has watched this many seconds of the title since their last counted view
+    /// (0 = every `start` counts, within `trending_view_window_secs`). Default 30.
+    pub trending_view_min_secs: u64,
+    /// A viewer counts at most one view per title in this many seconds (0 = no
+    /// such limit). Default 86400 (24 h).
+    pub trending_view_window_secs: u64,
+    /// Watch events one viewer may send per minute (a burst of one minute's worth);
+    /// beyond it `POST /api/history` answers 429 with `Retry-After`. Default 3000.
+    pub history_events_per_user_minute: u32,
     /// Half-life of the trending score in seconds. Changing it needs a rebuild of
     /// the trending table (`history::trending::rebuild`). Default 86400 (24 h).
     pub trending_half_life_secs: u64,
@@ -173,6 +183,9 @@ impl Default for Config {
             history_max_batch: 1000,
             history_queue_events: 100_000,
             history_commit_events: 5000,
+            trending_view_min_secs: 30,
+            trending_view_window_secs: 24 * 3600,
+            history_events_per_user_minute: 3000,
             trending_half_life_secs: 24 * 3600,
             recommend_interval_secs: 3600,
             recommend_top_k: 20,
@@ -237,6 +250,10 @@ impl Config {
         }
         for (name, n) in [
             ("history_max_batch", u64::from(self.history_max_batch)),
+            (
+                "history_events_per_user_minute",
+                u64::from(self.history_events_per_user_minute),
+            ),
             ("history_queue_events", u64::from(self.history_queue_events)),
             (
                 "history_commit_events",
@@ -325,6 +342,8 @@ impl Config {
         crate::history::Thresholds {
             resume_min: self.history_resume_min_percent / 100.0,
             played: self.history_played_percent / 100.0,
+            view_min_watch_ms: secs_ms(self.trending_view_min_secs),
+            view_window_ms: secs_ms(self.trending_view_window_secs),
         }
     }
 
@@ -340,7 +359,7 @@ impl Config {
 
     /// The trending half-life in milliseconds.
     pub fn trending_half_life_ms(&self) -> i64 {
-        i64::try_from(self.trending_half_life_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+        secs_ms(self.trending_half_life_secs)
     }
 
     /// The edge base URL (no trailing `/`) for a region.
@@ -350,6 +369,11 @@ impl Config {
             .unwrap_or(&self.edge_url)
             .trim_end_matches('/')
     }
+}
+
+/// Seconds as milliseconds, saturating.
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 /// A map given as a table or as `name=value,name=value` text (for environment
