@@ -667,3 +667,76 @@ async fn cookie_requests_from_another_site_are_refused() {
     s.stop().await;
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn common_passwords_and_bidi_names_are_refused() {
+    let t = common::databases().await.remove(0);
+    let s = Server::start(&t.db, config()).await;
+    for common in [
+        "password123",
+        "Password123",
+        "12345678",
+        "qwertyuiop",
+        "1q2w3e4r",
+    ] {
+        let (st, v) = s
+            .json(
+                Method::POST,
+                "/api/users",
+                Some(signup("ann", common)),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{common}: {v}");
+        assert_eq!(v["code"], "invalid_field", "{v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains("common")),
+            "{v}"
+        );
+    }
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/users",
+            Some(signup("ann", "correct horse")),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let token = s.login_with("ann", "correct horse").await;
+    // Changing to a common password is refused too.
+    let (st, v) = s
+        .json(
+            Method::PATCH,
+            "/api/users/me",
+            Some(json!({"password": "iloveyou1", "current_password": "correct horse"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // A name that would display reversed ("Trojan Source") is refused…
+    for name in ["\u{202E}nimda", "ann\u{2067}x\u{2069}", "a\u{200F}b"] {
+        let (st, v) = s
+            .json(
+                Method::PATCH,
+                "/api/users/me",
+                Some(json!({ "display_name": name })),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {v}");
+        assert_eq!(v["code"], "invalid_field", "{v}");
+    }
+    // …while right-to-left scripts themselves are fine.
+    let (st, v) = s
+        .json(
+            Method::PATCH,
+            "/api/users/me",
+            Some(json!({ "display_name": "شادی Ann" })),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    s.stop().await;
+    t.cleanup().await;
+}

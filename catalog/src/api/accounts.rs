@@ -75,7 +75,37 @@ pub(crate) fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
     if p.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::invalid(field, "must be at least 8 characters"));
     }
+    if is_common_password(p) {
+        return Err(ApiError::invalid(
+            field,
+            "is one of the most common passwords; choose another",
+        ));
+    }
     Ok(())
+}
+
+/// The embedded list of the most common passwords (`common_passwords.txt`).
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Whether `p` is on the common-password list, ignoring case.
+fn is_common_password(p: &str) -> bool {
+    static LIST: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    let list = LIST.get_or_init(|| {
+        COMMON_PASSWORDS
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    });
+    p.len() <= 64 && list.contains(p.to_lowercase().as_str())
+}
+
+/// Explicit bidirectional formatting characters (embeddings, overrides, isolates,
+/// marks), with which a name can display reversed or reorder the text around it
+/// ("Trojan Source").
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 pub(crate) fn check_email(e: &str) -> Result<(), ApiError> {
@@ -420,6 +450,12 @@ pub async fn patch_me(
                 "must not contain control characters",
             ))
         }
+        Some(n) if n.chars().any(is_bidi_control) => {
+            return Err(ApiError::invalid(
+                "display_name",
+                "must not contain bidirectional formatting characters",
+            ))
+        }
         Some(n) => Some(Some(n.to_string())),
         None => None,
     };
@@ -571,7 +607,14 @@ mod tests {
 
     #[test]
     fn passwords_and_emails() {
-        assert!(check_password("p", "12345678").is_ok());
+        assert!(check_password("p", "12345678").is_err(), "common");
+        assert!(
+            check_password("p", "PassWord123").is_err(),
+            "common, any case"
+        );
+        assert!(check_password("p", "correct horse").is_ok());
+        assert!(is_bidi_control('\u{202E}') && is_bidi_control('\u{2067}'));
+        assert!(!is_bidi_control('a') && !is_bidi_control('é') && !is_bidi_control('ش'));
         assert!(check_password("p", "1234567").is_err());
         assert!(check_password("p", &"x".repeat(1025)).is_err());
         assert!(check_password("p", &"x".repeat(1024)).is_ok());
