@@ -43,6 +43,8 @@ pub struct AppState {
     pub(crate) clock: SharedClock,
     /// The watch-history write queue.
     pub(crate) history: crate::history::Writer,
+    /// Watch events each viewer may still send.
+    pub(crate) event_budget: Arc<crate::history::EventBudget>,
     openapi_json: Arc<str>,
     /// Stops the cache's background tasks when the last clone is dropped.
     _tasks: Arc<DropGuard>,
@@ -193,11 +195,10 @@ impl Catalog {
         let regions = config.region_map()?;
         let signer = Signer::new(config.signing_key()?);
         let passwords = Passwords::new(config.argon2_params()?);
-        let limiter = LoginLimiter::new(
-            config.login_attempts_per_user,
-            config.login_attempts_per_client,
-            Duration::from_secs(config.login_window_secs),
-        );
+        let limiter = LoginLimiter::new(config.login_limits());
+        let event_budget = Arc::new(crate::history::EventBudget::new(
+            config.history_events_per_user_minute,
+        ));
         let hot = Arc::new(HotCache::new(config.cache_entries));
         let stop = CancellationToken::new();
         let changes = crate::cache::start(hot.clone(), &self.db, stop.clone());
@@ -242,6 +243,7 @@ impl Catalog {
             uploads: self.uploads,
             clock: self.clock,
             history,
+            event_budget,
             openapi_json,
             _tasks: Arc::new(stop.drop_guard()),
         };

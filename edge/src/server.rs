@@ -216,7 +216,7 @@ impl Server {
             .filter(|k| !k.trim().is_empty())
             .map(TokenKey::from_config)
             .transpose()?;
-        let regions = RegionMap::new(Some(&config.region_header), &config.region_networks)?;
+        let regions = config.region_map()?;
         // Checked here so a bad pair is a configuration error; `run` loads it.
         config.tls()?;
         let connector = upstream_connector(
