@@ -371,8 +371,9 @@ async fn playback_urls_are_signed_per_region_and_rights_are_enforced() {
         assert_eq!(claims.acl, path, "scoped to exactly that object");
         assert_eq!(p["expires_at"].as_i64(), Some(claims.exp as i64 * 1000));
         assert!(
-            (295..=301).contains(&(claims.exp as i64 - now)),
-            "ttl 300 s"
+            (355..=361).contains(&(claims.exp as i64 - now)),
+            "ttl 300 s plus the 60 s film, so a viewer can pause and seek to its end: {}",
+            claims.exp as i64 - now
         );
         assert!(verify(&key, &token_of(url), "/v1/objects/other.mp4", now as u64).is_err());
         assert!(
@@ -853,6 +854,26 @@ async fn unknown_paths_and_methods_are_json_errors() {
             .starts_with("text/html"));
         let html = r.text().await.expect("html");
         assert!(html.contains("<video") && html.contains("/app.js"));
+        // The page's own addresses answer with the page (deep links, reload),
+        // without shadowing the API or anything else.
+        for path in [
+            "/title/abc123",
+            "/search?q=big%20buck",
+            "/category/animation",
+            "/category/sci%20fi",
+        ] {
+            let r = s.req(Method::GET, path).send().await.expect("page");
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            assert!(r.headers()["content-type"]
+                .to_str()
+                .expect("type")
+                .starts_with("text/html"));
+            assert!(r.headers().contains_key("content-security-policy"));
+            assert_eq!(r.text().await.expect("html"), html, "{path}");
+        }
+        for path in ["/title", "/title/a/b", "/api/title/x", "/titles/x"] {
+            assert_error(s.get(path, None).await, StatusCode::NOT_FOUND, "not_found");
+        }
         for (path, ty) in [("/app.js", "text/javascript"), ("/app.css", "text/css")] {
             let r = s.req(Method::GET, path).send().await.expect("asset");
             assert_eq!(r.status(), StatusCode::OK);
