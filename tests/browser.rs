@@ -1,9 +1,12 @@
 //! The web page in real headless Chromium, driven over WebDriver (chromedriver's
 //! plain JSON-over-HTTP protocol): open the page of a `serve` node with a token
-//! key, sign up, play an ingested clip through the edge with the signed URL the
-//! page is given, check that `currentTime` advances, seek to the middle and check
-//! that it plays on, and save a screenshot as a test artifact
-//! (`$CARGO_TARGET_TMPDIR/keyframe-browser.png`).
+//! key; see the trending and category rows and the posters load; follow a
+//! category, a title and Back, open a title's deep link, reload it, search and
+//! reload; sign up and see the uploaded avatar load; play an ingested clip through
+//! the edge with the signed URL the page is given, check that `currentTime`
+//! advances, seek to the middle and check that it plays on, and save a screenshot
+//! as a test artifact (`$CARGO_TARGET_TMPDIR/keyframe-browser.png`). A second
+//! test pauses a film past its token's lifetime, resumes and seeks.
 //!
 //! chromedriver runs in a process group of its own, which is killed when the test
 //! ends, passed or failed; this process is the subreaper of its descendants, so

@@ -204,7 +204,7 @@
     }
     $("sort").value = sort;
     const home = r.view === "home";
-    for (const id of ["continue-row", "recommend-row", "rows"]) $(id).classList.toggle("off", !home);
+    for (const id of ["hero", "continue-row", "recommend-row", "rows"]) $(id).classList.toggle("off", !home);
     $("browse-title").textContent = r.view === "search" ? (q ? `Results for “${q}”` : "Search")
       : r.view === "category" ? category : "All titles";
     if (!state.current) document.title = r.view === "home" ? "Keyframe" : `${$("browse-title").textContent} · Keyframe`;
@@ -242,7 +242,9 @@
       const select = $("category");
       const chosen = select.value;
       for (const c of state.categories) {
-        if (![...select.options].some((o) => o.value === c.name)) select.append(el("option", { value: c.name, text: `${c.name} (${c.count})` }));
+        const text = `${c.name} (${c.count})`;
+        const known = [...select.options].find((o) => o.value === c.name);
+        if (known) known.textContent = text; else select.append(el("option", { value: c.name, text }));
       }
       select.value = chosen;
     } catch (_) {
@@ -269,6 +271,34 @@
       el("div", { class: "strip" }, ...items.map((it) => card(it))));
   }
 
+  // Home's banner: the top trending title, over its own poster.
+  function hero(item) {
+    const box = $("hero");
+    if (!item) { box.hidden = true; return; }
+    const open = (ev) => {
+      if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+      ev.preventDefault();
+      goTitle(item.id);
+    };
+    const href = routePath({ view: "title", id: item.id });
+    const parts = [];
+    if (item.poster) {
+      const back = el("img", { class: "hero-backdrop", src: item.poster.url, alt: "", decoding: "async" });
+      if (item.poster.inline_thumbnail) back.style.backgroundImage = `url("${item.poster.inline_thumbnail}")`;
+      parts.push(back);
+    }
+    const meta = [item.kind, duration(item.duration_ms), (item.categories || []).join(", ")].filter(Boolean).join(" · ");
+    parts.push(el("div", { class: "hero-body" },
+      el("p", { class: "hero-kicker", text: "Trending now" }),
+      el("h1", { id: "hero-title", text: item.title }),
+      el("p", { class: "meta", text: meta }),
+      item.description ? el("p", { class: "hero-text", text: item.description }) : null,
+      el("div", { class: "actions" },
+        el("a", { class: "button primary", href, onclick: open, text: "▶ Watch" }))));
+    box.replaceChildren(...parts);
+    box.hidden = false;
+  }
+
   // Home's rows: trending in the viewer's region (the trending sort fills in
   // while there is no watch history yet), then one row per category.
   async function loadHomeRows() {
@@ -283,6 +313,7 @@
     const perCategory = await Promise.all(cats.map((c) =>
       api(`/api/content?${new URLSearchParams({ category: c.name, limit: "20" })}`).then((p) => p.items || []).catch(() => [])));
     if (token !== state.rowsToken) return;
+    hero(trending[0]);
     const sections = [];
     if (trending.length) sections.push(row("trending", "Trending now", trending));
     cats.forEach((c, i) => {
