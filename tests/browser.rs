@@ -28,6 +28,10 @@ use common::{
 };
 use serde_json::{json, Value};
 
+/// One browser at a time: a test's cleanup kills every Chromium process among this
+/// process's children, which would include another test's.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -375,6 +379,7 @@ async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
     if !have_tools(&["chromedriver", "ffmpeg"], "browser test") {
         return;
     }
+    let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
     let clip = tmp.path().join("pattern.webm");
@@ -524,6 +529,8 @@ async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
     .await;
 
     // Open the title and play it.
+    d.wait("the title's card", "document.querySelector('#grid .card')")
+        .await;
     d.click("#grid .card").await;
     d.wait(
         "the title dialog",
@@ -598,6 +605,7 @@ async fn a_film_paused_past_its_token_resumes_in_chromium() {
     if !have_tools(&["chromedriver", "ffmpeg"], "browser test") {
         return;
     }
+    let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
     let clip = make_big_clip(tmp.path());

@@ -217,7 +217,13 @@
 
   async function loadList(reset) {
     const token = ++state.listToken;
-    if (reset) state.offset = 0;
+    if (reset) {
+      // Another view's titles never stand under this view's heading.
+      state.offset = 0;
+      $("grid").replaceChildren();
+      $("empty").hidden = true;
+      $("more").hidden = true;
+    }
     const p = new URLSearchParams({ limit: String(PAGE), offset: String(state.offset) });
     for (const k of ["q", "category", "sort"]) if (state.query[k]) p.set(k, state.query[k]);
     try {
