@@ -413,7 +413,8 @@ async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
     .await;
 
     // A title has its own URL; Back returns to the view it was opened from.
-    d.click("#rows [data-row=\"category:Patterns\"] .see-all").await;
+    d.click("#rows [data-row=\"category:Patterns\"] .see-all")
+        .await;
     d.wait(
         "the category view",
         "location.pathname === '/category/Patterns' && \
@@ -519,7 +520,8 @@ async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
            window.__avatarDone = true; }, 'image/png');",
     )
     .await;
-    d.wait("the avatar upload", "window.__avatarDone === true").await;
+    d.wait("the avatar upload", "window.__avatarDone === true")
+        .await;
     d.refresh().await;
     d.wait(
         "the avatar to load",
@@ -701,9 +703,5 @@ async fn a_film_paused_past_its_token_resumes_in_chromium() {
     let src = d
         .js("return document.getElementById('video').currentSrc")
         .await;
-    assert_ne!(
-        src.as_str(),
-        Some(old_src.as_str()),
-        "plays on a fresh URL"
-    );
+    assert_ne!(src.as_str(), Some(old_src.as_str()), "plays on a fresh URL");
 }

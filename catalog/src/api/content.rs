@@ -267,9 +267,16 @@ pub struct PlayParams {
 /// the rights window the title is played under (when that is later than the
 /// configured lifetime). A viewer who pauses longer than that gets a fresh URL
 /// from the page (`?renew=true`).
-pub fn play_expiry(now_ms: i64, ttl_secs: u64, duration_ms: Option<i64>, until_ms: Option<i64>) -> u64 {
+pub fn play_expiry(
+    now_ms: i64,
+    ttl_secs: u64,
+    duration_ms: Option<i64>,
+    until_ms: Option<i64>,
+) -> u64 {
     let now = u64::try_from(now_ms / 1000).unwrap_or(0);
-    let film = u64::try_from(duration_ms.unwrap_or(0)).unwrap_or(0).div_ceil(1000);
+    let film = u64::try_from(duration_ms.unwrap_or(0))
+        .unwrap_or(0)
+        .div_ceil(1000);
     let exp = now.saturating_add(ttl_secs).saturating_add(film);
     match until_ms.and_then(|u| u64::try_from(u / 1000).ok()) {
         Some(until) => exp.min(until.max(now.saturating_add(ttl_secs))),
@@ -386,7 +393,13 @@ mod tests {
         assert_eq!(play_expiry(now, 300, Some(7_200_000), None), 1_007_500);
         assert_eq!(play_expiry(now, 300, Some(1), None), 1_000_301);
         // Rights that end in ten minutes cap it, never below the lifetime.
-        assert_eq!(play_expiry(now, 300, Some(7_200_000), Some(1_000_600_000)), 1_000_600);
-        assert_eq!(play_expiry(now, 300, Some(7_200_000), Some(1_000_100_000)), 1_000_300);
+        assert_eq!(
+            play_expiry(now, 300, Some(7_200_000), Some(1_000_600_000)),
+            1_000_600
+        );
+        assert_eq!(
+            play_expiry(now, 300, Some(7_200_000), Some(1_000_100_000)),
+            1_000_300
+        );
     }
 }
