@@ -380,6 +380,51 @@ async fn playback_urls_are_signed_per_region_and_rights_are_enforced() {
             verify(&key, &token_of(url), &path, claims.exp).is_err(),
             "expires"
         );
+        // A player renewing the URL of the title it plays (a long pause) gets a
+        // fresh token, and the view is not counted again.
+        let views = || {
+            let db = t.db.clone();
+            let id = ids[1].clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT views FROM content WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(db.pool())
+                    .await
+                    .expect("views")
+            }
+        };
+        let before = views().await;
+        let (st, renewed) = s
+            .get_in(
+                &format!("/api/content/{}/play?renew=true", ids[1]),
+                "eu",
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{name}: {renewed}");
+        assert!(verify(
+            &key,
+            &token_of(renewed["url"].as_str().expect("url")),
+            &path,
+            now as u64
+        )
+        .is_ok());
+        assert_eq!(views().await, before, "{name}: a renewal is no new view");
+        let (st, _) = s
+            .get_in(&format!("/api/content/{}/play", ids[1]), "eu", Some(&token))
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(views().await, before + 1, "{name}: a new playback is");
+        assert_error(
+            s.get_in(
+                &format!("/api/content/{}/play?renew=maybe", ids[1]),
+                "eu",
+                Some(&token),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        );
 
         // A title licensed everywhere plays in us with a us token.
         let (st, p) = s

@@ -569,9 +569,10 @@
   // Long films and tokens. A playback URL's token lasts the title's duration plus
   // a margin (the server's play_token_ttl_secs), which covers watching it through;
   // a viewer who pauses longer must not see an error. So before the player needs
-  // the network again (resume, seek) with a token about to run out, the page asks
-  // for a fresh URL and swaps it in at the same position; and should the edge
-  // still refuse a range (a clock far off), it renews once and resumes.
+  // the network again (resume, seek, or waiting for data) with a token about to
+  // run out, the page asks for a fresh URL and swaps it in at the same position;
+  // and should the player fail anyway (a clock far off), it renews once and
+  // resumes.
   const RENEW_MARGIN_MS = 15000;
 
   function tokenRunningOut() {
@@ -667,6 +668,10 @@
     });
     v.addEventListener("seeking", () => {
       if (!state.playback.renewing && tokenRunningOut()) renewPlayback(v.currentTime, !v.paused);
+    });
+    // A range the edge refused can leave the player waiting rather than failed.
+    v.addEventListener("waiting", () => {
+      if (!state.playback.renewing && tokenRunningOut()) renewPlayback(v.currentTime, true);
     });
     v.addEventListener("timeupdate", () => {
       if (!state.playback.renewing && v.currentTime > 0) state.playback.lastTime = v.currentTime;
