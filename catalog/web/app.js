@@ -163,11 +163,10 @@
 
   const here = () => window.location.pathname + window.location.search;
 
-  function navigate(path, { replace = false, base } = {}) {
-    const st = base ? { base, pushed: !replace } : {};
-    if (path !== here() || replace) {
-      if (replace) history.replaceState(st, "", path); else history.pushState(st, "", path);
-    }
+  // Goes to a view (not a title: goTitle) and renders it.
+  function navigate(path, { replace = false } = {}) {
+    if (replace) history.replaceState({}, "", path);
+    else if (path !== here()) history.pushState({}, "", path);
     route();
   }
 
