@@ -60,7 +60,9 @@ pub struct Config {
     pub region_edges: BTreeMap<String, String>,
     /// Whether anonymous viewers may get playback URLs. Default `false` (sign in).
     pub public_content: bool,
-    /// Lifetime of a playback token in seconds. Default 300.
+    /// Lifetime of a playback token in seconds, beyond the title's duration (a
+    /// token lasts this plus the film's length, so pausing and seeking within it
+    /// keep working; the page renews the URL of a film paused longer). Default 300.
     pub play_token_ttl_secs: u64,
     /// Lifetime of the tokens on image URLs (posters, avatars) in seconds; images
     /// appear in lists, so their tokens live longer. Default 3600.

@@ -250,6 +250,10 @@ impl Catalog {
         let router = Router::new()
             .merge(api)
             .route("/", get(crate::web::index))
+            // The page's own addresses (deep links, reload, history): the page.
+            .route("/title/{id}", get(crate::web::index))
+            .route("/search", get(crate::web::index))
+            .route("/category/{name}", get(crate::web::index))
             .route("/app.js", get(crate::web::script))
             .route("/app.css", get(crate::web::style))
             .route("/_keyframe/healthz", get(healthz))

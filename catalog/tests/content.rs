@@ -371,13 +371,59 @@ async fn playback_urls_are_signed_per_region_and_rights_are_enforced() {
         assert_eq!(claims.acl, path, "scoped to exactly that object");
         assert_eq!(p["expires_at"].as_i64(), Some(claims.exp as i64 * 1000));
         assert!(
-            (295..=301).contains(&(claims.exp as i64 - now)),
-            "ttl 300 s"
+            (355..=361).contains(&(claims.exp as i64 - now)),
+            "ttl 300 s plus the 60 s film, so a viewer can pause and seek to its end: {}",
+            claims.exp as i64 - now
         );
         assert!(verify(&key, &token_of(url), "/v1/objects/other.mp4", now as u64).is_err());
         assert!(
             verify(&key, &token_of(url), &path, claims.exp).is_err(),
             "expires"
+        );
+        // A player renewing the URL of the title it plays (a long pause) gets a
+        // fresh token, and the view is not counted again.
+        let views = || {
+            let db = t.db.clone();
+            let id = ids[1].clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT views FROM content WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(db.pool())
+                    .await
+                    .expect("views")
+            }
+        };
+        let before = views().await;
+        let (st, renewed) = s
+            .get_in(
+                &format!("/api/content/{}/play?renew=true", ids[1]),
+                "eu",
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{name}: {renewed}");
+        assert!(verify(
+            &key,
+            &token_of(renewed["url"].as_str().expect("url")),
+            &path,
+            now as u64
+        )
+        .is_ok());
+        assert_eq!(views().await, before, "{name}: a renewal is no new view");
+        let (st, _) = s
+            .get_in(&format!("/api/content/{}/play", ids[1]), "eu", Some(&token))
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(views().await, before + 1, "{name}: a new playback is");
+        assert_error(
+            s.get_in(
+                &format!("/api/content/{}/play?renew=maybe", ids[1]),
+                "eu",
+                Some(&token),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
         );
 
         // A title licensed everywhere plays in us with a us token.
@@ -952,6 +998,26 @@ async fn unknown_paths_and_methods_are_json_errors() {
             .starts_with("text/html"));
         let html = r.text().await.expect("html");
         assert!(html.contains("<video") && html.contains("/app.js"));
+        // The page's own addresses answer with the page (deep links, reload),
+        // without shadowing the API or anything else.
+        for path in [
+            "/title/abc123",
+            "/search?q=big%20buck",
+            "/category/animation",
+            "/category/sci%20fi",
+        ] {
+            let r = s.req(Method::GET, path).send().await.expect("page");
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            assert!(r.headers()["content-type"]
+                .to_str()
+                .expect("type")
+                .starts_with("text/html"));
+            assert!(r.headers().contains_key("content-security-policy"));
+            assert_eq!(r.text().await.expect("html"), html, "{path}");
+        }
+        for path in ["/title", "/title/a/b", "/api/title/x", "/titles/x"] {
+            assert_error(s.get(path, None).await, StatusCode::NOT_FOUND, "not_found");
+        }
         for (path, ty) in [("/app.js", "text/javascript"), ("/app.css", "text/css")] {
             let r = s.req(Method::GET, path).send().await.expect("asset");
             assert_eq!(r.status(), StatusCode::OK);

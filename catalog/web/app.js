@@ -13,6 +13,13 @@
     query: { q: "", category: "", sort: "" },
     current: null, // the detail of the open title
     listToken: 0, // drops answers to superseded list requests
+    rowsToken: 0,
+    viewKey: null, // the address of the view on screen (its list is not reloaded)
+    homeRowsLoaded: false,
+    categories: [],
+    categoriesLoading: null,
+    // The playback URL in use: renewed when its token runs out (a long pause).
+    playback: { id: null, expiresAt: 0, renewing: false, retried: false, lastTime: 0, startReported: false },
   };
 
   // ---- API ---------------------------------------------------------------
@@ -93,6 +100,8 @@
 
   // ---- cards -------------------------------------------------------------
 
+  // A title's card: a real link to the title's own URL (open in a new tab works),
+  // which the page follows itself (History API) on a plain click.
   function card(item, progress) {
     let poster;
     if (item.poster) {
@@ -106,20 +115,114 @@
       ? el("span", { class: "progress", "aria-hidden": "true" }, el("span"))
       : null;
     if (bar) bar.firstChild.style.width = `${Math.min(100, Math.max(0, progress * 100))}%`;
-    return el("button", {
-      type: "button", class: "card", "data-id": item.id,
+    return el("a", {
+      class: "card", "data-id": item.id, href: routePath({ view: "title", id: item.id }),
       "aria-label": `${item.title}${sub ? ", " + sub : ""}`,
-      onclick: () => openTitle(item.id),
-    }, poster, bar, el("span", { class: "info" },
+      onclick: (ev) => {
+        if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+        ev.preventDefault();
+        goTitle(item.id);
+      },
+    }, el("span", { class: "frame" }, poster, bar), el("span", { class: "info" },
       el("span", { class: "name", text: item.title }),
       el("span", { class: "sub", text: sub })));
   }
 
+  // ---- addresses and history ----------------------------------------------
+  //
+  // Every view has its own URL, which the server answers with this page:
+  //   /                      home: rows (continue, recommended, trending, one per
+  //                          category) and every title in a grid (?sort=)
+  //   /search?q=…            search results (?sort=)
+  //   /category/{name}       one category (?sort=)
+  //   /title/{id}            a title, over the view it was opened from (kept in
+  //                          history.state.base; home for a deep link)
+  // Links and the search box push (or, while typing, replace) history entries;
+  // popstate renders whatever the address says.
+
+  function parseRoute(loc = window.location) {
+    const sp = new URLSearchParams(loc.search);
+    const sort = sp.get("sort") || "";
+    let m;
+    if ((m = loc.pathname.match(/^\/title\/([^/]+)$/))) return { view: "title", id: decodeURIComponent(m[1]) };
+    if (loc.pathname === "/search") return { view: "search", q: (sp.get("q") || "").trim(), sort };
+    if ((m = loc.pathname.match(/^\/category\/([^/]+)$/))) return { view: "category", category: decodeURIComponent(m[1]), sort };
+    return { view: "home", sort };
+  }
+
+  function routePath(r) {
+    if (r.view === "title") return `/title/${encodeURIComponent(r.id)}`;
+    const sp = new URLSearchParams();
+    if (r.view === "search") sp.set("q", r.q || "");
+    if (r.sort) sp.set("sort", r.sort);
+    const qs = [...sp.keys()].length ? `?${sp}` : "";
+    if (r.view === "search") return `/search${qs}`;
+    if (r.view === "category") return `/category/${encodeURIComponent(r.category)}${qs}`;
+    return `/${qs}`;
+  }
+
+  const here = () => window.location.pathname + window.location.search;
+
+  // Goes to a view (not a title: goTitle) and renders it.
+  function navigate(path, { replace = false } = {}) {
+    if (replace) history.replaceState({}, "", path);
+    else if (path !== here()) history.pushState({}, "", path);
+    route();
+  }
+
+  function goTitle(id) {
+    const cur = parseRoute();
+    const base = cur.view === "title" ? ((history.state && history.state.base) || "/") : here();
+    history.pushState({ base, pushed: true }, "", routePath({ view: "title", id }));
+    route();
+  }
+
+  // Renders what the address says.
+  function route() {
+    const r = parseRoute();
+    if (r.view === "title") {
+      const base = (history.state && history.state.base) || "/";
+      showView(parseRoute(new URL(base, window.location.origin)));
+      if (!state.current || state.current.id !== r.id || !$("title-dialog").open) openTitle(r.id);
+    } else {
+      if ($("title-dialog").open) $("title-dialog").close();
+      showView(r);
+    }
+  }
+
   // ---- browse and search -------------------------------------------------
+
+  function showView(r) {
+    const key = routePath(r);
+    const q = r.q || "", category = r.category || "", sort = r.sort || "";
+    if (document.activeElement !== $("search")) $("search").value = q;
+    $("category").value = category;
+    if ($("category").value !== category) {
+      $("category").append(el("option", { value: category, text: category }));
+      $("category").value = category;
+    }
+    $("sort").value = sort;
+    const home = r.view === "home";
+    for (const id of ["hero", "continue-row", "recommend-row", "rows"]) $(id).classList.toggle("off", !home);
+    $("browse-title").textContent = r.view === "search" ? (q ? `Results for “${q}”` : "Search")
+      : r.view === "category" ? category : "All titles";
+    if (!state.current) document.title = r.view === "home" ? "Keyframe" : `${$("browse-title").textContent} · Keyframe`;
+    if (key === state.viewKey) return;
+    state.viewKey = key;
+    state.query = { q, category, sort };
+    loadList(true);
+    if (home && !state.homeRowsLoaded) { state.homeRowsLoaded = true; loadHomeRows(); }
+  }
 
   async function loadList(reset) {
     const token = ++state.listToken;
-    if (reset) state.offset = 0;
+    if (reset) {
+      // Another view's titles never stand under this view's heading.
+      state.offset = 0;
+      $("grid").replaceChildren();
+      $("empty").hidden = true;
+      $("more").hidden = true;
+    }
     const p = new URLSearchParams({ limit: String(PAGE), offset: String(state.offset) });
     for (const k of ["q", "category", "sort"]) if (state.query[k]) p.set(k, state.query[k]);
     try {
@@ -133,7 +236,6 @@
       $("more").hidden = page.next_offset == null;
       $("empty").hidden = grid.children.length > 0;
       $("empty").textContent = state.query.q ? `No titles match “${state.query.q}”.` : "Nothing here yet.";
-      $("browse-title").textContent = state.query.q ? "Search results" : "Browse";
     } catch (e) {
       if (token === state.listToken) say(`Could not load titles: ${e.message}`, true);
     }
@@ -141,10 +243,88 @@
 
   async function loadCategories() {
     try {
-      const cats = await api("/api/categories");
+      state.categories = await api("/api/categories");
       const select = $("category");
-      for (const c of cats) select.append(el("option", { value: c.name, text: `${c.name} (${c.count})` }));
-    } catch (_) { /* the filter stays at "all" */ }
+      const chosen = select.value;
+      for (const c of state.categories) {
+        const text = `${c.name} (${c.count})`;
+        const known = [...select.options].find((o) => o.value === c.name);
+        if (known) known.textContent = text; else select.append(el("option", { value: c.name, text }));
+      }
+      select.value = chosen;
+    } catch (_) {
+      state.categories = []; // the filter stays at "all"
+    }
+    return state.categories;
+  }
+
+  // One horizontal row of cards with a heading (and a link to see them all).
+  function row(key, heading, items, href) {
+    const head = el("div", { class: "row-head" }, el("h2", { text: heading }));
+    if (href) {
+      head.append(el("a", {
+        class: "see-all", href, text: "See all",
+        onclick: (ev) => {
+          if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+          ev.preventDefault();
+          navigate(href);
+          window.scrollTo(0, 0);
+        },
+      }));
+    }
+    return el("section", { class: "row", "data-row": key }, head,
+      el("div", { class: "strip" }, ...items.map((it) => card(it))));
+  }
+
+  // Home's banner: the top trending title, over its own poster.
+  function hero(item) {
+    const box = $("hero");
+    if (!item) { box.hidden = true; return; }
+    const open = (ev) => {
+      if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+      ev.preventDefault();
+      goTitle(item.id);
+    };
+    const href = routePath({ view: "title", id: item.id });
+    const parts = [];
+    if (item.poster) {
+      const back = el("img", { class: "hero-backdrop", src: item.poster.url, alt: "", decoding: "async" });
+      if (item.poster.inline_thumbnail) back.style.backgroundImage = `url("${item.poster.inline_thumbnail}")`;
+      parts.push(back);
+    }
+    const meta = [item.kind, duration(item.duration_ms), (item.categories || []).join(", ")].filter(Boolean).join(" · ");
+    parts.push(el("div", { class: "hero-body" },
+      el("p", { class: "hero-kicker", text: "Trending now" }),
+      el("h1", { id: "hero-title", text: item.title }),
+      el("p", { class: "meta", text: meta }),
+      item.description ? el("p", { class: "hero-text", text: item.description }) : null,
+      el("div", { class: "actions" },
+        el("a", { class: "button primary", href, onclick: open, text: "▶ Watch" }))));
+    box.replaceChildren(...parts);
+    box.hidden = false;
+  }
+
+  // Home's rows: trending in the viewer's region (the trending sort fills in
+  // while there is no watch history yet), then one row per category.
+  async function loadHomeRows() {
+    const token = ++state.rowsToken;
+    const cats = state.categoriesLoading ? await state.categoriesLoading : await loadCategories();
+    let trending = [];
+    try {
+      const t = await api("/api/trending?limit=20");
+      trending = ((t && t.items) || []).map((i) => i.content);
+      if (trending.length === 0) trending = (await api("/api/content?sort=trending&limit=20")).items || [];
+    } catch (_) { /* no trending row */ }
+    const perCategory = await Promise.all(cats.map((c) =>
+      api(`/api/content?${new URLSearchParams({ category: c.name, limit: "20" })}`).then((p) => p.items || []).catch(() => [])));
+    if (token !== state.rowsToken) return;
+    hero(trending[0]);
+    const sections = [];
+    if (trending.length) sections.push(row("trending", "Trending now", trending));
+    cats.forEach((c, i) => {
+      if (perCategory[i].length) sections.push(row(`category:${c.name}`, c.name, perCategory[i], routePath({ view: "category", category: c.name })));
+    });
+    $("rows").replaceChildren(...sections);
   }
 
   // Rows that appear when the API has them (watch history and recommendations
@@ -301,9 +481,13 @@
       detail = await api(`/api/content/${encodeURIComponent(id)}`);
     } catch (e) {
       say(`Could not open the title: ${e.message}`, true);
+      if (parseRoute().view === "title") navigate((history.state && history.state.base) || "/", { replace: true });
       return;
     }
+    const r = parseRoute();
+    if (r.view !== "title" || r.id !== id) return; // navigated elsewhere meanwhile
     state.current = detail;
+    document.title = `${detail.title} · Keyframe`;
     $("detail-title").textContent = detail.title;
     $("detail-description").textContent = detail.description || "";
     $("detail-meta").textContent = [detail.kind, duration(detail.duration_ms), (detail.categories || []).join(", ")]
@@ -319,10 +503,12 @@
     const v = video();
     v.pause();
     v.removeAttribute("src");
+    v.preload = "none";
     v.load();
     v.hidden = true;
+    state.playback = { id: null, expiresAt: 0, renewing: false, retried: false, lastTime: 0, startReported: false };
     $("play").disabled = !a.available;
-    $("title-dialog").showModal();
+    if (!$("title-dialog").open) $("title-dialog").showModal();
     $("play").focus();
   }
 
@@ -365,8 +551,10 @@
     const p = await api(`/api/content/${encodeURIComponent(detail.id)}/play`);
     const v = video();
     const start = resumePosition(detail.id, p.resume_position_ms ?? detail.resume_position_ms);
+    state.playback = { id: detail.id, expiresAt: p.expires_at, renewing: false, retried: false, lastTime: start, startReported: false };
     v.hidden = false;
     $("detail-poster").hidden = true;
+    v.preload = "auto"; // a renewed URL loads at once, paused or not
     v.src = p.url; // the edge serves byte ranges: seeking fetches only what it needs
     v.addEventListener("loadedmetadata", () => {
       if (start > 0 && start < v.duration - 5) v.currentTime = start;
@@ -375,6 +563,44 @@
       await v.play();
     } catch (_) { /* autoplay refused: the controls are there */ }
     v.focus();
+  }
+
+  // Long films and tokens. A playback URL's token lasts the title's duration plus
+  // a margin (the server's play_token_ttl_secs), which covers watching it through;
+  // a viewer who pauses longer must not see an error. So before the player needs
+  // the network again (resume, seek, or waiting for data) with a token about to
+  // run out, the page asks for a fresh URL and swaps it in at the same position;
+  // and should the player fail anyway (a clock far off), it renews once and
+  // resumes.
+  const RENEW_MARGIN_MS = 15000;
+
+  function tokenRunningOut() {
+    const pb = state.playback;
+    return pb.id != null && pb.expiresAt > 0 && Date.now() > pb.expiresAt - RENEW_MARGIN_MS;
+  }
+
+  async function renewPlayback(at, resume) {
+    const pb = state.playback, d = state.current, v = video();
+    if (pb.renewing || !d || pb.id !== d.id) return;
+    pb.renewing = true;
+    try {
+      const p = await api(`/api/content/${encodeURIComponent(d.id)}/play?renew=true`);
+      if (state.playback !== pb || !state.current || state.current.id !== pb.id) return;
+      pb.expiresAt = p.expires_at;
+      // Where the viewer is now (playing on from the buffer, or a seek meanwhile).
+      const pos = v.currentTime > 0 ? v.currentTime : at;
+      v.src = p.url;
+      await new Promise((resolve) => {
+        v.addEventListener("loadedmetadata", resolve, { once: true });
+        v.addEventListener("error", resolve, { once: true });
+      });
+      if (pos > 0 && Number.isFinite(v.duration)) v.currentTime = Math.min(pos, v.duration);
+      if (resume) await v.play().catch(() => {});
+    } catch (e) {
+      say(playError(e), true);
+    } finally {
+      pb.renewing = false;
+    }
   }
 
   // Watch history: called with the viewer's position as they watch (every 10 s
@@ -431,24 +657,50 @@
       const dur = Number.isFinite(v.duration) ? Math.round(v.duration * 1000) : null;
       reportProgress(d.id, kind, Math.round(v.currentTime * 1000), dur);
     };
-    let started = null;
     v.addEventListener("playing", () => {
-      const d = state.current;
-      if (d && started !== v.src) { started = v.src; report("start"); }
+      const d = state.current, pb = state.playback;
+      pb.retried = false;
+      if (d && pb.id === d.id && !pb.startReported) { pb.startReported = true; report("start"); }
+    });
+    v.addEventListener("play", () => {
+      if (tokenRunningOut()) renewPlayback(v.currentTime, true);
+    });
+    v.addEventListener("seeking", () => {
+      if (!state.playback.renewing && tokenRunningOut()) renewPlayback(v.currentTime, !v.paused);
+    });
+    // A range the edge refused can leave the player waiting rather than failed.
+    v.addEventListener("waiting", () => {
+      if (!state.playback.renewing && tokenRunningOut()) renewPlayback(v.currentTime, true);
     });
     v.addEventListener("timeupdate", () => {
+      if (!state.playback.renewing && v.currentTime > 0) state.playback.lastTime = v.currentTime;
       if (v.currentTime - last >= 10 || v.currentTime < last) { last = v.currentTime; report("progress"); }
     });
     v.addEventListener("pause", () => { if (!v.ended) report("pause"); });
     v.addEventListener("seeked", () => report("seek"));
     v.addEventListener("ended", () => report("ended"));
-    v.addEventListener("error", () => { if (v.src) say("Playback failed; the link may have expired. Press Play again.", true); });
+    v.addEventListener("error", () => {
+      const pb = state.playback;
+      if (!v.src || pb.renewing) return;
+      if (!pb.retried && state.current && pb.id === state.current.id) {
+        pb.retried = true; // once: the edge may have refused an expired token
+        renewPlayback(pb.lastTime, true);
+        return;
+      }
+      say("Playback failed. Press Play to try again.", true);
+    });
     $("play").addEventListener("click", play);
     $("detail-close").addEventListener("click", () => $("title-dialog").close());
     $("title-dialog").addEventListener("close", () => {
       report("pause");
       v.pause();
       state.current = null;
+      state.playback = { id: null, expiresAt: 0, renewing: false, retried: false, lastTime: 0, startReported: false };
+      // Closed by the viewer (not by history): go back to the view underneath.
+      if (parseRoute().view === "title") {
+        if (history.state && history.state.pushed) history.back();
+        else navigate((history.state && history.state.base) || "/");
+      }
     });
     $("title-dialog").addEventListener("keydown", (ev) => {
       if (v.hidden || ev.target.closest("input, select, textarea")) return;
@@ -472,16 +724,28 @@
 
   function wireSearch() {
     let timer = 0;
-    const apply = () => {
-      state.query.q = $("search").value.trim();
-      state.query.category = $("category").value;
-      state.query.sort = $("sort").value;
-      loadList(true);
+    // Typing refines one search entry in history (replace); starting a search
+    // from another view pushes one, so Back returns to that view.
+    const search = () => {
+      const q = $("search").value.trim();
+      const cur = parseRoute();
+      if (!q) {
+        if (cur.view === "search") navigate("/", { replace: true });
+        return;
+      }
+      navigate(routePath({ view: "search", q, sort: cur.view === "search" ? cur.sort : "" }), { replace: cur.view === "search" });
     };
-    $("search").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(apply, 250); });
-    $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); clearTimeout(timer); apply(); });
-    $("category").addEventListener("change", apply);
-    $("sort").addEventListener("change", apply);
+    $("search").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(search, 300); });
+    $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); clearTimeout(timer); search(); });
+    $("category").addEventListener("change", () => {
+      const c = $("category").value;
+      navigate(c ? routePath({ view: "category", category: c }) : "/");
+    });
+    $("sort").addEventListener("change", () => {
+      const cur = parseRoute();
+      const view = cur.view === "title" ? parseRoute(new URL((history.state && history.state.base) || "/", window.location.origin)) : cur;
+      navigate(routePath({ ...view, sort: $("sort").value }), { replace: true });
+    });
     $("more").addEventListener("click", () => loadList(false));
     document.addEventListener("keydown", (ev) => {
       if (ev.key === "/" && !ev.target.closest("input, select, textarea") && !document.querySelector("dialog[open]")) {
@@ -499,12 +763,13 @@
     wireForms();
     wirePlayer();
     wireSearch();
-    loadCategories();
+    state.categoriesLoading = loadCategories();
+    window.addEventListener("popstate", route);
+    route();
     await loadMe();
     loadRows();
-    loadList(true);
   });
 
   // For tests and the console.
-  window.keyframe = { api, openTitle, reportProgress, state };
+  window.keyframe = { api, openTitle, goTitle, navigate, reportProgress, state };
 })();

@@ -252,13 +252,46 @@ pub(crate) async fn resume_state(
     })
 }
 
+/// Options of a playback URL request.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlayParams {
+    /// `true` when a player renews the URL of a title it is already playing (its
+    /// token is about to expire or has): the view is not counted again.
+    pub renew: Option<bool>,
+}
+
+/// The expiry (Unix seconds) of a playback token issued at `now_ms`: the configured
+/// lifetime plus the title's duration, so that a viewer who watches it through
+/// (and seeks in it) keeps a valid token to the end, but never past the end of
+/// the rights window the title is played under (when that is later than the
+/// configured lifetime). A viewer who pauses longer than that gets a fresh URL
+/// from the page (`?renew=true`).
+pub fn play_expiry(
+    now_ms: i64,
+    ttl_secs: u64,
+    duration_ms: Option<i64>,
+    until_ms: Option<i64>,
+) -> u64 {
+    let now = u64::try_from(now_ms / 1000).unwrap_or(0);
+    let film = u64::try_from(duration_ms.unwrap_or(0))
+        .unwrap_or(0)
+        .div_ceil(1000);
+    let exp = now.saturating_add(ttl_secs).saturating_add(film);
+    match until_ms.and_then(|u| u64::try_from(u / 1000).ok()) {
+        Some(until) => exp.min(until.max(now.saturating_add(ttl_secs))),
+        None => exp,
+    }
+}
+
 /// A playback URL on the edge for the caller's region, with a token scoped to the
-/// title's source object and to that region.
+/// title's source object and to that region, valid for the configured lifetime
+/// plus the title's duration (`play_expiry`).
 #[utoipa::path(
     get,
     path = "/api/content/{id}/play",
     tag = "content",
-    params(("id" = String, Path, description = "Content id")),
+    params(("id" = String, Path, description = "Content id"), PlayParams),
     security(("session_cookie" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Where to play it", body = PlayResponse),
@@ -272,6 +305,7 @@ pub async fn play(
     caller: Caller,
     client: Client,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<PlayParams>,
 ) -> Result<Json<PlayResponse>, ApiError> {
     let user = match caller.require_user() {
         Ok(u) => Some(u.user_id.clone()),
@@ -281,7 +315,8 @@ pub async fn play(
     let c = load(&s, &id).await?;
     let now_ms = s.now_ms();
     let region = client.region.as_deref();
-    if !availability(&c.rights, region, now_ms).available {
+    let open = availability(&c.rights, region, now_ms);
+    if !open.available {
         return Err(ApiError::new(
             StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
             "unavailable_in_region",
@@ -299,13 +334,20 @@ pub async fn play(
         )
     })?;
     let edge = s.config.edge_for(region).to_string();
-    let exp = u64::try_from(now_ms / 1000).unwrap_or(0) + s.config.play_token_ttl_secs;
+    let exp = play_expiry(
+        now_ms,
+        s.config.play_token_ttl_secs,
+        src.duration_ms,
+        open.available_until,
+    );
     let url = s
         .signer
         .url(&edge, &src.object_key, exp, region)
         .map_err(|e| ApiError::internal("signing a playback URL", e))?;
-    if let Err(e) = s.db.add_view(&c.id).await {
-        tracing::warn!(error = %e, content = %c.id, "could not count a view");
+    if params.renew != Some(true) {
+        if let Err(e) = s.db.add_view(&c.id).await {
+            tracing::warn!(error = %e, content = %c.id, "could not count a view");
+        }
     }
     let resume = match &user {
         Some(u) => resume_state(&s, u, &c.id).await?,
@@ -337,4 +379,27 @@ pub async fn categories(State(s): State<AppState>) -> Result<Json<Vec<CategoryCo
             .map(|(name, count)| CategoryCount { name, count })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::play_expiry;
+
+    #[test]
+    fn a_playback_token_outlives_the_film_but_not_its_rights() {
+        let now = 1_000_000_000_i64; // ms
+        assert_eq!(play_expiry(now, 300, None, None), 1_000_300);
+        // A two-hour film: the configured lifetime plus its duration.
+        assert_eq!(play_expiry(now, 300, Some(7_200_000), None), 1_007_500);
+        assert_eq!(play_expiry(now, 300, Some(1), None), 1_000_301);
+        // Rights that end in ten minutes cap it, never below the lifetime.
+        assert_eq!(
+            play_expiry(now, 300, Some(7_200_000), Some(1_000_600_000)),
+            1_000_600
+        );
+        assert_eq!(
+            play_expiry(now, 300, Some(7_200_000), Some(1_000_100_000)),
+            1_000_300
+        );
+    }
 }
