@@ -13,6 +13,7 @@ use super::views::{ErrorBody, SessionView, UserView, ViewCtx};
 use crate::auth::{new_session_token, Verified, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::cache::Change;
 use crate::db::DbError;
+use crate::forwarded::Https;
 use crate::meta::UserPatch;
 use crate::server::{header_value, ApiError, AppState};
 use crate::uploads::UploadError;
@@ -225,6 +226,7 @@ pub async fn create_user(
 pub async fn create_session(
     State(s): State<AppState>,
     client: Client,
+    Https(https): Https,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
     if body.username.len() > 256 {
@@ -299,7 +301,7 @@ pub async fn create_session(
     let mut headers = HeaderMap::new();
     headers.insert(
         header::SET_COOKIE,
-        session_cookie(&token, ttl, s.config.cookie_secure),
+        session_cookie(&token, ttl, https || s.config.cookie_secure),
     );
     headers.insert(header::CACHE_CONTROL, header_value("no-store"));
     Ok((StatusCode::CREATED, headers, Json(view)).into_response())
@@ -317,6 +319,7 @@ pub async fn create_session(
 pub async fn delete_session(
     State(s): State<AppState>,
     caller: Caller,
+    Https(https): Https,
 ) -> Result<Response, ApiError> {
     if let Caller::User(u) = &caller {
         s.db.delete_session(&u.token_hash).await?;
@@ -326,7 +329,7 @@ pub async fn delete_session(
         StatusCode::NO_CONTENT,
         [(
             header::SET_COOKIE,
-            clear_session_cookie(s.config.cookie_secure),
+            clear_session_cookie(https || s.config.cookie_secure),
         )],
     )
         .into_response())
@@ -486,6 +489,7 @@ pub async fn delete_me(
     State(s): State<AppState>,
     caller: Caller,
     client: Client,
+    Https(https): Https,
     ApiJson(body): ApiJson<DeleteAccount>,
 ) -> Result<Response, ApiError> {
     let me = caller.require_user()?.clone();
@@ -534,7 +538,7 @@ pub async fn delete_me(
         StatusCode::NO_CONTENT,
         [(
             header::SET_COOKIE,
-            clear_session_cookie(s.config.cookie_secure),
+            clear_session_cookie(https || s.config.cookie_secure),
         )],
     )
         .into_response())
