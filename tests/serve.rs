@@ -231,7 +231,8 @@ fn addr_of(url: &str) -> SocketAddr {
 /// Item 3: a connection that never sends a byte is closed after the header
 /// timeout, counted from the accept; one client address holds at most
 /// `max_connections_per_address` connections, and a connection past it is closed
-/// at once while other addresses are served. On the edge and the origin of `serve`.
+/// at once while other addresses are served. On the edge, the origin and the
+/// catalog of `serve` (the catalog runs on the same accept loop).
 #[tokio::test]
 async fn silent_connections_time_out_and_one_address_cannot_take_every_slot() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -251,7 +252,7 @@ async fn silent_connections_time_out_and_one_address_cannot_take_every_slot() {
         .timeout(Duration::from_secs(5))
         .build()
         .expect("client");
-    for server in ["edge", "origin"] {
+    for server in ["edge", "origin", "catalog"] {
         let to = addr_of(node.url(server));
         let mut quiet = silent(hog, to).await;
         let after = closed_within(&mut quiet, Duration::from_secs(5))
@@ -273,7 +274,11 @@ async fn silent_connections_time_out_and_one_address_cannot_take_every_slot() {
             "{server}: a connection past the per-address cap was kept"
         );
         // Another address is served while that one is at its cap.
-        let url = format!("{}/v1/objects/demo/hello.txt", node.url(server));
+        let path = match server {
+            "catalog" => "/_keyframe/healthz",
+            _ => "/v1/objects/demo/hello.txt",
+        };
+        let url = format!("{}{path}", node.url(server));
         let r = served.get(&url).send().await.expect("another address");
         assert_eq!(r.status(), 200, "{server}");
         // And the held ones time out too, giving their slots back.
@@ -532,4 +537,38 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
         .split_whitespace()
         .next()
         .unwrap_or_default()
+}
+
+/// `serve --tls-cert … --tls-key …`: the edge and the catalog speak HTTPS (and say
+/// so), the origin behind the edge stays plain on loopback.
+#[test]
+fn serve_with_tls_serves_the_edge_and_the_catalog_over_https() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("rcgen");
+    let cert = tmp.path().join("cert.pem");
+    let key = tmp.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("write key");
+    let mut cmd = serve(&tmp.path().join("data"), &[]);
+    cmd.arg("--tls-cert").arg(&cert).arg("--tls-key").arg(&key);
+    let node = Running::start(cmd, 3);
+    assert!(node.url("origin").starts_with("http://127.0.0.1:"));
+    for server in ["edge", "catalog"] {
+        let url = node.url(server);
+        assert!(url.starts_with("https://127.0.0.1:"), "{server}: {url}");
+        let out = keyframe()
+            .arg("healthcheck")
+            .arg("--ca")
+            .arg(&cert)
+            .arg(format!("{url}/_keyframe/healthz"))
+            .output()
+            .expect("healthcheck");
+        assert!(
+            out.status.success(),
+            "{server}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(node.terminate().success());
 }
