@@ -320,7 +320,9 @@ impl Catalog {
             }
         };
         keyframe_origin::http_server::serve(listener, limits, handler, shutdown).await;
-        // The router is gone: the history writer commits what is queued, then ends.
+        // The router is gone (unless a connection outlived the grace period, which the
+        // writer's wait below bounds): the history writer commits what is queued, then
+        // ends.
         if tokio::time::timeout(grace, writer).await.is_err() {
             tracing::warn!("history writer still busy after the grace period");
         }
