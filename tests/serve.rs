@@ -540,9 +540,13 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
 }
 
 /// `serve --tls-cert … --tls-key …`: the edge and the catalog speak HTTPS (and say
-/// so), the origin behind the edge stays plain on loopback.
+/// so), the origin behind the edge stays plain on loopback, and the catalog's links
+/// (an avatar here) point at the edge's `https://` address and load from it.
 #[test]
 fn serve_with_tls_serves_the_edge_and_the_catalog_over_https() {
+    if !have_tools(&["curl", "ffmpeg"], "serve HTTPS test") {
+        return;
+    }
     let tmp = tempfile::tempdir().expect("tmp");
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
         .expect("rcgen");
@@ -570,5 +574,72 @@ fn serve_with_tls_serves_the_edge_and_the_catalog_over_https() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    // curl trusting the test certificate: the body, which must be a success.
+    let curl = |args: &[&str]| {
+        let o = std::process::Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "20", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .expect("run curl");
+        assert!(
+            o.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    let catalog = node.url("catalog").to_string();
+    let json = ["-H", "content-type: application/json", "--data-binary"];
+    curl(&[
+        &json[..],
+        &[
+            r#"{"username":"tls","password":"a long tls passphrase","email":"tls@example.com","date_of_birth":"1990-05-17"}"#,
+            &format!("{catalog}/api/users"),
+        ],
+    ]
+    .concat());
+    let session: Value = serde_json::from_slice(&curl(
+        &[
+            &json[..],
+            &[
+                r#"{"username":"tls","password":"a long tls passphrase"}"#,
+                &format!("{catalog}/api/sessions"),
+            ],
+        ]
+        .concat(),
+    ))
+    .expect("session json");
+    let bearer = format!(
+        "authorization: Bearer {}",
+        session["token"].as_str().expect("token")
+    );
+    let png = tmp.path().join("avatar.png");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "color=c=red:s=64x64", "-frames:v", "1"])
+        .arg(&png)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success(), "ffmpeg could not make a PNG");
+    let me: Value = serde_json::from_slice(&curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &bearer,
+        "-H",
+        "content-type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", png.display()),
+        &format!("{catalog}/api/users/me/avatar"),
+    ]))
+    .expect("user json");
+    let avatar = me["avatar"]["url"].as_str().expect("an avatar URL");
+    assert!(
+        avatar.starts_with(&format!("{}/", node.url("edge"))),
+        "the avatar is not on the HTTPS edge: {avatar}"
+    );
+    assert!(!curl(&[avatar]).is_empty(), "an empty avatar");
     assert!(node.terminate().success());
 }
