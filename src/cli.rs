@@ -582,6 +582,7 @@ pub fn known_options() -> std::collections::BTreeSet<String> {
             "cache_disk",
             "tls_cert",
             "tls_key",
+            "region_geoip_db",
         ]
         .map(String::from),
     );

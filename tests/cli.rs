@@ -367,6 +367,18 @@ async fn serve_answers_health_on_three_ports_and_stops_on_sigterm() {
                 .await
                 .expect("request");
             assert_eq!(r.status(), 200, "{name}{path}");
+            // Every answer says what it is (issue 16, item 11: the edge's healthz had none).
+            let ct = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let want = if path.ends_with("healthz") {
+                "text/plain"
+            } else {
+                "application/openmetrics-text"
+            };
+            assert!(ct.starts_with(want), "{name}{path}: content-type {ct:?}");
         }
     }
     // Bytes put in the default store are served by the origin and through the edge.

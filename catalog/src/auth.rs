@@ -189,77 +189,188 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
         == 0
 }
 
+/// How a [`LoginLimiter`] is tuned.
+#[derive(Debug, Clone, Copy)]
+pub struct LimiterParams {
+    /// Failures of one (username, address) pair (or one known device) before
+    /// each further attempt waits.
+    pub free_failures: u32,
+    /// The longest wait between attempts of one pair.
+    pub max_delay: Duration,
+    /// Failed sign-ins one address may make per `window`, whatever the usernames.
+    pub per_client: u32,
+    /// The per-address window, and how long a quiet pair is remembered.
+    pub window: Duration,
+}
+
+/// Failures of one (username, address) pair and when it may try again.
+#[derive(Debug)]
+struct Pair {
+    failures: u32,
+    next: tokio::time::Instant,
+}
+
+/// Failures of one address in the current fixed window.
 #[derive(Debug)]
 struct Window {
     start: tokio::time::Instant,
     count: u32,
 }
 
-/// Fixed-window counters of login attempts per username and per client address,
-/// in memory (a moka cache bounds how many keys are kept).
+/// Why a sign-in attempt was refused, and how long to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// This (username, address) pair or device failed too often: growing delays.
+    Pair(Duration),
+    /// This address failed too often across usernames (password spraying).
+    Client(Duration),
+}
+
+impl Refused {
+    /// How long until the next attempt may succeed.
+    pub fn wait(self) -> Duration {
+        match self {
+            Refused::Pair(d) | Refused::Client(d) => d,
+        }
+    }
+}
+
+/// The login throttle, after OWASP's advice on brute force: failures are counted
+/// per (username, address) pair, and past `free_failures` each further attempt of
+/// that pair waits twice as long as the last (1 s, 2 s, 4 s … `max_delay`), so one
+/// attacker's guesses never lock the owner out from elsewhere. An address also has
+/// a ceiling of failures per window across usernames (password spraying); a browser
+/// holding a device cookie from an earlier sign-in of that username is exempt from
+/// it and throttled per device instead, so people behind a shared address are not
+/// locked out by someone else's guesses either. In memory, per process (moka caches
+/// bound how many keys are kept); an attempt counts as a failure until it succeeds,
+/// so concurrent guesses cannot slip past the count.
 #[derive(Debug)]
 pub struct LoginLimiter {
-    per_user: u32,
-    per_client: u32,
-    window: Duration,
-    windows: moka::sync::Cache<String, Arc<Mutex<Window>>>,
+    params: LimiterParams,
+    pairs: moka::sync::Cache<String, Arc<Mutex<Pair>>>,
+    clients: moka::sync::Cache<IpAddr, Arc<Mutex<Window>>>,
+    /// Device cookie → the username it signed in (lower-case).
+    devices: moka::sync::Cache<String, String>,
+}
+
+/// How long a device cookie is honoured.
+pub const DEVICE_TTL: Duration = Duration::from_secs(180 * 24 * 3600);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl LoginLimiter {
-    /// A limiter allowing `per_user` and `per_client` attempts per `window`.
-    pub fn new(per_user: u32, per_client: u32, window: Duration) -> LoginLimiter {
+    /// A limiter with these parameters.
+    pub fn new(params: LimiterParams) -> LoginLimiter {
+        let idle = params.window.max(params.max_delay);
         LoginLimiter {
-            per_user,
-            per_client,
-            window,
-            windows: moka::sync::Cache::builder()
+            params,
+            pairs: moka::sync::Cache::builder()
                 .max_capacity(200_000)
-                .time_to_idle(window)
+                .time_to_idle(idle)
+                .build(),
+            clients: moka::sync::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_idle(params.window)
+                .build(),
+            devices: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(DEVICE_TTL)
                 .build(),
         }
     }
 
-    fn window(&self, key: &str) -> Arc<Mutex<Window>> {
-        self.windows.get_with(key.to_string(), || {
-            Arc::new(Mutex::new(Window {
-                start: tokio::time::Instant::now(),
-                count: 0,
-            }))
-        })
+    /// The device cookie, if it is one this limiter issued for `username`.
+    fn device<'a>(&self, username: &str, device: Option<&'a str>) -> Option<&'a str> {
+        let d = device.filter(|d| well_formed_token(d))?;
+        let known = self.devices.get(d)?;
+        known.eq_ignore_ascii_case(username).then_some(d)
     }
 
-    /// Counts an attempt by `username` from `client`, or refuses it with how long
-    /// to wait when either has used up its window.
-    pub fn attempt(&self, username: &str, client: IpAddr) -> Result<(), Duration> {
+    fn pair_key(username: &str, client: IpAddr, device: Option<&str>) -> String {
+        match device {
+            Some(d) => format!("d:{d}"),
+            None => format!("p:{client}:{}", username.to_lowercase()),
+        }
+    }
+
+    /// Counts an attempt by `username` from `client` (with the `device` cookie the
+    /// browser sent, if any) as a failure until [`succeeded`](Self::succeeded) says
+    /// otherwise, or refuses it with how long to wait.
+    pub fn attempt(
+        &self,
+        username: &str,
+        client: IpAddr,
+        device: Option<&str>,
+    ) -> Result<(), Refused> {
         let now = tokio::time::Instant::now();
-        let keys = [
-            (format!("u:{username}"), self.per_user),
-            (format!("c:{client}"), self.per_client),
-        ];
-        let windows: Vec<_> = keys.iter().map(|(k, l)| (self.window(k), *l)).collect();
-        let mut wait = Duration::ZERO;
-        for (w, limit) in &windows {
-            let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
-            if now.duration_since(w.start) >= self.window {
-                w.start = now;
-                w.count = 0;
-            }
-            if w.count >= *limit {
-                wait = wait.max(self.window - now.duration_since(w.start));
-            }
+        let device = self.device(username, device);
+        let pair = self
+            .pairs
+            .get_with(Self::pair_key(username, client, device), || {
+                Arc::new(Mutex::new(Pair {
+                    failures: 0,
+                    next: now,
+                }))
+            });
+        let window = self.clients.get_with(client, || {
+            Arc::new(Mutex::new(Window {
+                start: now,
+                count: 0,
+            }))
+        });
+        let mut pair = lock(&pair);
+        if pair.next > now {
+            return Err(Refused::Pair(pair.next - now));
         }
-        if !wait.is_zero() {
-            return Err(wait);
+        let mut window = lock(&window);
+        if now.duration_since(window.start) >= self.params.window {
+            window.start = now;
+            window.count = 0;
         }
-        for (w, _) in &windows {
-            w.lock().unwrap_or_else(|p| p.into_inner()).count += 1;
+        if device.is_none() && window.count >= self.params.per_client {
+            return Err(Refused::Client(
+                self.params.window - now.duration_since(window.start),
+            ));
+        }
+        window.count += 1;
+        pair.failures += 1;
+        if let Some(over) = pair.failures.checked_sub(self.params.free_failures + 1) {
+            let delay = Duration::from_secs(1u64 << over.min(30)).min(self.params.max_delay);
+            pair.next = now + delay;
         }
         Ok(())
     }
 
-    /// Forgets a username's failed attempts (after a successful login).
-    pub fn succeeded(&self, username: &str) {
-        self.windows.invalidate(&format!("u:{username}"));
+    /// Forgets the failure an attempt counted as (the password was right): the
+    /// pair starts afresh and the address's count is given back. Returns a new
+    /// device cookie value for the browser, which exempts it from the address
+    /// ceiling for this username.
+    pub fn succeeded(&self, username: &str, client: IpAddr, device: Option<&str>) -> String {
+        let known = self.device(username, device);
+        self.forgive(username, client, known);
+        if let Some(d) = known {
+            return d.to_string();
+        }
+        let (token, _) = new_session_token();
+        self.devices.insert(token.clone(), username.to_lowercase());
+        token
+    }
+
+    /// Forgets the failure a right password's attempt counted as, without issuing
+    /// a device cookie (a signed-in user confirming their password).
+    pub fn forgive(&self, username: &str, client: IpAddr, device: Option<&str>) {
+        let known = self.device(username, device);
+        self.pairs
+            .invalidate(&Self::pair_key(username, client, known));
+        self.pairs
+            .invalidate(&Self::pair_key(username, client, None));
+        if let Some(w) = self.clients.get(&client) {
+            let mut w = lock(&w);
+            w.count = w.count.saturating_sub(1);
+        }
     }
 }
 
@@ -326,20 +437,58 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn limiter_counts_per_user_and_per_client_and_windows_reset() {
-        let l = LoginLimiter::new(2, 3, Duration::from_secs(60));
+    async fn limiter_delays_pairs_caps_addresses_and_spares_known_devices() {
+        let l = LoginLimiter::new(LimiterParams {
+            free_failures: 2,
+            max_delay: Duration::from_secs(8),
+            per_client: 20,
+            window: Duration::from_secs(600),
+        });
         let a: IpAddr = "10.0.0.1".parse().expect("ip");
         let b: IpAddr = "10.0.0.2".parse().expect("ip");
-        assert!(l.attempt("ann", a).is_ok());
-        assert!(l.attempt("ann", b).is_ok());
-        let wait = l.attempt("ann", a).expect_err("user limit");
-        assert_eq!(wait, Duration::from_secs(60));
-        assert!(l.attempt("bob", a).is_ok());
-        assert!(l.attempt("cat", a).is_ok());
-        assert!(l.attempt("dan", a).expect_err("client limit") > Duration::ZERO);
-        l.succeeded("ann");
-        assert!(l.attempt("ann", b).is_ok(), "success resets the user count");
-        tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(l.attempt("dan", a).is_ok(), "a new window");
+        // Two free failures, then waits that double up to the ceiling.
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            loop {
+                match l.attempt("ann", a, None) {
+                    Ok(()) => break,
+                    Err(Refused::Pair(d)) => {
+                        waits.push(d.as_secs());
+                        tokio::time::advance(d).await;
+                    }
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(waits, vec![1, 2, 4, 8, 8]);
+        // The same username from another address is not slowed down at all.
+        assert!(l.attempt("ann", b, None).is_ok());
+        let device = l.succeeded("ann", b, None);
+        assert!(well_formed_token(&device));
+
+        // Spraying: an address's failures across usernames meet a ceiling.
+        let c: IpAddr = "10.0.0.3".parse().expect("ip");
+        let device_c = l.succeeded("cat", c, None);
+        for i in 0..20 {
+            assert!(l.attempt(&format!("user{i}"), c, None).is_ok(), "{i}");
+        }
+        assert!(matches!(
+            l.attempt("user99", c, None),
+            Err(Refused::Client(_))
+        ));
+        assert!(matches!(l.attempt("cat", c, None), Err(Refused::Client(_))));
+        // A device cookie from cat's earlier sign-in gets through, for cat only.
+        assert!(l.attempt("cat", c, Some(&device_c)).is_ok());
+        assert_eq!(l.succeeded("cat", c, Some(&device_c)), device_c);
+        assert!(matches!(
+            l.attempt("user99", c, Some(&device_c)),
+            Err(Refused::Client(_))
+        ));
+        assert!(matches!(
+            l.attempt("cat", c, Some(&"ab".repeat(32))),
+            Err(Refused::Client(_))
+        ));
+        tokio::time::advance(Duration::from_secs(601)).await;
+        assert!(l.attempt("user99", c, None).is_ok(), "a new window");
     }
 }

@@ -17,8 +17,6 @@ use keyframe_origin::tls::{Tls, TlsError};
 use keyframe_origin::token::TokenKey;
 use serde::{Deserialize, Serialize};
 
-use crate::forwarded::TrustedProxies;
-
 /// Configuration of a catalog server.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -60,17 +58,25 @@ pub struct Config {
     /// 0 = no header. Default 31536000 (one year).
     pub hsts_max_age_secs: u64,
 
-    /// The request header, set by a trusted load balancer, that names the client's
-    /// region; empty = none. Default `X-Keyframe-Region` (as on the edge).
+    /// The request header that names the client's region, believed only from
+    /// `trusted_proxies`; empty = none. Default `X-Keyframe-Region` (as on the edge).
     pub region_header: String,
     /// Peers (CIDR networks or addresses, e.g. a load balancer's) whose
-    /// `X-Forwarded-Proto` is believed; from anyone else it is ignored. Default: none.
+    /// `region_header`, `client_ip_header` and `X-Forwarded-Proto` are believed; from
+    /// anyone else they are ignored. Default: none.
     #[serde(deserialize_with = "keyframe_origin::config::string_list")]
     pub trusted_proxies: Vec<String>,
     /// Networks mapped to regions, as `CIDR=REGION` entries (e.g. `10.0.0.0/8=eu`),
-    /// used when the region header is absent. Default: none.
+    /// used when no trusted region header names one. Default: none.
     #[serde(deserialize_with = "keyframe_origin::config::string_list")]
     pub region_networks: Vec<String>,
+    /// A MaxMind-format country database (`.mmdb`, e.g. GeoLite2-Country) that
+    /// places client addresses outside `region_networks`. Default: none.
+    pub region_geoip_db: Option<std::path::PathBuf>,
+    /// The region of each country of `region_geoip_db`, as `CC=REGION` entries
+    /// (e.g. `DE=eu`; `*=REGION` for the rest). Default: none.
+    #[serde(deserialize_with = "keyframe_origin::config::string_list")]
+    pub region_countries: Vec<String>,
     /// The region of clients that neither the header nor the network table place;
     /// empty = unknown (such clients see only titles licensed to every region, `*`).
     /// Default: empty.
@@ -94,15 +100,22 @@ pub struct Config {
     /// `Secure` when the request came over HTTPS: to this catalog's `tls_cert`, or
     /// through a trusted proxy's `X-Forwarded-Proto: https`. Default `false`.
     pub cookie_secure: bool,
-    /// Login attempts allowed per username in `login_window_secs`; a successful
-    /// login resets the count. Default 10.
-    pub login_attempts_per_user: u32,
-    /// Login attempts allowed per client address in `login_window_secs`. Default 50.
-    pub login_attempts_per_client: u32,
-    /// The login rate-limit window in seconds. Default 300.
+    /// Failed sign-ins of one (username, address) pair, or of one browser's device
+    /// cookie, before each further attempt waits (1 s, doubling up to
+    /// `login_max_delay_secs`); a successful sign-in resets it. Other addresses are
+    /// never slowed by it. Default 5.
+    pub login_failures_before_delay: u32,
+    /// The longest wait between sign-in attempts of one pair, in seconds.
+    /// Default 900.
+    pub login_max_delay_secs: u64,
+    /// Failed sign-ins allowed per client address in `login_window_secs`, whatever
+    /// the usernames (password spraying); browsers with a device cookie from an
+    /// earlier sign-in of the username are exempt. Default 100.
+    pub login_failures_per_client: u32,
+    /// The per-address sign-in window in seconds. Default 900.
     pub login_window_secs: u64,
-    /// A request header, set by a trusted proxy, holding the client's address (the
-    /// first entry of a list); empty = the peer address. Default: empty.
+    /// A request header holding the client's address (the first entry of a list),
+    /// believed only from `trusted_proxies`; empty = the peer address. Default: empty.
     pub client_ip_header: String,
     /// Argon2id memory cost in KiB for new password hashes. Default 19456 (OWASP).
     pub argon2_memory_kib: u32,
@@ -129,6 +142,16 @@ pub struct Config {
     pub history_queue_events: u32,
     /// Events the history writer commits in one transaction at most. Default 5000.
     pub history_commit_events: u32,
+    /// A view counts (for trending and the per-title counters) only once the viewer
+    /// has watched this many seconds of the title since their last counted view
+    /// (0 = every `start` counts, within `trending_view_window_secs`). Default 30.
+    pub trending_view_min_secs: u64,
+    /// A viewer counts at most one view per title in this many seconds (0 = no
+    /// such limit). Default 86400 (24 h).
+    pub trending_view_window_secs: u64,
+    /// Watch events one viewer may send per minute (a burst of one minute's worth);
+    /// beyond it `POST /api/history` answers 429 with `Retry-After`. Default 3000.
+    pub history_events_per_user_minute: u32,
     /// Half-life of the trending score in seconds. Changing it needs a rebuild of
     /// the trending table (`history::trending::rebuild`). Default 86400 (24 h).
     pub trending_half_life_secs: u64,
@@ -172,6 +195,8 @@ impl Default for Config {
             region_header: "X-Keyframe-Region".into(),
             trusted_proxies: Vec::new(),
             region_networks: Vec::new(),
+            region_geoip_db: None,
+            region_countries: Vec::new(),
             default_region: String::new(),
             region_edges: BTreeMap::new(),
             public_content: false,
@@ -179,9 +204,10 @@ impl Default for Config {
             image_token_ttl_secs: 3600,
             session_ttl_secs: 30 * 24 * 3600,
             cookie_secure: false,
-            login_attempts_per_user: 10,
-            login_attempts_per_client: 50,
-            login_window_secs: 300,
+            login_failures_before_delay: 5,
+            login_max_delay_secs: 900,
+            login_failures_per_client: 100,
+            login_window_secs: 900,
             client_ip_header: String::new(),
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
@@ -193,6 +219,9 @@ impl Default for Config {
             history_max_batch: 1000,
             history_queue_events: 100_000,
             history_commit_events: 5000,
+            trending_view_min_secs: 30,
+            trending_view_window_secs: 24 * 3600,
+            history_events_per_user_minute: 3000,
             trending_half_life_secs: 24 * 3600,
             recommend_interval_secs: 3600,
             recommend_top_k: 20,
@@ -239,6 +268,7 @@ impl Config {
             ("image_token_ttl_secs", self.image_token_ttl_secs),
             ("session_ttl_secs", self.session_ttl_secs),
             ("login_window_secs", self.login_window_secs),
+            ("login_max_delay_secs", self.login_max_delay_secs),
             ("header_timeout_secs", self.header_timeout_secs),
         ] {
             if n == 0 {
@@ -257,6 +287,10 @@ impl Config {
         }
         for (name, n) in [
             ("history_max_batch", u64::from(self.history_max_batch)),
+            (
+                "history_events_per_user_minute",
+                u64::from(self.history_events_per_user_minute),
+            ),
             ("history_queue_events", u64::from(self.history_queue_events)),
             (
                 "history_commit_events",
@@ -298,18 +332,7 @@ impl Config {
                 format!("'{}' is not a header name", self.client_ip_header),
             ));
         }
-        self.trusted_proxies()?;
         Ok(())
-    }
-
-    /// The peers whose `X-Forwarded-Proto` is believed.
-    pub fn trusted_proxies(&self) -> Result<TrustedProxies, ConfigError> {
-        TrustedProxies::parse(&self.trusted_proxies).map_err(|entry| {
-            bad(
-                "trusted_proxies",
-                format!("'{entry}' is not a CIDR network or an IP address"),
-            )
-        })
     }
 
     /// The TLS this configuration asks for: `None` without `tls_cert` and `tls_key`;
@@ -349,16 +372,23 @@ impl Config {
         }
     }
 
-    /// The client → region map from `region_header` and `region_networks`.
+    /// The client → region map from the region options.
     pub fn region_map(&self) -> Result<RegionMap, ConfigError> {
+        use keyframe_origin::region::RegionError;
         let header = Some(self.region_header.as_str()).filter(|h| !h.is_empty());
-        RegionMap::new(header, &self.region_networks).map_err(|e| {
-            let option = match e {
-                keyframe_origin::region::RegionError::Header(_) => "region_header",
-                keyframe_origin::region::RegionError::Entry(_) => "region_networks",
-            };
-            bad(option, e.to_string())
-        })
+        RegionMap::new(header, &self.region_networks)
+            .and_then(|m| m.trusting(&self.trusted_proxies))
+            .and_then(|m| m.with_geoip(self.region_geoip_db.as_deref(), &self.region_countries))
+            .map_err(|e| {
+                let option = match e {
+                    RegionError::Header(_) => "region_header",
+                    RegionError::Entry(_) => "region_networks",
+                    RegionError::Proxy(_) => "trusted_proxies",
+                    RegionError::Country(_) => "region_countries",
+                    RegionError::GeoIp(_) => "region_geoip_db",
+                };
+                bad(option, e.to_string())
+            })
     }
 
     /// The playback token key, if one is configured.
@@ -386,12 +416,24 @@ impl Config {
         crate::history::Thresholds {
             resume_min: self.history_resume_min_percent / 100.0,
             played: self.history_played_percent / 100.0,
+            view_min_watch_ms: secs_ms(self.trending_view_min_secs),
+            view_window_ms: secs_ms(self.trending_view_window_secs),
+        }
+    }
+
+    /// The login limiter's parameters.
+    pub fn login_limits(&self) -> crate::auth::LimiterParams {
+        crate::auth::LimiterParams {
+            free_failures: self.login_failures_before_delay,
+            max_delay: std::time::Duration::from_secs(self.login_max_delay_secs),
+            per_client: self.login_failures_per_client,
+            window: std::time::Duration::from_secs(self.login_window_secs),
         }
     }
 
     /// The trending half-life in milliseconds.
     pub fn trending_half_life_ms(&self) -> i64 {
-        i64::try_from(self.trending_half_life_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+        secs_ms(self.trending_half_life_secs)
     }
 
     /// The edge base URL (no trailing `/`) for a region.
@@ -401,6 +443,11 @@ impl Config {
             .unwrap_or(&self.edge_url)
             .trim_end_matches('/')
     }
+}
+
+/// Seconds as milliseconds, saturating.
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 /// A map given as a table or as `name=value,name=value` text (for environment

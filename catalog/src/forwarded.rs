@@ -3,14 +3,14 @@
 //! in `X-Forwarded-Proto`. The session cookie is marked `Secure` then.
 //!
 //! A client's own `X-Forwarded-Proto` counts for nothing: only a peer in
-//! `trusted_proxies` (CIDR networks or single addresses) is believed.
+//! `trusted_proxies` (CIDR networks or single addresses; the same list that the
+//! region and client-address headers are believed from) is believed.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use ipnet::IpNet;
 
 use crate::server::{ApiError, AppState};
 
@@ -21,37 +21,6 @@ pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
 /// terminated itself.
 #[derive(Clone, Copy, Debug)]
 pub struct DirectTls;
-
-/// The peers whose forwarding headers are believed, from `trusted_proxies`.
-#[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
-
-impl TrustedProxies {
-    /// Parses `trusted_proxies` entries (`10.0.0.0/8`, `192.0.2.7`, `::1`); the
-    /// error is the entry that is neither a network nor an address.
-    pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
-        entries
-            .iter()
-            .map(|e| {
-                let t = e.trim();
-                t.parse::<IpNet>()
-                    .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| e.clone())
-            })
-            .collect::<Result<_, _>>()
-            .map(TrustedProxies)
-    }
-
-    /// Whether `peer` is a trusted proxy (an IPv4 peer seen as IPv4-mapped IPv6
-    /// counts as its IPv4 address).
-    pub fn contains(&self, peer: IpAddr) -> bool {
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        self.0.iter().any(|n| n.contains(&peer))
-    }
-}
 
 /// Whether a trusted proxy says its client used HTTPS: `peer` is trusted and the
 /// first (the client-facing) entry of `X-Forwarded-Proto` is `https`. From an
@@ -88,7 +57,7 @@ impl FromRequestParts<AppState> for Https {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         Ok(Https(forwarded_https(&parts.headers, peer, |p| {
-            s.proxies.contains(p)
+            s.regions.is_trusted(p)
         })))
     }
 }
@@ -111,9 +80,10 @@ mod tests {
 
     #[test]
     fn only_a_trusted_peer_is_believed() {
-        let proxies =
-            TrustedProxies::parse(&["10.0.0.0/8".into(), " 192.0.2.7 ".into()]).expect("parse");
-        let trusted = |p| proxies.contains(p);
+        let proxies = keyframe_origin::region::RegionMap::new(None, &[])
+            .and_then(|m| m.trusting(&["10.0.0.0/8".into(), "192.0.2.7".into()]))
+            .expect("proxies");
+        let trusted = |p| proxies.is_trusted(p);
         assert!(forwarded_https(
             &headers(Some("https")),
             ip("10.1.2.3"),
@@ -159,19 +129,11 @@ mod tests {
             trusted
         ));
         // No proxies configured: nobody is trusted.
-        let none = TrustedProxies::default();
+        let none = keyframe_origin::region::RegionMap::new(None, &[]).expect("empty");
         assert!(!forwarded_https(
             &headers(Some("https")),
             ip("127.0.0.1"),
-            |p| none.contains(p)
+            |p| none.is_trusted(p)
         ));
-    }
-
-    #[test]
-    fn a_bad_entry_is_named() {
-        assert_eq!(
-            TrustedProxies::parse(&["10.0.0.0/8".into(), "proxy.local".into()]).expect_err("bad"),
-            "proxy.local"
-        );
     }
 }

@@ -23,7 +23,7 @@ use crate::cache::{Changes, HotCache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
-use crate::forwarded::{DirectTls, TrustedProxies};
+use crate::forwarded::DirectTls;
 use crate::playback::Signer;
 use crate::uploads::{NoUploads, Uploads};
 
@@ -39,13 +39,13 @@ pub struct AppState {
     pub(crate) passwords: Arc<Passwords>,
     pub(crate) limiter: Arc<LoginLimiter>,
     pub(crate) regions: Arc<RegionMap>,
-    /// Peers whose `X-Forwarded-Proto` is believed.
-    pub(crate) proxies: Arc<TrustedProxies>,
     pub(crate) signer: Arc<Signer>,
     pub(crate) uploads: Arc<dyn Uploads>,
     pub(crate) clock: SharedClock,
     /// The watch-history write queue.
     pub(crate) history: crate::history::Writer,
+    /// Watch events each viewer may still send.
+    pub(crate) event_budget: Arc<crate::history::EventBudget>,
     openapi_json: Arc<str>,
     /// Stops the cache's background tasks when the last clone is dropped.
     _tasks: Arc<DropGuard>,
@@ -194,14 +194,12 @@ impl Catalog {
         let config = self.config;
         config.check()?;
         let regions = config.region_map()?;
-        let proxies = config.trusted_proxies()?;
         let signer = Signer::new(config.signing_key()?);
         let passwords = Passwords::new(config.argon2_params()?);
-        let limiter = LoginLimiter::new(
-            config.login_attempts_per_user,
-            config.login_attempts_per_client,
-            Duration::from_secs(config.login_window_secs),
-        );
+        let limiter = LoginLimiter::new(config.login_limits());
+        let event_budget = Arc::new(crate::history::EventBudget::new(
+            config.history_events_per_user_minute,
+        ));
         let hot = Arc::new(HotCache::new(config.cache_entries));
         let stop = CancellationToken::new();
         let changes = crate::cache::start(hot.clone(), &self.db, stop.clone());
@@ -242,11 +240,11 @@ impl Catalog {
             passwords: Arc::new(passwords),
             limiter: Arc::new(limiter),
             regions: Arc::new(regions),
-            proxies: Arc::new(proxies),
             signer: Arc::new(signer),
             uploads: self.uploads,
             clock: self.clock,
             history,
+            event_budget,
             openapi_json,
             _tasks: Arc::new(stop.drop_guard()),
         };

@@ -364,66 +364,105 @@ async fn sessions_expire_by_the_injected_clock() {
     }
 }
 
+/// A sign-in from `ip` (through the trusted proxy's `X-Forwarded-For`), with a
+/// device cookie if given: status, `Retry-After`, the `kf_device` cookie set.
+async fn sign_in_from(
+    s: &Server,
+    ip: &str,
+    username: &str,
+    password: &str,
+    device: Option<&str>,
+) -> (StatusCode, Option<u64>, Option<String>) {
+    let mut rb = s
+        .req(Method::POST, "/api/sessions")
+        .header("x-forwarded-for", ip)
+        .json(&json!({"username": username, "password": password}));
+    if let Some(d) = device {
+        rb = rb.header("cookie", format!("kf_device={d}"));
+    }
+    let (st, headers, v) = s.send(rb).await;
+    if st == StatusCode::TOO_MANY_REQUESTS {
+        assert_eq!(v["code"], "rate_limited", "{v}");
+    }
+    let retry = headers
+        .get("retry-after")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse().ok());
+    let device = headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .find_map(|c| c.strip_prefix("kf_device="))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_string);
+    (st, retry, device)
+}
+
 #[tokio::test]
-async fn logins_are_rate_limited_per_username_and_per_client() {
+async fn login_throttling_never_locks_out_the_owner() {
     for t in common::databases().await {
         let s = Server::start(
             &t.db,
             Config {
-                login_attempts_per_user: 3,
-                login_attempts_per_client: 6,
+                client_ip_header: "x-forwarded-for".into(),
+                login_failures_before_delay: 3,
+                login_failures_per_client: 6,
                 ..config()
             },
         )
         .await;
-        s.user("ann").await; // one attempt from this client, and ann's count reset
-        let wrong = json!({"username": "ann", "password": "wrong horse"});
-        for _ in 0..3 {
-            assert_eq!(
-                s.json(Method::POST, "/api/sessions", Some(wrong.clone()), None)
-                    .await
-                    .0,
-                StatusCode::UNAUTHORIZED
-            );
-        }
-        let (st, headers, v) = s
-            .send(
-                s.req(Method::POST, "/api/sessions")
-                    .json(&json!({"username": "ann", "password": "password-ann"})),
-            )
-            .await;
-        assert_error((st, v), StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-        let retry: u64 = headers["retry-after"]
-            .to_str()
-            .expect("header")
-            .parse()
-            .expect("seconds");
-        assert!((1..=300).contains(&retry), "{retry}");
-        // Other usernames from the same client until the client's budget is used.
-        for name in ["bob", "cat"] {
-            assert_eq!(
-                s.json(
+        let name = t.name;
+        for user in ["ann", "bob"] {
+            let (st, v) = s
+                .json(
                     Method::POST,
-                    "/api/sessions",
-                    Some(json!({"username": name, "password": "wrong horse"})),
-                    None
+                    "/api/users",
+                    Some(signup(user, "correct horse")),
+                    None,
                 )
-                .await
-                .0,
-                StatusCode::UNAUTHORIZED
-            );
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
         }
-        assert_error(
-            s.json(
-                Method::POST,
-                "/api/sessions",
-                Some(json!({"username": "dan", "password": "wrong horse"})),
-                None,
-            )
-            .await,
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        // An attacker guesses ann's password: free failures, then growing waits.
+        let attacker = "198.51.100.66";
+        for _ in 0..3 {
+            let (st, _, _) = sign_in_from(&s, attacker, "ann", "wrong horse", None).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{name}");
+        }
+        let (st, _, _) = sign_in_from(&s, attacker, "ann", "wrong horse", None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{name}: the 4th is answered");
+        let (st, retry, _) = sign_in_from(&s, attacker, "ANN", "wrong horse", None).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{name}: then it waits");
+        assert_eq!(retry, Some(1), "{name}: the first wait is a second");
+        // The owner, elsewhere, signs in at once.
+        let (st, _, device) = sign_in_from(&s, "203.0.113.5", "ann", "correct horse", None).await;
+        assert_eq!(
+            st,
+            StatusCode::CREATED,
+            "{name}: the owner is not locked out"
         );
+        assert!(device.is_some(), "{name}: a device cookie");
+
+        // Password spraying from one address meets its ceiling…
+        let office = "192.0.2.10";
+        let (st, _, bob_device) = sign_in_from(&s, office, "bob", "correct horse", None).await;
+        assert_eq!(st, StatusCode::CREATED, "{name}");
+        let bob_device = bob_device.expect("device cookie");
+        for i in 0..6 {
+            let (st, _, _) = sign_in_from(&s, office, &format!("u{i}"), "wrong horse", None).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{name}: {i}");
+        }
+        let (st, retry, _) = sign_in_from(&s, office, "u9", "wrong horse", None).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{name}: spraying stops");
+        assert!(retry.is_some_and(|r| (1..=900).contains(&r)), "{retry:?}");
+        // …but bob, who signed in from this browser before, still gets in.
+        let (st, _, again) =
+            sign_in_from(&s, office, "bob", "correct horse", Some(&bob_device)).await;
+        assert_eq!(st, StatusCode::CREATED, "{name}: a known browser is spared");
+        assert_eq!(again.as_deref(), Some(bob_device.as_str()));
+        // A device cookie of another user, or a made-up one, does not help.
+        let (st, _, _) = sign_in_from(&s, office, "u9", "wrong horse", Some(&bob_device)).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{name}");
         s.stop().await;
         t.cleanup().await;
     }
@@ -553,7 +592,13 @@ async fn rows(db: &keyframe_catalog::Db, sql: &str, user_id: &str) -> i64 {
 #[tokio::test]
 async fn an_account_deletes_itself_with_everything_that_is_its() {
     for t in common::databases().await {
-        let s = Server::start(&t.db, config()).await;
+        // Every start counts a view here, so the views the account added are seen to go.
+        let every_start_counts = keyframe_catalog::Config {
+            trending_view_min_secs: 0,
+            trending_view_window_secs: 0,
+            ..config()
+        };
+        let s = Server::start(&t.db, every_start_counts).await;
         let ann = s.user("ann").await;
         let ann_again = s.login("ann").await;
         let bob = s.user("bob").await;
@@ -725,4 +770,170 @@ async fn a_disabled_account_cannot_sign_in() {
         s.stop().await;
         t.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn cookie_requests_from_another_site_are_refused() {
+    let t = common::databases().await.remove(0);
+    let s = Server::start(&t.db, config()).await;
+    s.json(
+        Method::POST,
+        "/api/users",
+        Some(signup("ann", "correct horse")),
+        None,
+    )
+    .await;
+    let (st, _, v) = s
+        .send(
+            s.req(Method::POST, "/api/sessions")
+                .json(&json!({"username": "ann", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let token = v["token"].as_str().expect("token").to_string();
+    let cookie = format!("kf_session={token}");
+    let own_origin = s.base.trim_end_matches('/').to_string();
+
+    // A page elsewhere makes the browser send the cookie: refused, with JSON.
+    for (name, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        let (st, _, v) = s
+            .send(
+                s.req(Method::DELETE, "/api/history")
+                    .header("cookie", &cookie)
+                    .header(name, value),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{name}: {value}: {v}");
+        assert_eq!(v["code"], "cross_site_request", "{v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+    // The browser's own Sec-Fetch-Site beats a proxy-mangled Origin.
+    let (st, _, v) = s
+        .send(
+            s.req(Method::DELETE, "/api/sessions")
+                .header("cookie", &cookie)
+                .header("origin", "https://evil.example")
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "logout too: {v}");
+    // Still signed in: nothing above did anything.
+    let (st, v) = s.get("/api/users/me", Some(&token)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // The site's own page, a user typing, a non-browser client, safe methods, and
+    // bearer tokens (which a browser never adds by itself) all pass.
+    for headers in [
+        vec![("origin", own_origin.as_str())],
+        vec![("sec-fetch-site", "same-origin")],
+        vec![("sec-fetch-site", "none")],
+        vec![],
+    ] {
+        let mut rb = s
+            .req(Method::DELETE, "/api/history")
+            .header("cookie", &cookie);
+        for (n, v) in &headers {
+            rb = rb.header(*n, *v);
+        }
+        let (st, _, v) = s.send(rb).await;
+        assert_eq!(st, StatusCode::OK, "{headers:?}: {v}");
+    }
+    let (st, _, v) = s
+        .send(
+            s.req(Method::GET, "/api/history")
+                .header("cookie", &cookie)
+                .header("origin", "https://evil.example")
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "a safe method: {v}");
+    let (st, _, v) = s
+        .send(
+            s.req(Method::DELETE, "/api/history")
+                .bearer_auth(&token)
+                .header("origin", "https://evil.example")
+                .header("sec-fetch-site", "cross-site"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "bearer: {v}");
+    s.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn common_passwords_and_bidi_names_are_refused() {
+    let t = common::databases().await.remove(0);
+    let s = Server::start(&t.db, config()).await;
+    for common in [
+        "password123",
+        "Password123",
+        "12345678",
+        "qwertyuiop",
+        "1q2w3e4r",
+    ] {
+        let (st, v) = s
+            .json(
+                Method::POST,
+                "/api/users",
+                Some(signup("ann", common)),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{common}: {v}");
+        assert_eq!(v["code"], "invalid_field", "{v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains("common")),
+            "{v}"
+        );
+    }
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/users",
+            Some(signup("ann", "correct horse")),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let token = s.login_with("ann", "correct horse").await;
+    // Changing to a common password is refused too.
+    let (st, v) = s
+        .json(
+            Method::PATCH,
+            "/api/users/me",
+            Some(json!({"password": "iloveyou1", "current_password": "correct horse"})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // A name that would display reversed ("Trojan Source") is refused…
+    for name in ["\u{202E}nimda", "ann\u{2067}x\u{2069}", "a\u{200F}b"] {
+        let (st, v) = s
+            .json(
+                Method::PATCH,
+                "/api/users/me",
+                Some(json!({ "display_name": name })),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {v}");
+        assert_eq!(v["code"], "invalid_field", "{v}");
+    }
+    // …while right-to-left scripts themselves are fine.
+    let (st, v) = s
+        .json(
+            Method::PATCH,
+            "/api/users/me",
+            Some(json!({ "display_name": "شادی Ann" })),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    s.stop().await;
+    t.cleanup().await;
 }

@@ -486,6 +486,105 @@ async fn playback_urls_are_signed_per_region_and_rights_are_enforced() {
     }
 }
 
+/// A country database placing 81.0.0.0/8 and 127.0.0.0/8 in DE, 3.0.0.0/8 in US.
+fn country_mmdb(path: &std::path::Path) {
+    use maxminddb_writer::paths::IpAddrWithMask;
+    #[derive(serde::Serialize)]
+    struct Country {
+        iso_code: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Record {
+        country: Country,
+    }
+    let mut db = maxminddb_writer::Database::default();
+    db.metadata.database_type = "GeoLite2-Country".into();
+    db.metadata.binary_format_major_version = 2;
+    let de = db
+        .insert_value(Record {
+            country: Country { iso_code: "DE" },
+        })
+        .expect("value");
+    let us = db
+        .insert_value(Record {
+            country: Country { iso_code: "US" },
+        })
+        .expect("value");
+    for (net, data) in [("81.0.0.0/8", de), ("127.0.0.0/8", de), ("3.0.0.0/8", us)] {
+        db.insert_node(net.parse::<IpAddrWithMask>().expect("net"), data);
+    }
+    let file = std::fs::File::create(path).expect("create");
+    db.write_to(std::io::BufWriter::new(file)).expect("write");
+}
+
+#[tokio::test]
+async fn clients_cannot_pick_their_region_and_addresses_resolve_through_geoip() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mmdb = dir.path().join("country.mmdb");
+    country_mmdb(&mmdb);
+    let t = common::databases().await.remove(0);
+    seed(&t.db).await;
+    let region = |v: &Value| v["region"].as_str().map(str::to_string);
+
+    // Nobody trusted (the default): a client's own region header and forwarded
+    // address change nothing; its address decides, through the country database.
+    let s = Server::start(
+        &t.db,
+        Config {
+            trusted_proxies: Vec::new(),
+            client_ip_header: "x-forwarded-for".into(),
+            region_geoip_db: Some(mmdb.clone()),
+            region_countries: vec!["DE=eu".into(), "US=us".into()],
+            ..config()
+        },
+    )
+    .await;
+    let (st, v) = s.get("/api/content", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(region(&v).as_deref(), Some("eu"), "127.0.0.1 is in DE");
+    let r = s
+        .req(Method::GET, "/api/content")
+        .header("x-region", "us")
+        .header("x-forwarded-for", "3.3.3.3")
+        .send()
+        .await
+        .expect("send");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(region(&v).as_deref(), Some("eu"), "spoofed headers ignored");
+    assert_eq!(
+        titles(&v),
+        vec!["Elephants Dream", "Sintel", "Big Buck Bunny"],
+        "the eu catalog, not the us one"
+    );
+    s.stop().await;
+
+    // From a trusted proxy: its region header decides, and without one, the client
+    // address it forwards resolves through the country database.
+    let s = Server::start(
+        &t.db,
+        Config {
+            trusted_proxies: vec!["127.0.0.0/8".into()],
+            client_ip_header: "x-forwarded-for".into(),
+            region_geoip_db: Some(mmdb.clone()),
+            region_countries: vec!["DE=eu".into(), "US=us".into()],
+            ..config()
+        },
+    )
+    .await;
+    let (_, v) = s.get_in("/api/content", "us", None).await;
+    assert_eq!(region(&v).as_deref(), Some("us"));
+    let r = s
+        .req(Method::GET, "/api/content")
+        .header("x-forwarded-for", "3.3.3.3, 10.0.0.1")
+        .send()
+        .await
+        .expect("send");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(region(&v).as_deref(), Some("us"), "3.3.3.3 is in US");
+    s.stop().await;
+    t.cleanup().await;
+}
+
 #[tokio::test]
 async fn admins_edit_metadata_and_rights_and_changes_show_at_once() {
     for t in common::databases().await {

@@ -403,6 +403,16 @@ async fn stats(db: &keyframe_catalog::Db, id: &str) -> Vec<(String, i64, i64)> {
     db.content_stats(id).await.expect("stats")
 }
 
+/// A config where every `start` counts a view (no watch time needed, no window), for
+/// the tests of counters and deletes; `trending_cannot_be_bought` tests the rules.
+fn every_start_counts() -> keyframe_catalog::Config {
+    keyframe_catalog::Config {
+        trending_view_min_secs: 0,
+        trending_view_window_secs: 0,
+        ..config()
+    }
+}
+
 async fn trending_scores(s: &Server, region: &str) -> Vec<(String, f64)> {
     let (st, v) = s.get(&format!("/api/trending?region={region}"), None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
@@ -422,7 +432,7 @@ async fn trending_scores(s: &Server, region: &str) -> Vec<(String, f64)> {
 #[tokio::test]
 async fn counters_and_trending_follow_the_events() {
     for t in common::databases().await {
-        let s = Server::start(&t.db, config()).await;
+        let s = Server::start(&t.db, every_start_counts()).await;
         let ids = seed(&t.db, &[("Alpha", "*"), ("Beta", "*"), ("Gamma", "*")]).await;
         let (a, b) = (&ids[0], &ids[1]);
         let u1 = s.user("one").await;
@@ -498,7 +508,7 @@ async fn counters_and_trending_follow_the_events() {
 #[tokio::test]
 async fn deletes_remove_events_and_everything_derived_from_them() {
     for t in common::databases().await {
-        let s = Server::start(&t.db, config()).await;
+        let s = Server::start(&t.db, every_start_counts()).await;
         let ids = seed(&t.db, &[("Alpha", "*"), ("Beta", "*")]).await;
         let (a, b) = (&ids[0], &ids[1]);
         let u1 = s.user("one").await;
@@ -633,7 +643,7 @@ async fn deletes_remove_events_and_everything_derived_from_them() {
 #[tokio::test]
 async fn a_stopped_server_has_committed_every_answered_event() {
     let t = keyframe_catalog::testing::sqlite().await.expect("db");
-    let s = Server::start(&t.db, config()).await;
+    let s = Server::start(&t.db, every_start_counts()).await;
     let ids = seed(&t.db, &[("Alpha", "*")]).await;
     let tok = s.user("viewer").await;
     let now = keyframe_catalog::db::now_ms();
@@ -658,4 +668,86 @@ async fn a_stopped_server_has_committed_every_answered_event() {
     assert_eq!(stats.iter().map(|x| x.1).sum::<i64>(), ok);
     assert_eq!(ok, 20);
     t.cleanup().await;
+}
+
+#[tokio::test]
+async fn trending_cannot_be_bought() {
+    for t in common::databases().await {
+        let s = Server::start(
+            &t.db,
+            keyframe_catalog::Config {
+                history_events_per_user_minute: 1500,
+                ..config()
+            },
+        )
+        .await;
+        let name = t.name;
+        let ids = seed(&t.db, &[("Here", "eu"), ("Elsewhere", "us")]).await;
+        let (here, elsewhere) = (&ids[0], &ids[1]);
+        let tok = s.user("buyer").await;
+        let now = keyframe_catalog::db::now_ms();
+        let starts = |id: &str| -> Vec<Value> {
+            (0..1000)
+                .map(|i| ev(id, &format!("fake-{i}"), 0, "start", 0, now - 300_000))
+                .collect()
+        };
+        let send = |events: Vec<Value>| {
+            s.req(Method::POST, "/api/history")
+                .header("x-region", "eu")
+                .bearer_auth(&tok)
+                .json(&json!({ "events": events }))
+        };
+        // The attack of issue 17: 1,000 starts with fresh session ids for a title
+        // not licensed in the viewer's region. Refused; trending does not move.
+        let (st, _, v) = s.send(send(starts(elsewhere))).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{name}: {v}");
+        assert_eq!(v["code"], "unavailable_in_region", "{v}");
+        assert!(trending_scores(&s, "eu").await.is_empty(), "{name}");
+        assert!(trending_scores(&s, "us").await.is_empty(), "{name}");
+        // The same for a licensed title: accepted as history, but no view.
+        let (st, _, v) = s.send(send(starts(here))).await;
+        assert_eq!(st, StatusCode::OK, "{name}: {v}");
+        assert_eq!(v["accepted"], 1000, "{v}");
+        assert!(
+            trending_scores(&s, "eu").await.is_empty(),
+            "{name}: no views"
+        );
+        let views: i64 = stats(&t.db, here).await.iter().map(|x| x.1).sum();
+        assert_eq!(views, 0, "{name}: no views counted");
+
+        // Real watching (40 s of progress) counts one view…
+        let watch = |sid: &str, from: i64| {
+            vec![
+                ev(here, sid, 0, "start", 0, from),
+                ev(here, sid, 1, "progress", 20_000, from + 20_000),
+                ev(here, sid, 2, "progress", 40_000, from + 40_000),
+            ]
+        };
+        let (st, _, v) = s.send(send(watch("real", now - 60_000))).await;
+        assert_eq!(st, StatusCode::OK, "{name}: {v}");
+        let eu = trending_scores(&s, "eu").await;
+        assert_eq!(eu.len(), 1, "{name}: {eu:?}");
+        assert!((eu[0].1 - 1.0).abs() < 0.01, "{name}: one view: {eu:?}");
+        // …and watching again within the window counts nothing more.
+        let (st, _, v) = s.send(send(watch("again", now - 15_000))).await;
+        assert_eq!(st, StatusCode::OK, "{name}: {v}");
+        let eu = trending_scores(&s, "eu").await;
+        assert!((eu[0].1 - 1.0).abs() < 0.01, "{name}: still one: {eu:?}");
+
+        // The viewer's budget (1,500 a minute) is spent: 429 with Retry-After.
+        let (st, headers, v) = s.send(send(starts(here))).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{name}: {v}");
+        assert_eq!(v["code"], "rate_limited", "{v}");
+        let retry: u64 = headers["retry-after"]
+            .to_str()
+            .expect("header")
+            .parse()
+            .expect("secs");
+        assert!((1..=60).contains(&retry), "{retry}");
+        // Another viewer is not affected.
+        let other = s.user("other").await;
+        post_in(&s, &other, "eu", vec![ev(here, "o", 0, "start", 0, now)]).await;
+        s.stop().await;
+        t.cleanup().await;
+    }
 }

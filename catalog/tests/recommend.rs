@@ -343,17 +343,18 @@ async fn the_api_reads_the_generation_and_trending_fills_in() {
         recommend::run_once(&t.db, &cfg("local"))
             .await
             .expect("batch");
-        // Someone starts E: it trends.
+        // Someone watches E for 35 s (a view needs 30): it trends.
         let fan = s.user("fan").await;
         let now = keyframe_catalog::db::now_ms();
         let (st, v) = s
             .json(
                 Method::POST,
                 "/api/history",
-                Some(
-                    serde_json::json!({"events": [{"content_id": fresh, "session_id": "f", "seq": 0,
-                    "kind": "start", "position_ms": 0, "duration_ms": 1000, "at": now}]}),
-                ),
+                Some(serde_json::json!({"events": [
+                    {"content_id": fresh, "session_id": "f", "seq": 0, "kind": "start",
+                     "position_ms": 0, "duration_ms": 100_000, "at": now - 40_000},
+                    {"content_id": fresh, "session_id": "f", "seq": 1, "kind": "progress",
+                     "position_ms": 35_000, "duration_ms": 100_000, "at": now - 5_000}]})),
                 Some(&fan),
             )
             .await;

@@ -285,8 +285,16 @@ async fn over_plain_http_the_cookie_is_secure_only_when_a_trusted_proxy_says_htt
         "untrusted client"
     );
     s.stop().await;
-    // Nor with no trusted proxies at all (the default).
-    let s = Server::start(&t.db, config()).await;
+    // Nor with no trusted proxies at all (the default; the suites' config trusts
+    // the test client).
+    let s = Server::start(
+        &t.db,
+        Config {
+            trusted_proxies: Vec::new(),
+            ..config()
+        },
+    )
+    .await;
     assert!(
         !secure_over_plain(&s, Some("https")).await,
         "no proxies trusted"
@@ -298,6 +306,7 @@ async fn over_plain_http_the_cookie_is_secure_only_when_a_trusted_proxy_says_htt
         &t.db,
         Config {
             cookie_secure: true,
+            trusted_proxies: Vec::new(),
             ..config()
         },
     )

@@ -202,7 +202,8 @@ EOF
   local shield; shield="$(start shield edge "$bin" --config "$DIR/conf/shield.toml" edge)"
   setvar SHIELD_URL "$shield"
 
-  # Regional edges: misses go to the shield; they check tokens and regions.
+  # Regional edges: misses go to the shield; they check tokens and regions. The
+  # clients on loopback stand in for the load balancer that sets the region header.
   local edges="" r R first=""
   for r in $REGIONS; do
     R="$(echo "$r" | tr '[:lower:]-' '[:upper:]_')"
@@ -214,6 +215,7 @@ upstream = ["${origins[0]}", "${origins[1]}"]
 token_key = "$token_key"
 admin_token = "$admin_token"
 region_header = "X-Keyframe-Region"
+trusted_proxies = ["127.0.0.1"]
 cache_memory = "128MiB"
 chunk_size = "1MiB"
 log = "warn"
@@ -236,6 +238,7 @@ edge_url = "$first"
 token_key = "$token_key"
 admin_token = "$admin_token"
 region_header = "X-Keyframe-Region"
+trusted_proxies = ["127.0.0.1"]
 recommend_interval_secs = 0
 log = "warn"
 grace_secs = 2

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use keyframe_origin::config::string_list;
 use keyframe_origin::http_server::Limits;
+use keyframe_origin::region::{RegionError, RegionMap};
 use keyframe_origin::size::ByteSize;
 use keyframe_origin::tls::{Tls, TlsError};
 use serde::{Deserialize, Serialize};
@@ -44,13 +45,24 @@ pub struct Config {
     pub token_key: Option<String>,
     /// The token `/_keyframe/purge` requires. Default: none (purge off).
     pub admin_token: Option<String>,
-    /// The request header, set by a trusted load balancer, that names the client's
-    /// region. Default `X-Keyframe-Region`.
+    /// The request header that names the client's region, believed only from
+    /// `trusted_proxies`. Default `X-Keyframe-Region`.
     pub region_header: String,
+    /// Peers (CIDR networks or addresses, e.g. a load balancer's) whose
+    /// `region_header` is believed; from anyone else it is ignored. Default: none.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
     /// Networks mapped to regions, as `CIDR=REGION` entries (e.g. `10.0.0.0/8=eu`),
-    /// used when the region header is absent. Default: none.
+    /// used when no trusted region header names one. Default: none.
     #[serde(deserialize_with = "string_list")]
     pub region_networks: Vec<String>,
+    /// A MaxMind-format country database (`.mmdb`, e.g. GeoLite2-Country) that
+    /// places client addresses outside `region_networks`. Default: none.
+    pub region_geoip_db: Option<PathBuf>,
+    /// The region of each country of `region_geoip_db`, as `CC=REGION` entries
+    /// (e.g. `DE=eu`; `*=REGION` for the rest). Default: none.
+    #[serde(deserialize_with = "string_list")]
+    pub region_countries: Vec<String>,
     /// Seconds to wait for an upstream's response head. Default 10.
     pub upstream_timeout_secs: u64,
     /// Seconds a client may take to send request headers, and to keep an idle
@@ -116,7 +128,10 @@ impl Default for Config {
             token_key: None,
             admin_token: None,
             region_header: "X-Keyframe-Region".into(),
+            trusted_proxies: Vec::new(),
             region_networks: Vec::new(),
+            region_geoip_db: None,
+            region_countries: Vec::new(),
             upstream_timeout_secs: 10,
             header_timeout_secs: 30,
             max_connections: 10_000,
@@ -161,6 +176,13 @@ fn string_map<'de, D: serde::Deserializer<'de>>(
 }
 
 impl Config {
+    /// The client → region map from the region options.
+    pub fn region_map(&self) -> Result<RegionMap, RegionError> {
+        RegionMap::new(Some(&self.region_header), &self.region_networks)?
+            .trusting(&self.trusted_proxies)?
+            .with_geoip(self.region_geoip_db.as_deref(), &self.region_countries)
+    }
+
     /// The TLS this configuration asks for: `None` without `tls_cert` and `tls_key`;
     /// an error naming the option when only one is set or a file will not load.
     pub fn tls(&self) -> Result<Option<Tls>, TlsError> {

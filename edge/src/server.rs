@@ -30,7 +30,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use keyframe_origin::http_server::{self, full, json_error, Body};
+use keyframe_origin::http_server::{self, json_error, text_response, Body};
 use keyframe_origin::metrics::StatusLabels;
 use keyframe_origin::region::RegionMap;
 use keyframe_origin::token::{self, TokenKey};
@@ -216,7 +216,7 @@ impl Server {
             .filter(|k| !k.trim().is_empty())
             .map(TokenKey::from_config)
             .transpose()?;
-        let regions = RegionMap::new(Some(&config.region_header), &config.region_networks)?;
+        let regions = config.region_map()?;
         // Checked here so a bad pair is a configuration error; `run` loads it.
         config.tls()?;
         let connector = upstream_connector(
@@ -356,7 +356,7 @@ impl Server {
         // shows what clients asked, once, where they asked it.
         let routine = endpoint == Endpoint::Healthz || from_keyframe(req.headers());
         let mut resp = match endpoint {
-            Endpoint::Healthz => Response::new(full("ok\n")),
+            Endpoint::Healthz => text_response(StatusCode::OK, "ok\n"),
             Endpoint::Metrics => self.metrics_response(),
             Endpoint::Purge => self.purge(req).await,
             Endpoint::Reserved => json_error(StatusCode::NOT_FOUND, "not_found", "no such path"),

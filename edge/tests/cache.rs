@@ -614,6 +614,48 @@ async fn purge_exact_prefix_and_soft() {
 }
 
 #[tokio::test]
+async fn a_region_header_counts_only_from_a_trusted_proxy() {
+    use keyframe_origin::token::{sign, TokenClaims, TokenKey};
+    let origin = TestOrigin::start().await;
+    origin.put("/v1/objects/t.mp4", Obj::cacheable(data(5000, 8), 3600));
+    let key_hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let key = TokenKey::from_config(key_hex).expect("key");
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+        + 60;
+    let eu_only = sign(
+        &key,
+        &TokenClaims {
+            start: None,
+            exp,
+            acl: "/v1/objects/*".into(),
+            data: Some("regions:eu".into()),
+        },
+    )
+    .expect("sign");
+    let client = reqwest::Client::new();
+    for (trusted, spoofed_status) in [(vec![], 403), (vec!["127.0.0.0/8".to_string()], 200)] {
+        let mut cfg = config(&[origin.url()], 4096);
+        cfg.token_key = Some(key_hex.into());
+        cfg.region_networks = vec!["127.0.0.0/8=us".into()];
+        cfg.trusted_proxies = trusted.clone();
+        let edge = TestEdge::start(cfg).await;
+        let url = edge.url(&format!("/v1/objects/t.mp4?__token__={eu_only}"));
+        let r = client
+            .get(&url)
+            .header("x-keyframe-region", "eu")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), spoofed_status, "trusted proxies {trusted:?}");
+        let r = client.get(&url).send().await.expect("send");
+        assert_eq!(r.status(), 403, "the address places the client in us");
+    }
+}
+
+#[tokio::test]
 async fn tokens_guard_hits_and_misses_and_never_reach_the_key_or_upstream() {
     use keyframe_origin::token::{sign, TokenClaims, TokenKey};
     let origin = TestOrigin::start().await;
@@ -621,6 +663,8 @@ async fn tokens_guard_hits_and_misses_and_never_reach_the_key_or_upstream() {
     let key_hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
     let mut cfg = config(&[origin.url()], 4096);
     cfg.token_key = Some(key_hex.into());
+    // The test client stands in for the load balancer that sets the region header.
+    cfg.trusted_proxies = vec!["127.0.0.1".into()];
     let edge = TestEdge::start(cfg).await;
     let key = TokenKey::from_config(key_hex).expect("key");
     let now = std::time::SystemTime::now()

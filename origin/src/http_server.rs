@@ -383,6 +383,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FirstHead<S> {
     }
 }
 
+/// A short `text/plain` answer (health checks).
+pub fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 
 use crate::conditional::{self, Precondition, Validators};
 use crate::config::Config;
-use crate::http_server::{self, empty, full, json_error, Body, BoxError};
+use crate::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
 use crate::key::parse_key;
 use crate::metrics::{latency_histogram, render, HttpMetrics, StatusLabels};
 use crate::range::{self, ByteRange, RangeDecision};
@@ -814,16 +814,6 @@ fn truncate_to_secs(t: SystemTime) -> SystemTime {
         .map(|d| d.as_secs())
         .unwrap_or_default();
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-fn text_response(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(full(text));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{clear_session_cookie, session_cookie, unauthorized, ApiJson, Caller, Client};
+use super::extract::{
+    clear_session_cookie, cookie_in, device_cookie, session_cookie, unauthorized, ApiJson, Caller,
+    Client, DEVICE_COOKIE,
+};
 use super::views::{ErrorBody, SessionView, UserView, ViewCtx};
-use crate::auth::{new_session_token, Verified, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+use crate::auth::{new_session_token, Refused, Verified, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::cache::Change;
 use crate::db::DbError;
 use crate::forwarded::Https;
@@ -79,7 +82,37 @@ pub fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
     if p.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::invalid(field, "must be at least 8 characters"));
     }
+    if is_common_password(p) {
+        return Err(ApiError::invalid(
+            field,
+            "is one of the most common passwords; choose another",
+        ));
+    }
     Ok(())
+}
+
+/// The embedded list of the most common passwords (`common_passwords.txt`).
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// Whether `p` is on the common-password list, ignoring case.
+fn is_common_password(p: &str) -> bool {
+    static LIST: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    let list = LIST.get_or_init(|| {
+        COMMON_PASSWORDS
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    });
+    p.len() <= 64 && list.contains(p.to_lowercase().as_str())
+}
+
+/// Explicit bidirectional formatting characters (embeddings, overrides, isolates,
+/// marks), with which a name can display reversed or reorder the text around it
+/// ("Trojan Source").
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 pub fn check_email(e: &str) -> Result<(), ApiError> {
@@ -209,6 +242,30 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+/// 429 with `Retry-After` for a throttled sign-in or password check, logged.
+fn rate_limited(username: &str, client: &Client, refused: Refused) -> ApiError {
+    let wait = refused.wait();
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let why = match refused {
+        Refused::Pair(_) => "failures of this username from this address",
+        Refused::Client(_) => "failures from this address",
+    };
+    tracing::warn!(
+        target: "keyframe::security",
+        username,
+        client = %client.ip,
+        retry_after_secs = secs,
+        why,
+        "refused a sign-in attempt"
+    );
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many sign-in attempts; try again later",
+    )
+    .with_header(header::RETRY_AFTER, header_value(&secs.to_string()))
+}
+
 /// Signs in: a new session, returned as JSON and as the `kf_session` cookie.
 #[utoipa::path(
     post,
@@ -226,6 +283,7 @@ pub async fn create_user(
 pub async fn create_session(
     State(s): State<AppState>,
     client: Client,
+    request_headers: HeaderMap,
     Https(https): Https,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
@@ -235,14 +293,9 @@ pub async fn create_session(
     if body.password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
     }
-    if let Err(wait) = s.limiter.attempt(&body.username, client.ip) {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many sign-in attempts; try again later",
-        )
-        .with_header(header::RETRY_AFTER, header_value(&secs.max(1).to_string())));
+    let device = cookie_in(&request_headers, DEVICE_COOKIE);
+    if let Err(refused) = s.limiter.attempt(&body.username, client.ip, device) {
+        return Err(rate_limited(&body.username, &client, refused));
     }
     let user = match s.db.user_by_username(&body.username).await {
         Ok(u) => Some(u),
@@ -267,7 +320,7 @@ pub async fn create_session(
             ))
         }
     };
-    s.limiter.succeeded(&body.username);
+    let device = s.limiter.succeeded(&body.username, client.ip, device);
     if user.disabled_at.is_some() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -302,6 +355,10 @@ pub async fn create_session(
     headers.insert(
         header::SET_COOKIE,
         session_cookie(&token, ttl, https || s.config.cookie_secure),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        device_cookie(&device, s.config.cookie_secure),
     );
     headers.insert(header::CACHE_CONTROL, header_value("no-store"));
     Ok((StatusCode::CREATED, headers, Json(view)).into_response())
@@ -410,6 +467,12 @@ pub async fn patch_me(
                 "must not contain control characters",
             ))
         }
+        Some(n) if n.chars().any(is_bidi_control) => {
+            return Err(ApiError::invalid(
+                "display_name",
+                "must not contain bidirectional formatting characters",
+            ))
+        }
         Some(n) => Some(Some(n.to_string())),
         None => None,
     };
@@ -425,16 +488,8 @@ pub async fn patch_me(
             ));
         }
         let user = s.db.user_by_id(&me.user_id).await?;
-        if let Err(wait) = s.limiter.attempt(&user.username, client.ip) {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many password attempts; try again later",
-            )
-            .with_header(
-                header::RETRY_AFTER,
-                header_value(&wait.as_secs().max(1).to_string()),
-            ));
+        if let Err(refused) = s.limiter.attempt(&user.username, client.ip, None) {
+            return Err(rate_limited(&user.username, &client, refused));
         }
         let verified = s
             .passwords
@@ -448,6 +503,7 @@ pub async fn patch_me(
                 "the current password is wrong",
             ));
         }
+        s.limiter.forgive(&user.username, client.ip, None);
         let hash = s
             .passwords
             .hash(new_password)
@@ -501,16 +557,8 @@ pub async fn delete_me(
         Err(DbError::NotFound) => return Err(unauthorized("invalid_session")),
         Err(e) => return Err(e.into()),
     };
-    if let Err(wait) = s.limiter.attempt(&user.username, client.ip) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many password attempts; try again later",
-        )
-        .with_header(
-            header::RETRY_AFTER,
-            header_value(&wait.as_secs().max(1).to_string()),
-        ));
+    if let Err(refused) = s.limiter.attempt(&user.username, client.ip, None) {
+        return Err(rate_limited(&user.username, &client, refused));
     }
     let verified = s
         .passwords
@@ -524,7 +572,7 @@ pub async fn delete_me(
             "the password is wrong",
         ));
     }
-    s.limiter.succeeded(&user.username);
+    s.limiter.forgive(&user.username, client.ip, None);
     s.db.delete_user(
         &user.id,
         s.config.history_thresholds(),
@@ -644,7 +692,14 @@ mod tests {
 
     #[test]
     fn passwords_and_emails() {
-        assert!(check_password("p", "12345678").is_ok());
+        assert!(check_password("p", "12345678").is_err(), "common");
+        assert!(
+            check_password("p", "PassWord123").is_err(),
+            "common, any case"
+        );
+        assert!(check_password("p", "correct horse").is_ok());
+        assert!(is_bidi_control('\u{202E}') && is_bidi_control('\u{2067}'));
+        assert!(!is_bidi_control('a') && !is_bidi_control('é') && !is_bidi_control('ش'));
         assert!(check_password("p", "1234567").is_err());
         assert!(check_password("p", &"x".repeat(1025)).is_err());
         assert!(check_password("p", &"x".repeat(1024)).is_ok());

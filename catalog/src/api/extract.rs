@@ -92,8 +92,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Who is asking from where: the client's address (the peer, or the trusted
-/// `client_ip_header`) and region (trusted header, network table, default).
+/// Who is asking from where: the client's address (the peer, or `client_ip_header`
+/// from a trusted proxy) and region (a trusted proxy's header, the network table, the
+/// country database, the default).
 #[derive(Clone, Debug)]
 pub struct Client {
     pub ip: IpAddr,
@@ -109,14 +110,14 @@ impl FromRequestParts<AppState> for Client {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
         let ip = Some(s.config.client_ip_header.as_str())
-            .filter(|h| !h.is_empty())
+            .filter(|h| !h.is_empty() && s.regions.is_trusted(peer))
             .and_then(|h| header_text(&parts.headers, h))
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
             .unwrap_or(peer);
         let region = s
             .regions
-            .region_of(&parts.headers, ip)
+            .resolve(&parts.headers, peer, ip)
             .filter(|r| valid_region(r))
             .or_else(|| {
                 Some(s.config.default_region.trim().to_ascii_lowercase())
@@ -210,8 +211,12 @@ fn bearer(parts: &Parts) -> Option<&str> {
 
 /// The value of a cookie, if the request has it.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+/// The value of a cookie in these request headers, if any.
+pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -231,9 +236,26 @@ impl FromRequestParts<AppState> for Caller {
                 return Ok(Caller::Admin);
             }
         }
+        let from_cookie = bearer.is_none();
         let Some(token) = bearer.or_else(|| cookie(parts, SESSION_COOKIE)) else {
             return Ok(Caller::Anonymous);
         };
+        if from_cookie && !parts.method.is_safe() {
+            if let Some(why) = cross_site(parts) {
+                tracing::warn!(
+                    target: "keyframe::security",
+                    method = %parts.method,
+                    path = %parts.uri.path(),
+                    why,
+                    "refused a cross-site request carrying the session cookie"
+                );
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "cross_site_request",
+                    "a request that changes something must come from this site's own page",
+                ));
+            }
+        }
         if !well_formed_token(token) {
             return Ok(Caller::BadSession("invalid_session"));
         }
@@ -261,11 +283,52 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Why a request that carries the session cookie did not come from this site's own
+/// page, or `None` if it did (or says nothing, as non-browser clients do): the
+/// browser's `Sec-Fetch-Site` must be `same-origin` or `none` (typed by the user);
+/// without it, `Origin` must name the host the request was sent to (OWASP's
+/// CSRF advice for cookie sessions, besides `SameSite=Lax`).
+fn cross_site(parts: &Parts) -> Option<&'static str> {
+    if let Some(site) = header_text(&parts.headers, "sec-fetch-site") {
+        let site = site.trim();
+        return (!site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none"))
+            .then_some("sec-fetch-site");
+    }
+    let origin = header_text(&parts.headers, header::ORIGIN.as_str())?.trim();
+    let host = header_text(&parts.headers, header::HOST.as_str())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .map(str::trim);
+    let origin_host = url::Url::parse(origin).ok().and_then(|u| {
+        let host = u.host_str()?.to_ascii_lowercase();
+        Some(match u.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    });
+    match (origin_host, host) {
+        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => None,
+        _ => Some("origin"),
+    }
+}
+
 /// The `Set-Cookie` value that stores a session token in the browser.
 pub fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     crate::server::header_value(&format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
+    ))
+}
+
+/// The name of the cookie that marks a browser where a username signed in before,
+/// which the login limiter's per-address ceiling spares.
+pub const DEVICE_COOKIE: &str = "kf_device";
+
+/// The `Set-Cookie` value of a device cookie (sent only to sign-in).
+pub fn device_cookie(value: &str, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let max_age = crate::auth::DEVICE_TTL.as_secs();
+    crate::server::header_value(&format!(
+        "{DEVICE_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/api/sessions; Max-Age={max_age}{secure}"
     ))
 }
 

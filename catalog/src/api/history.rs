@@ -70,7 +70,9 @@ fn check_session_id(s: &str) -> bool {
     responses(
         (status = 200, description = "Committed (duplicates ignored)", body = Outcome),
         (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "A title the caller may not play in their region (code `unavailable_in_region`)", body = ErrorBody),
         (status = 422, description = "A bad event (code `invalid_field`, `too_many_events` or `unknown_content`)", body = ErrorBody),
+        (status = 429, description = "Over the viewer's events per minute (code `rate_limited`); retry after `Retry-After`", body = ErrorBody),
         (status = 503, description = "The write queue is full (code `history_busy`); retry after `Retry-After`", body = ErrorBody),
     )
 )]
@@ -135,14 +137,45 @@ pub async fn post_history(
         });
     }
     for id in titles {
-        match load(&s, id).await {
-            Ok(_) => {}
+        let content = match load(&s, id).await {
+            Ok(c) => c,
             Err(e) if e.status == StatusCode::NOT_FOUND => return Err(unknown_content(id)),
             Err(e) => return Err(e),
+        };
+        // Only what the viewer may play here can be watched (and trend) here.
+        if !availability(&content.rights, client.region.as_deref(), now).available {
+            let shown: String = id.chars().take(64).collect();
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "unavailable_in_region",
+                format!("'{shown}' may not be played in your region, so it cannot be watched"),
+            ));
         }
     }
     if events.is_empty() {
         return Ok(Json(Outcome::default()));
+    }
+    if let Err(wait) = s.event_budget.take(&user, events.len()) {
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        tracing::warn!(
+            target: "keyframe::security",
+            user = %user,
+            events = events.len(),
+            retry_after_secs = secs,
+            "refused watch events over the viewer's budget"
+        );
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "at most {} watch events a minute; retry later",
+                s.config.history_events_per_user_minute
+            ),
+        )
+        .with_header(
+            header::RETRY_AFTER,
+            crate::server::header_value(&secs.to_string()),
+        ));
     }
     let batch = UserBatch {
         user_id: user,

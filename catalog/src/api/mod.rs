@@ -47,7 +47,13 @@ impl Modify for Security {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "session_cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(extract::SESSION_COOKIE))),
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                extract::SESSION_COOKIE,
+                "The session cookie POST /api/sessions sets. A request that changes \
+                 something (not GET/HEAD/OPTIONS) with it must come from the catalog's own \
+                 page (Sec-Fetch-Site: same-origin, or an Origin naming the Host), or it is \
+                 refused with 403 cross_site_request.",
+            ))),
         );
         components.add_security_scheme(
             "bearer",

@@ -122,6 +122,12 @@ pub struct Thresholds {
     pub resume_min: f64,
     /// Played at or above this (default 0.90).
     pub played: f64,
+    /// A view (for trending and the per-title counters) counts at an event that
+    /// starts or advances playback once the viewer's watch time on the title since
+    /// their last counted view reaches this, in ms (default 30 s)…
+    pub view_min_watch_ms: i64,
+    /// …and at most once per viewer × title in this long, in ms (default 24 h).
+    pub view_window_ms: i64,
 }
 
 impl Default for Thresholds {
@@ -129,6 +135,8 @@ impl Default for Thresholds {
         Thresholds {
             resume_min: 0.05,
             played: 0.90,
+            view_min_watch_ms: 30_000,
+            view_window_ms: 86_400_000,
         }
     }
 }

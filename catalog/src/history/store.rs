@@ -315,9 +315,10 @@ async fn record_in(
         }
         folded.push((user, content, state));
     }
+    let counted = views(tx, &new_events, &groups, &added, th, received_at).await?;
     for (i, (b, e)) in new_events.iter().enumerate() {
         let region = &batches[*b].region;
-        let view = e.kind == EventKind::Start;
+        let view = counted[i];
         let s = stats
             .entry((e.content_id.clone(), region.clone()))
             .or_default();
@@ -358,7 +359,7 @@ async fn record_in(
                 .bind(received_at)
                 .bind(&batch.region)
                 .bind(added[chunk_no * per + k])
-                .bind(i64::from(e.kind == EventKind::Start));
+                .bind(i64::from(counted[chunk_no * per + k]));
         }
         q.execute(&mut *tx).await?;
     }
@@ -367,6 +368,100 @@ async fn record_in(
     apply_stats(tx, &stats).await?;
     trending::apply(tx, backend, &trend, true).await?;
     Ok(outcomes)
+}
+
+/// Which of `new_events` count a view: per viewer × title, an event that advances
+/// playback (a `start`, when no watch time is required) once the watch time since the viewer's last counted view
+/// reaches `th.view_min_watch_ms`, and no sooner than `th.view_window_ms` after that
+/// view (by the events' times, clamped to arrival). So a thousand `start` events
+/// with fresh session ids count nothing, and a viewer counts at most once a window.
+async fn views(
+    tx: &mut sqlx::AnyConnection,
+    new_events: &[(usize, &Event)],
+    groups: &HashMap<(&str, &str), Vec<usize>>,
+    added: &[i64],
+    th: Thresholds,
+    received_at: i64,
+) -> Result<Vec<bool>, sqlx::Error> {
+    let mut counted = vec![false; new_events.len()];
+    // With no watch time required, a `start` counts at once.
+    let qualifies = |i: usize| match th.view_min_watch_ms {
+        0 => new_events[i].1.kind == EventKind::Start,
+        _ => added[i] > 0,
+    };
+    let pairs: Vec<(&str, &str)> = groups
+        .iter()
+        .filter(|(_, idx)| idx.iter().any(|&i| qualifies(i)))
+        .map(|(k, _)| *k)
+        .collect();
+    // The last counted view of each pair, and the watch time logged since.
+    let mut last: HashMap<(String, String), i64> = HashMap::new();
+    for chunk in pairs.chunks(per_statement(2)) {
+        let cond = (0..chunk.len())
+            .map(|i| format!("(user_id = ${} AND content_id = ${})", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "SELECT user_id, content_id, MAX(CASE WHEN at < received_at THEN at ELSE received_at END) \
+             FROM watch_events WHERE counted_view = 1 AND ({cond}) GROUP BY user_id, content_id"
+        )));
+        for (u, c) in chunk {
+            q = q.bind(*u).bind(*c);
+        }
+        for r in q.fetch_all(&mut *tx).await? {
+            last.insert((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?);
+        }
+    }
+    let mut since: HashMap<(String, String), i64> = HashMap::new();
+    for chunk in pairs.chunks(per_statement(3)) {
+        let cond = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(user_id = ${} AND content_id = ${} AND at > ${})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "SELECT user_id, content_id, CAST(SUM(watched_ms) AS BIGINT) FROM watch_events \
+             WHERE {cond} GROUP BY user_id, content_id"
+        )));
+        for (u, c) in chunk {
+            let bound = last
+                .get(&(u.to_string(), c.to_string()))
+                .copied()
+                .unwrap_or(i64::MIN);
+            q = q.bind(*u).bind(*c).bind(bound);
+        }
+        for r in q.fetch_all(&mut *tx).await? {
+            since.insert(
+                (r.try_get(0)?, r.try_get(1)?),
+                r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+            );
+        }
+    }
+    for (user, content) in pairs {
+        let key = (user.to_string(), content.to_string());
+        let mut last_view = last.get(&key).copied();
+        let mut watched = since.get(&key).copied().unwrap_or(0);
+        let mut idx = groups[&(user, content)].clone();
+        idx.sort_by_key(|&i| (new_events[i].1.at, new_events[i].1.seq));
+        for i in idx {
+            let e = new_events[i].1;
+            let t = e.at.min(received_at);
+            watched += added[i];
+            let open = last_view.is_none_or(|l| t.saturating_sub(l) >= th.view_window_ms);
+            if open && qualifies(i) && watched >= th.view_min_watch_ms {
+                counted[i] = true;
+                last_view = Some(t);
+                watched = 0;
+            }
+        }
+    }
+    Ok(counted)
 }
 
 /// Which history a delete removes.

@@ -160,3 +160,47 @@ async fn commit(db: &Db, cfg: &WriterConfig, jobs: Vec<Job>) {
         }
     }
 }
+
+/// Per-viewer token buckets of watch events: `per_minute` tokens refill over a
+/// minute, and a viewer may spend at most a minute's worth at once. In memory, per
+/// process; a viewer idle for a minute is forgotten (their bucket is full again).
+#[derive(Debug)]
+pub struct EventBudget {
+    per_minute: u32,
+    buckets: moka::sync::Cache<String, Arc<std::sync::Mutex<(f64, tokio::time::Instant)>>>,
+}
+
+impl EventBudget {
+    /// Buckets of `per_minute` events.
+    pub fn new(per_minute: u32) -> EventBudget {
+        EventBudget {
+            per_minute: per_minute.max(1),
+            buckets: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_idle(std::time::Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    /// Spends `n` of `user`'s events, or says how long until they are there.
+    pub fn take(&self, user: &str, n: usize) -> Result<(), std::time::Duration> {
+        let cap = f64::from(self.per_minute);
+        let rate = cap / 60.0;
+        let now = tokio::time::Instant::now();
+        let bucket = self.buckets.get_with(user.to_string(), || {
+            Arc::new(std::sync::Mutex::new((cap, now)))
+        });
+        let mut b = bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let tokens = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(cap);
+        let n = n as f64;
+        if n > tokens {
+            b.0 = tokens;
+            b.1 = now;
+            let wait = if n > cap { 60.0 } else { (n - tokens) / rate };
+            return Err(std::time::Duration::from_secs_f64(wait));
+        }
+        b.0 = tokens - n;
+        b.1 = now;
+        Ok(())
+    }
+}

@@ -25,6 +25,8 @@ pub fn config() -> Config {
         admin_token: Some(ADMIN.into()),
         token_key: Some(TOKEN_KEY.into()),
         region_header: "x-region".into(),
+        // The test client stands in for the load balancer that sets the header.
+        trusted_proxies: vec!["127.0.0.1".into()],
         region_edges: [
             ("eu".to_string(), "http://eu.edge.test".to_string()),
             ("us".to_string(), "http://us.edge.test/".to_string()),
