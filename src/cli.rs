@@ -209,7 +209,8 @@ pub struct ServeFlags {
     #[command(flatten)]
     #[serde(flatten)]
     pub cache: CacheFlags,
-    /// HTTPS for the edge (the origin and catalog stay on plain HTTP).
+    /// HTTPS for the edge and the catalog (the origin behind the edge stays on
+    /// plain HTTP, on loopback).
     #[command(flatten)]
     #[serde(flatten)]
     pub tls: TlsFlags,
@@ -337,6 +338,9 @@ pub struct CatalogFlags {
     #[command(flatten)]
     #[serde(flatten)]
     pub keys: KeyFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: TlsFlags,
 }
 
 /// Flags of `keyframe recommend`.
@@ -578,6 +582,7 @@ pub fn known_options() -> std::collections::BTreeSet<String> {
             "cache_disk",
             "tls_cert",
             "tls_key",
+            "region_geoip_db",
         ]
         .map(String::from),
     );

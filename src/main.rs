@@ -121,6 +121,7 @@ async fn run(
             let mut edge: keyframe_edge::Config = flags_layers.extract()?;
             let mut catalog: keyframe_catalog::Config = flags_layers.extract()?;
             check_catalog(&catalog)?;
+            check_catalog_tls(&catalog)?;
             // One node is one region (`--region`, default `local`): every viewer the
             // header does not place is in it, for the catalog and the edge alike.
             let region = cli::node_region(edge.region.as_deref())?;
@@ -132,7 +133,8 @@ async fn run(
                     vec![format!("0.0.0.0/0={region}"), format!("::/0={region}")];
             }
             origin.listen = serve.origin_listen;
-            // Under `serve` TLS is the edge's: the edge → origin hop stays on loopback.
+            // Under `serve` TLS is the edge's and the catalog's: the edge → origin hop
+            // stays on loopback.
             origin.tls_cert = None;
             origin.tls_key = None;
             // And so are tokens: the edge is the node's one public door, checks a
@@ -164,7 +166,7 @@ async fn run(
             let config: keyframe_origin::Config = flags_layers.extract()?;
             let store = open_store(&shared)?;
             let server = origin_server(&shared, config.clone(), store)?;
-            let listener = bind("origin", config.listen).await?;
+            let listener = bind("origin", config.listen, config.tls_cert.is_some()).await?;
             server
                 .run(listener, shutdown_signal(CancellationToken::new()))
                 .await;
@@ -174,7 +176,7 @@ async fn run(
             let config: keyframe_edge::Config = flags_layers.extract()?;
             let server = keyframe_edge::Server::new(config.clone())
                 .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
-            let listener = bind("edge", config.listen).await?;
+            let listener = bind("edge", config.listen, config.tls_cert.is_some()).await?;
             server
                 .run(listener, shutdown_signal(CancellationToken::new()))
                 .await;
@@ -183,9 +185,10 @@ async fn run(
         Command::Catalog(_) => {
             let config: keyframe_catalog::Config = flags_layers.extract()?;
             check_catalog(&config)?;
+            check_catalog_tls(&config)?;
             let store = open_store(&shared)?;
             let db = open_db(&shared).await?;
-            let listener = bind("catalog", config.listen).await?;
+            let listener = bind("catalog", config.listen, config.tls_cert.is_some()).await?;
             keyframe_catalog::server::run_with_uploads(
                 listener,
                 config,
@@ -338,14 +341,16 @@ async fn serve_all(
     let store = open_store(shared)?;
     let db = open_db(shared).await?;
     let origin_server = origin_server(shared, origin.clone(), store.clone())?;
-    let origin_l = bind("origin", origin.listen).await?;
-    let edge_l = bind("edge", edge.listen).await?;
-    let catalog_l = bind("catalog", catalog.listen).await?;
+    let origin_l = bind("origin", origin.listen, false).await?;
+    let edge_tls = edge.tls_cert.is_some();
+    let edge_l = bind("edge", edge.listen, edge_tls).await?;
+    let catalog_l = bind("catalog", catalog.listen, catalog.tls_cert.is_some()).await?;
     if wiring.edge_to_origin {
         edge.upstream = vec![format!("http://{}", local_addr(&origin_l)?)];
     }
     if wiring.catalog_to_edge {
-        catalog.edge_url = format!("http://{}", local_addr(&edge_l)?);
+        let scheme = if edge_tls { "https" } else { "http" };
+        catalog.edge_url = format!("{scheme}://{}", local_addr(&edge_l)?);
     }
     let edge_server = keyframe_edge::Server::new(edge.clone())
         .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
@@ -383,12 +388,15 @@ async fn serve_all(
     Ok(())
 }
 
-async fn bind(what: &str, addr: std::net::SocketAddr) -> Result<TcpListener, Failure> {
+/// Binds a server's address and says where it listens (`https://` when it
+/// terminates TLS).
+async fn bind(what: &str, addr: std::net::SocketAddr, tls: bool) -> Result<TcpListener, Failure> {
     let l = TcpListener::bind(addr)
         .await
         .with_context(|| format!("{what}: cannot listen on {addr}"))?;
     let local = l.local_addr().context("local address")?;
-    say(format_args!("{what} listening on http://{local}"));
+    let scheme = if tls { "https" } else { "http" };
+    say(format_args!("{what} listening on {scheme}://{local}"));
     tracing::info!(server = what, %local, "listening");
     Ok(l)
 }
@@ -411,6 +419,17 @@ fn origin_server(
 /// A catalog configuration error is a usage error: one line, exit 2.
 fn check_catalog(config: &keyframe_catalog::Config) -> Result<(), Failure> {
     config.check().map_err(|e| {
+        Failure::Config(ConfigError(format!(
+            "invalid value for option '{}': {}",
+            e.option.replace('_', "-"),
+            e.message
+        )))
+    })
+}
+
+/// The catalog's TLS files load (only the commands that serve read them).
+fn check_catalog_tls(config: &keyframe_catalog::Config) -> Result<(), Failure> {
+    config.tls().map(drop).map_err(|e| {
         Failure::Config(ConfigError(format!(
             "invalid value for option '{}': {}",
             e.option.replace('_', "-"),

@@ -155,6 +155,11 @@ fn bad_flags_and_values_are_one_line_and_exit_2() {
         (&["frobnicate"], &[], "frobnicate"),
         (&["edge", "--tls-cert", "/no/such/cert.pem"], &[], "tls-key"),
         (
+            &["catalog", "--tls-key", "/no/such/key.pem"],
+            &[],
+            "tls-cert",
+        ),
+        (
             &["origin", "--tls-key", "/no/such/key.pem"],
             &[],
             "tls-cert",
@@ -601,4 +606,90 @@ async fn users_are_managed_from_the_command_line() {
     assert_eq!(login(new_pw).await.0, 401);
     let (_, out, _) = call(&["list"], "");
     assert!(out.trim().is_empty(), "{out}");
+}
+
+/// `keyframe catalog --tls-cert … --tls-key …` serves HTTPS only: it says so, a
+/// sign-in over it sets a `Secure` session cookie and HSTS, and `healthcheck --ca`
+/// reaches it.
+#[test]
+fn catalog_serves_https_with_tls_cert_and_key() {
+    if !common::have_tools(&["curl"], "catalog HTTPS test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("rcgen");
+    let cert = tmp.path().join("cert.pem");
+    let key = tmp.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("write key");
+    let path = |p: &std::path::Path| p.to_str().expect("utf8").to_string();
+    let dd = path(&tmp.path().join("data"));
+    let mut cmd = keyframe();
+    cmd.args(["catalog", "--listen", "127.0.0.1:0", "--data-dir", &dd])
+        .args(["--tls-cert", &path(&cert), "--tls-key", &path(&key)]);
+    let node = Running::start(cmd, 1);
+    let base = node.url("catalog").to_string();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+
+    // curl, trusting the test certificate: (status, response head, body).
+    let curl = |method: &str, api: &str, body: &str| {
+        let head = tmp.path().join("head");
+        let o = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert", &path(&cert)])
+            .args(["-X", method, "-H", "content-type: application/json"])
+            .args(["--data-binary", body, "-D", &path(&head)])
+            .args(["-w", "\n%{http_code}"])
+            .arg(format!("{base}{api}"))
+            .output()
+            .expect("run curl");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (body, status) = out.rsplit_once('\n').expect("status line");
+        let head = std::fs::read_to_string(&head)
+            .expect("head")
+            .to_ascii_lowercase();
+        (
+            status.parse::<u16>().expect("status"),
+            head,
+            body.to_string(),
+        )
+    };
+    let (status, _, body) = curl(
+        "POST",
+        "/api/users",
+        r#"{"username":"tess","password":"a long tls passphrase","email":"tess@example.com","date_of_birth":"1990-05-17"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, head, body) = curl(
+        "POST",
+        "/api/sessions",
+        r#"{"username":"tess","password":"a long tls passphrase"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let cookie = head
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie in {head}"));
+    assert!(cookie.contains("kf_session="), "{cookie}");
+    assert!(
+        cookie.contains("; secure"),
+        "not Secure over HTTPS: {cookie}"
+    );
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000"),
+        "{head}"
+    );
+
+    let (code, out, err) = run(
+        &[
+            "healthcheck",
+            "--ca",
+            &path(&cert),
+            &format!("{base}/_keyframe/healthz"),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(node.terminate().code(), Some(0));
 }

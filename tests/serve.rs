@@ -231,7 +231,8 @@ fn addr_of(url: &str) -> SocketAddr {
 /// Item 3: a connection that never sends a byte is closed after the header
 /// timeout, counted from the accept; one client address holds at most
 /// `max_connections_per_address` connections, and a connection past it is closed
-/// at once while other addresses are served. On the edge and the origin of `serve`.
+/// at once while other addresses are served. On the edge, the origin and the
+/// catalog of `serve` (the catalog runs on the same accept loop).
 #[tokio::test]
 async fn silent_connections_time_out_and_one_address_cannot_take_every_slot() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -251,7 +252,7 @@ async fn silent_connections_time_out_and_one_address_cannot_take_every_slot() {
         .timeout(Duration::from_secs(5))
         .build()
         .expect("client");
-    for server in ["edge", "origin"] {
+    for server in ["edge", "origin", "catalog"] {
         let to = addr_of(node.url(server));
         let mut quiet = silent(hog, to).await;
         let after = closed_within(&mut quiet, Duration::from_secs(5))
@@ -273,7 +274,11 @@ async fn silent_connections_time_out_and_one_address_cannot_take_every_slot() {
             "{server}: a connection past the per-address cap was kept"
         );
         // Another address is served while that one is at its cap.
-        let url = format!("{}/v1/objects/demo/hello.txt", node.url(server));
+        let path = match server {
+            "catalog" => "/_keyframe/healthz",
+            _ => "/v1/objects/demo/hello.txt",
+        };
+        let url = format!("{}{path}", node.url(server));
         let r = served.get(&url).send().await.expect("another address");
         assert_eq!(r.status(), 200, "{server}");
         // And the held ones time out too, giving their slots back.
@@ -532,4 +537,109 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
         .split_whitespace()
         .next()
         .unwrap_or_default()
+}
+
+/// `serve --tls-cert … --tls-key …`: the edge and the catalog speak HTTPS (and say
+/// so), the origin behind the edge stays plain on loopback, and the catalog's links
+/// (an avatar here) point at the edge's `https://` address and load from it.
+#[test]
+fn serve_with_tls_serves_the_edge_and_the_catalog_over_https() {
+    if !have_tools(&["curl", "ffmpeg"], "serve HTTPS test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("rcgen");
+    let cert = tmp.path().join("cert.pem");
+    let key = tmp.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("write key");
+    let mut cmd = serve(&tmp.path().join("data"), &[]);
+    cmd.arg("--tls-cert").arg(&cert).arg("--tls-key").arg(&key);
+    let node = Running::start(cmd, 3);
+    assert!(node.url("origin").starts_with("http://127.0.0.1:"));
+    for server in ["edge", "catalog"] {
+        let url = node.url(server);
+        assert!(url.starts_with("https://127.0.0.1:"), "{server}: {url}");
+        let out = keyframe()
+            .arg("healthcheck")
+            .arg("--ca")
+            .arg(&cert)
+            .arg(format!("{url}/_keyframe/healthz"))
+            .output()
+            .expect("healthcheck");
+        assert!(
+            out.status.success(),
+            "{server}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // curl trusting the test certificate: the body, which must be a success.
+    let curl = |args: &[&str]| {
+        let o = std::process::Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "20", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .expect("run curl");
+        assert!(
+            o.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    let catalog = node.url("catalog").to_string();
+    let json = ["-H", "content-type: application/json", "--data-binary"];
+    curl(&[
+        &json[..],
+        &[
+            r#"{"username":"tls","password":"a long tls passphrase","email":"tls@example.com","date_of_birth":"1990-05-17"}"#,
+            &format!("{catalog}/api/users"),
+        ],
+    ]
+    .concat());
+    let session: Value = serde_json::from_slice(&curl(
+        &[
+            &json[..],
+            &[
+                r#"{"username":"tls","password":"a long tls passphrase"}"#,
+                &format!("{catalog}/api/sessions"),
+            ],
+        ]
+        .concat(),
+    ))
+    .expect("session json");
+    let bearer = format!(
+        "authorization: Bearer {}",
+        session["token"].as_str().expect("token")
+    );
+    let png = tmp.path().join("avatar.png");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "color=c=red:s=64x64", "-frames:v", "1"])
+        .arg(&png)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success(), "ffmpeg could not make a PNG");
+    let me: Value = serde_json::from_slice(&curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &bearer,
+        "-H",
+        "content-type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", png.display()),
+        &format!("{catalog}/api/users/me/avatar"),
+    ]))
+    .expect("user json");
+    let avatar = me["avatar"]["url"].as_str().expect("an avatar URL");
+    assert!(
+        avatar.starts_with(&format!("{}/", node.url("edge"))),
+        "the avatar is not on the HTTPS edge: {avatar}"
+    );
+    assert!(!curl(&[avatar]).is_empty(), "an empty avatar");
+    assert!(node.terminate().success());
 }

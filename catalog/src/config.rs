@@ -2,13 +2,18 @@
 //! layers flags over `KEYFRAME_*` environment over the config file over these.
 //!
 //! Options the edge has too (`token_key`, `admin_token`, `region_header`,
-//! `region_networks`) share their names, types and meaning with it, so one config file
-//! serves a whole node.
+//! `region_networks`, `tls_cert`, `tls_key`, `header_timeout_secs`) share their names,
+//! types and meaning with it, so one config file serves a whole node.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
+use keyframe_origin::http_server::Limits;
 use keyframe_origin::region::RegionMap;
+use keyframe_origin::size::ByteSize;
+use keyframe_origin::tls::{Tls, TlsError};
 use keyframe_origin::token::TokenKey;
 use serde::{Deserialize, Serialize};
 
@@ -29,13 +34,36 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Seconds in-flight requests may run after shutdown starts. Default 10.
     pub grace_secs: u64,
+    /// Seconds a client may take to send request headers, counted for the first
+    /// request from the accept (a TLS handshake included), and to keep an idle
+    /// connection. Default 30.
+    pub header_timeout_secs: u64,
+    /// The most connections served at once; further ones wait in the listen
+    /// backlog. Default 10000.
+    pub max_connections: usize,
+    /// The most connections served at once from one client address; one past it is
+    /// closed at once, unanswered. 0 means a quarter of `max_connections`. Behind a
+    /// load balancer every client shares its address: raise it there. Default 0 (2500).
+    pub max_connections_per_address: usize,
+    /// The largest request head accepted. Default `64KiB`.
+    pub max_header_size: ByteSize,
+    /// A PEM certificate chain (leaf first). With `tls_key`, the catalog speaks HTTPS
+    /// only, offering HTTP/2 and HTTP/1.1 by ALPN. Default: none (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`; the two are set
+    /// together or not at all. Default: none (plain HTTP).
+    pub tls_key: Option<PathBuf>,
+    /// With `tls_cert`, the `max-age` of the `Strict-Transport-Security` header sent
+    /// on every answer (browsers then use HTTPS for the whole host name, every port);
+    /// 0 = no header. Default 31536000 (one year).
+    pub hsts_max_age_secs: u64,
 
     /// The request header that names the client's region, believed only from
     /// `trusted_proxies`; empty = none. Default `X-Keyframe-Region` (as on the edge).
     pub region_header: String,
     /// Peers (CIDR networks or addresses, e.g. a load balancer's) whose
-    /// `region_header` and `client_ip_header` are believed; from anyone else they are
-    /// ignored. Default: none.
+    /// `region_header`, `client_ip_header` and `X-Forwarded-Proto` are believed; from
+    /// anyone else they are ignored. Default: none.
     #[serde(deserialize_with = "keyframe_origin::config::string_list")]
     pub trusted_proxies: Vec<String>,
     /// Networks mapped to regions, as `CIDR=REGION` entries (e.g. `10.0.0.0/8=eu`),
@@ -70,8 +98,9 @@ pub struct Config {
 
     /// Lifetime of a session in seconds. Default 2592000 (30 days).
     pub session_ttl_secs: u64,
-    /// Whether the session cookie is marked `Secure` (set it when served over
-    /// HTTPS). Default `false`.
+    /// Whether the session cookie is always marked `Secure`. Without it the cookie is
+    /// `Secure` when the request came over HTTPS: to this catalog's `tls_cert`, or
+    /// through a trusted proxy's `X-Forwarded-Proto: https`. Default `false`.
     pub cookie_secure: bool,
     /// Failed sign-ins of one (username, address) pair, or of one browser's device
     /// cookie, before each further attempt waits (1 s, doubling up to
@@ -158,6 +187,13 @@ impl Default for Config {
             token_key: None,
             admin_token: None,
             grace_secs: 10,
+            header_timeout_secs: 30,
+            max_connections: 10_000,
+            max_connections_per_address: 0,
+            max_header_size: ByteSize(64 * 1024),
+            tls_cert: None,
+            tls_key: None,
+            hsts_max_age_secs: 365 * 24 * 3600,
             region_header: "X-Keyframe-Region".into(),
             trusted_proxies: Vec::new(),
             region_networks: Vec::new(),
@@ -235,6 +271,7 @@ impl Config {
             ("session_ttl_secs", self.session_ttl_secs),
             ("login_window_secs", self.login_window_secs),
             ("login_max_delay_secs", self.login_max_delay_secs),
+            ("header_timeout_secs", self.header_timeout_secs),
         ] {
             if n == 0 {
                 return Err(bad(name, "must be at least 1"));
@@ -298,6 +335,43 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The TLS this configuration asks for: `None` without `tls_cert` and `tls_key`;
+    /// an error naming the option when only one is set or a file will not load.
+    /// ([`Config::check`] leaves it out: commands that only use the database need
+    /// not read the key.)
+    pub fn tls(&self) -> Result<Option<Tls>, ConfigError> {
+        Tls::from_config(self.tls_cert.as_deref(), self.tls_key.as_deref()).map_err(|e| {
+            let option = match &e {
+                TlsError::Missing { missing, .. } if *missing == "tls-key" => "tls_key",
+                TlsError::Key { .. } => "tls_key",
+                _ => "tls_cert",
+            };
+            // The error's text starts with the option(s) it is about.
+            let text = e.to_string();
+            let message = text.split_once(": ").map_or(text.as_str(), |(_, m)| m);
+            bad(option, message)
+        })
+    }
+
+    /// The accept loop's limits (as the origin's and the edge's), with `tls` to
+    /// terminate.
+    pub fn limits(&self, tls: Option<Tls>) -> Limits {
+        let max_connections = self.max_connections.max(1);
+        Limits {
+            header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            max_connections,
+            max_connections_per_address: match self.max_connections_per_address {
+                0 => keyframe_origin::http_server::per_address_default(max_connections),
+                n => n,
+            },
+            max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
+            grace: Duration::from_secs(self.grace_secs),
+            tls,
+            // The catalog's bodies are never sealed chunks.
+            sendfile: false,
+        }
     }
 
     /// The client → region map from the region options.
@@ -436,6 +510,33 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.check().expect_err("bad").option, "region_edges");
+    }
+
+    #[test]
+    fn tls_and_proxy_errors_name_the_option() {
+        let c = Config {
+            tls_cert: Some("/nonexistent/cert.pem".into()),
+            ..Config::default()
+        };
+        let e = c.tls().expect_err("only one of the pair");
+        assert_eq!(e.option, "tls_key", "{e}");
+        assert_eq!(e.message, "must be set together with tls-cert");
+        let c = Config {
+            tls_cert: Some("/nonexistent/cert.pem".into()),
+            tls_key: Some("/nonexistent/key.pem".into()),
+            ..Config::default()
+        };
+        let e = c.tls().expect_err("missing files");
+        assert_eq!(e.option, "tls_cert", "{e}");
+        assert!(e.message.contains("/nonexistent/cert.pem"), "{e}");
+        assert!(Config::default().tls().expect("no TLS").is_none());
+        let c = Config {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "lb.internal".into()],
+            ..Config::default()
+        };
+        let e = c.check().expect_err("bad proxy");
+        assert_eq!(e.option, "trusted_proxies");
+        assert!(e.message.contains("'lb.internal'"), "{e}");
     }
 
     #[test]

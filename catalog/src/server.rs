@@ -23,6 +23,7 @@ use crate::cache::{Changes, HotCache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
+use crate::forwarded::DirectTls;
 use crate::playback::Signer;
 use crate::uploads::{NoUploads, Uploads};
 
@@ -275,27 +276,59 @@ impl Catalog {
         Ok((router, writer))
     }
 
-    /// Serves the catalog on `listener` until `shutdown` resolves.
+    /// Serves the catalog on `listener` until `shutdown` resolves, through the accept
+    /// loop of the origin and the edge (`keyframe_origin::http_server::serve`): its
+    /// header timeout from the accept, connection limits and graceful shutdown, and,
+    /// with `tls_cert`/`tls_key`, HTTPS (the handshake under the header timeout).
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let invalid = |e: ConfigError| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         let grace = Duration::from_secs(self.config.grace_secs);
-        let (app, writer) = self
-            .build()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
-        // The router is gone: the history writer commits what is queued, then ends.
+        let tls = self.config.tls().map_err(invalid)?;
+        let hsts = match (&tls, self.config.hsts_max_age_secs) {
+            (Some(_), age) if age > 0 => Some(header_value(&format!("max-age={age}"))),
+            _ => None,
+        };
+        let direct_tls = tls.is_some();
+        let limits = self.config.limits(tls);
+        let (app, writer) = self.build().map_err(invalid)?;
+        let handler = move |req: http::Request<hyper::body::Incoming>, peer: SocketAddr| {
+            let mut req = req.map(axum::body::Body::new);
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            if direct_tls {
+                req.extensions_mut().insert(DirectTls);
+            }
+            let mut app = app.clone();
+            let hsts = hsts.clone();
+            async move {
+                let mut resp = match tower_service::Service::call(&mut app, req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                };
+                if let Some(v) = hsts {
+                    resp.headers_mut()
+                        .insert(header::STRICT_TRANSPORT_SECURITY, v);
+                }
+                resp.map(|body| {
+                    http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
+                        body,
+                        |e| -> keyframe_origin::http_server::BoxError { Box::new(e) },
+                    ))
+                })
+            }
+        };
+        keyframe_origin::http_server::serve(listener, limits, handler, shutdown).await;
+        // The router is gone (unless a connection outlived the grace period, which the
+        // writer's wait below bounds): the history writer commits what is queued, then
+        // ends.
         if tokio::time::timeout(grace, writer).await.is_err() {
             tracing::warn!("history writer still busy after the grace period");
         }
-        served
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@ use super::views::{ErrorBody, SessionView, UserView, ViewCtx};
 use crate::auth::{new_session_token, Refused, Verified, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::cache::Change;
 use crate::db::DbError;
+use crate::forwarded::Https;
 use crate::meta::UserPatch;
 use crate::server::{header_value, ApiError, AppState};
 use crate::uploads::UploadError;
@@ -283,6 +284,7 @@ pub async fn create_session(
     State(s): State<AppState>,
     client: Client,
     request_headers: HeaderMap,
+    Https(https): Https,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
     if body.username.len() > 256 {
@@ -352,7 +354,7 @@ pub async fn create_session(
     let mut headers = HeaderMap::new();
     headers.insert(
         header::SET_COOKIE,
-        session_cookie(&token, ttl, s.config.cookie_secure),
+        session_cookie(&token, ttl, https || s.config.cookie_secure),
     );
     headers.append(
         header::SET_COOKIE,
@@ -374,6 +376,7 @@ pub async fn create_session(
 pub async fn delete_session(
     State(s): State<AppState>,
     caller: Caller,
+    Https(https): Https,
 ) -> Result<Response, ApiError> {
     if let Caller::User(u) = &caller {
         s.db.delete_session(&u.token_hash).await?;
@@ -383,7 +386,7 @@ pub async fn delete_session(
         StatusCode::NO_CONTENT,
         [(
             header::SET_COOKIE,
-            clear_session_cookie(s.config.cookie_secure),
+            clear_session_cookie(https || s.config.cookie_secure),
         )],
     )
         .into_response())
@@ -542,6 +545,7 @@ pub async fn delete_me(
     State(s): State<AppState>,
     caller: Caller,
     client: Client,
+    Https(https): Https,
     ApiJson(body): ApiJson<DeleteAccount>,
 ) -> Result<Response, ApiError> {
     let me = caller.require_user()?.clone();
@@ -582,7 +586,7 @@ pub async fn delete_me(
         StatusCode::NO_CONTENT,
         [(
             header::SET_COOKIE,
-            clear_session_cookie(s.config.cookie_secure),
+            clear_session_cookie(https || s.config.cookie_secure),
         )],
     )
         .into_response())
