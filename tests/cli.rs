@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{keyframe, Running};
+use common::{keyframe, serve_node, Running};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut c = keyframe();
@@ -347,17 +347,7 @@ fn migrate_creates_the_sqlite_database() {
 #[tokio::test]
 async fn serve_answers_health_on_three_ports_and_stops_on_sigterm() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut cmd = keyframe();
-    cmd.arg("--data-dir").arg(tmp.path()).args([
-        "serve",
-        "--catalog-listen",
-        "127.0.0.1:0",
-        "--edge-listen",
-        "127.0.0.1:0",
-        "--origin-listen",
-        "127.0.0.1:0",
-    ]);
-    let node = Running::start(cmd, 3);
+    let node = Running::start(serve_node(tmp.path(), &[]), 3);
     let client = reqwest::Client::new();
     for name in ["catalog", "edge", "origin"] {
         for path in ["/_keyframe/healthz", "/_keyframe/metrics"] {

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{keyframe, Running};
+use common::{keyframe, serve_node, Running};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -172,19 +172,10 @@ async fn ingest_serves_dedupes_and_reports_bad_files() {
 async fn remote_ingest_streams_to_the_catalog() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("node");
-    let mut cmd = keyframe();
-    cmd.arg("--data-dir").arg(&data).args([
-        "serve",
-        "--catalog-listen",
-        "127.0.0.1:0",
-        "--edge-listen",
-        "127.0.0.1:0",
-        "--origin-listen",
-        "127.0.0.1:0",
-        "--admin-token",
-        "s3cret-admin-token",
-    ]);
-    let node = Running::start(cmd, 3);
+    let node = Running::start(
+        serve_node(&data, &["--admin-token", "s3cret-admin-token"]),
+        3,
+    );
     let file = tmp.path().join("upload.bin");
     let body = bytes(5 << 20, 11);
     std::fs::write(&file, &body).expect("write");
@@ -451,16 +442,7 @@ async fn a_region_title_plays_on_a_node_of_that_region() {
         .expect("id")
         .to_string();
     for (region, status) in [(None, 451), (Some("eu"), 200)] {
-        let mut cmd = keyframe();
-        cmd.arg("--data-dir").arg(&data).args([
-            "serve",
-            "--catalog-listen",
-            "127.0.0.1:0",
-            "--edge-listen",
-            "127.0.0.1:0",
-            "--origin-listen",
-            "127.0.0.1:0",
-        ]);
+        let mut cmd = serve_node(&data, &[]);
         if let Some(r) = region {
             cmd.args(["--region", r]);
         }

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{have_tools, keyframe, Running};
+use common::{have_tools, serve_node, Running};
 
 fn encoder() -> &'static str {
     let out = Command::new("ffmpeg")
@@ -63,17 +63,7 @@ fn ffprobe_ffmpeg_and_aria2c_through_origin_and_edge() {
     std::fs::create_dir_all(&media).expect("mkdir");
     make_clip(&media.join("fast.mp4"), true);
     make_clip(&media.join("slow.mp4"), false);
-    let mut cmd = keyframe();
-    cmd.arg("--data-dir").arg(tmp.path()).args([
-        "serve",
-        "--catalog-listen",
-        "127.0.0.1:0",
-        "--edge-listen",
-        "127.0.0.1:0",
-        "--origin-listen",
-        "127.0.0.1:0",
-    ]);
-    let node = Running::start(cmd, 3);
+    let node = Running::start(serve_node(tmp.path(), &[]), 3);
     for server in ["origin", "edge"] {
         for clip in ["fast.mp4", "slow.mp4"] {
             let url = format!("{}/v1/objects/media/{clip}", node.url(server));

@@ -9,27 +9,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{have_tools, keyframe, metric_sum, metrics_text, Running};
+use common::{have_tools, keyframe, metric_sum, metrics_text, serve_node, Running};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
-
-/// `keyframe --data-dir DIR serve` on port 0 everywhere, with `extra` flags.
-fn serve(data: &Path, extra: &[&str]) -> std::process::Command {
-    let mut cmd = keyframe();
-    cmd.arg("--data-dir").arg(data).args([
-        "serve",
-        "--catalog-listen",
-        "127.0.0.1:0",
-        "--edge-listen",
-        "127.0.0.1:0",
-        "--origin-listen",
-        "127.0.0.1:0",
-    ]);
-    cmd.args(extra);
-    cmd
-}
 
 /// Writes `bytes` as object `key` of the data directory's default store.
 fn put_object(data: &Path, key: &str, bytes: &[u8]) {
@@ -80,7 +64,7 @@ async fn a_stderr_whose_reader_went_away_stops_no_server() {
     put_object(tmp.path(), "demo/hello.txt", b"hello, keyframe");
     let http = client();
 
-    let mut cmd = serve(tmp.path(), &[]);
+    let mut cmd = serve_node(tmp.path(), &[]);
     cmd.env("KEYFRAME_LOG", "info");
     let node = start_then_close_stderr(cmd, 3);
     for _ in 0..20 {
@@ -138,7 +122,7 @@ fn start_then_close_stderr(cmd: std::process::Command, expect: usize) -> Running
 async fn a_stalled_stderr_blocks_no_server() {
     let tmp = tempfile::tempdir().expect("tmp");
     put_object(tmp.path(), "demo/hello.txt", b"hello, keyframe");
-    let mut cmd = serve(tmp.path(), &[]);
+    let mut cmd = serve_node(tmp.path(), &[]);
     cmd.env("KEYFRAME_LOG", "info");
     // Held open and never read: the pipe's 64 KiB fill after a few hundred lines.
     let (node, stalled) = Running::start_with_stderr(cmd, 3);
@@ -171,7 +155,7 @@ async fn a_download_through_serves_edge_survives_sigterm() {
     let want = Sha256::digest(&bytes);
     put_object(tmp.path(), "big/blob.bin", &bytes);
     drop(bytes);
-    let mut node = Running::start(serve(tmp.path(), &[]), 3);
+    let mut node = Running::start(serve_node(tmp.path(), &[]), 3);
     let url = format!("{}/v1/objects/big/blob.bin", node.url("edge"));
     let mut resp = reqwest::get(&url).await.expect("GET through the edge");
     assert_eq!(resp.status(), 200);
@@ -237,7 +221,7 @@ fn addr_of(url: &str) -> SocketAddr {
 async fn silent_connections_time_out_and_one_address_cannot_take_every_slot() {
     let tmp = tempfile::tempdir().expect("tmp");
     put_object(tmp.path(), "demo/hello.txt", b"hello, keyframe");
-    let mut cmd = serve(tmp.path(), &[]);
+    let mut cmd = serve_node(tmp.path(), &[]);
     cmd.env("KEYFRAME_HEADER_TIMEOUT_SECS", "1")
         // Room for the edge's own connections to the origin besides the silent ones.
         .env("KEYFRAME_MAX_CONNECTIONS", "20")
@@ -341,7 +325,7 @@ async fn serve_with_a_token_key_plays_signed_urls_through_its_edge() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let node = Running::start(serve(&data, &["--token-key", KEY]), 3);
+    let node = Running::start(serve_node(&data, &["--token-key", KEY]), 3);
     let catalog = node.url("catalog").to_string();
     let edge = node.url("edge").to_string();
     let http = client();

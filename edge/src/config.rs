@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use keyframe_origin::config::string_list;
+use keyframe_origin::config::{string_list, string_map};
 use keyframe_origin::http_server::Limits;
 use keyframe_origin::region::{RegionError, RegionMap};
 use keyframe_origin::size::ByteSize;
@@ -97,7 +97,7 @@ pub struct Config {
     /// `upstream` or `parent` (`"http://origin-b:8080" = "/status"`); the others
     /// use `health_check_path`. Also accepted as `URL=PATH,URL=PATH` text.
     /// Default: none.
-    #[serde(deserialize_with = "string_map")]
+    #[serde(deserialize_with = "url_paths")]
     pub health_check_paths: BTreeMap<String, String>,
     /// Whether a 5xx answer to the health check takes the upstream out of
     /// rotation (and a 2xx-4xx one brings it back), for health paths that report
@@ -149,30 +149,9 @@ impl Default for Config {
     }
 }
 
-/// A map given as a TOML table or as `KEY=VALUE,KEY=VALUE` text (a flag or an
-/// environment variable).
-fn string_map<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum TextOrMap {
-        Text(String),
-        Map(BTreeMap<String, String>),
-    }
-    Ok(match TextOrMap::deserialize(d)? {
-        TextOrMap::Map(m) => m,
-        TextOrMap::Text(s) => {
-            let mut m = BTreeMap::new();
-            for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-                let (k, v) = entry.split_once('=').ok_or_else(|| {
-                    serde::de::Error::custom(format!("'{entry}' is not URL=PATH"))
-                })?;
-                m.insert(k.trim().to_string(), v.trim().to_string());
-            }
-            m
-        }
-    })
+/// `health_check_paths`: a table, or `URL=PATH,URL=PATH` text.
+fn url_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    string_map(d, "URL=PATH")
 }
 
 impl Config {

@@ -371,25 +371,29 @@ impl Server {
         first: u64,
         last: u64,
     ) -> Vec<Option<Arc<InFlight>>> {
-        let cs = self.inner.chunk_size;
         if entry.length == 0 {
             return Vec::new();
         }
         (first..=last)
-            .map(|i| {
-                match self
-                    .inner
-                    .chunks
-                    .source((entry.generation, i), entry.chunk_len(i, cs))
-                {
-                    Source::Flight {
-                        flight,
-                        leader: true,
-                    } => Some(flight),
-                    _ => None,
-                }
-            })
+            .map(|i| self.claim_flight(entry, i))
             .collect()
+    }
+
+    /// Takes the lead on chunk `i` of `entry` unless somebody else has it (or
+    /// it is stored).
+    fn claim_flight(&self, entry: &Arc<Entry>, i: u64) -> Option<Arc<InFlight>> {
+        let cs = self.inner.chunk_size;
+        match self
+            .inner
+            .chunks
+            .source((entry.generation, i), entry.chunk_len(i, cs))
+        {
+            Source::Flight {
+                flight,
+                leader: true,
+            } => Some(flight),
+            _ => None,
+        }
     }
 
     /// Feeds an upstream body into the chunks it covers: its first `skip` bytes
@@ -590,17 +594,7 @@ impl Server {
                         flights.push(if i == idx {
                             Some(flight.clone())
                         } else {
-                            match self
-                                .inner
-                                .chunks
-                                .source((entry.generation, i), entry.chunk_len(i, cs))
-                            {
-                                Source::Flight {
-                                    flight,
-                                    leader: true,
-                                } => Some(flight),
-                                _ => None,
-                            }
+                            self.claim_flight(&entry, i)
                         });
                     }
                     self.pump(resp.into_body(), entry, 0, 0, flights, upstream)

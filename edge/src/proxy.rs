@@ -3,12 +3,15 @@
 //! methods pass through and may invalidate.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use keyframe_origin::http_server::{full, json_error, Body};
 
+use crate::entry::Entry;
 use crate::fetch::Outcome;
 use crate::policy::{self, set_cache_status, CacheStatus, Decision, Fwd, RequestDirectives};
 use crate::server::{cache_key, Server};
@@ -145,23 +148,10 @@ impl Server {
                 body,
             } => {
                 if status.is_server_error() {
-                    if let Some(entry) = stale {
-                        let age = entry.age(SystemTime::now());
-                        if policy::may_serve_stale_on_error(
-                            entry.lifetime,
-                            age,
-                            &entry.directives,
-                            &req_dirs,
-                        ) {
-                            self.count("stale");
-                            let cs = CacheStatus {
-                                hit: true,
-                                fwd_status: Some(status.as_u16()),
-                                detail: Some("stale-if-error".into()),
-                                ..CacheStatus::default()
-                            };
-                            return self.serve(entry, &parts, peer, cs);
-                        }
+                    if let Some(r) =
+                        self.stale_on_error(stale, &parts, peer, &req_dirs, Some(status.as_u16()))
+                    {
+                        return r;
                     }
                 }
                 self.count("pass");
@@ -184,23 +174,14 @@ impl Server {
                     return self.pass(parts, body, peer, &key, Fwd::UriMiss).await;
                 };
                 if resp.status().is_server_error() {
-                    if let Some(entry) = stale {
-                        let age = entry.age(SystemTime::now());
-                        if policy::may_serve_stale_on_error(
-                            entry.lifetime,
-                            age,
-                            &entry.directives,
-                            &req_dirs,
-                        ) {
-                            self.count("stale");
-                            let cs = CacheStatus {
-                                hit: true,
-                                fwd_status: Some(resp.status().as_u16()),
-                                detail: Some("stale-if-error".into()),
-                                ..CacheStatus::default()
-                            };
-                            return self.serve(entry, &parts, peer, cs);
-                        }
+                    if let Some(r) = self.stale_on_error(
+                        stale,
+                        &parts,
+                        peer,
+                        &req_dirs,
+                        Some(resp.status().as_u16()),
+                    ) {
+                        return r;
                     }
                 }
                 let fwd = if revalidating {
@@ -220,22 +201,8 @@ impl Server {
             }
             Outcome::Pass => self.pass(parts, body, peer, &key, Fwd::UriMiss).await,
             Outcome::Failed { status, why } => {
-                if let Some(entry) = stale {
-                    let age = entry.age(SystemTime::now());
-                    if policy::may_serve_stale_on_error(
-                        entry.lifetime,
-                        age,
-                        &entry.directives,
-                        &req_dirs,
-                    ) {
-                        self.count("stale");
-                        let cs = CacheStatus {
-                            hit: true,
-                            detail: Some("stale-if-error".into()),
-                            ..CacheStatus::default()
-                        };
-                        return self.serve(entry, &parts, peer, cs);
-                    }
+                if let Some(r) = self.stale_on_error(stale, &parts, peer, &req_dirs, None) {
+                    return r;
                 }
                 tracing::warn!(key, why, "upstream fetch failed");
                 let code = if status == StatusCode::GATEWAY_TIMEOUT {
@@ -253,6 +220,31 @@ impl Server {
                 r
             }
         }
+    }
+
+    /// A stale entry served in place of an upstream error where both sides'
+    /// `stale-if-error` allow it (RFC 5861 §4); None where they do not.
+    fn stale_on_error(
+        &self,
+        stale: Option<Arc<Entry>>,
+        parts: &Parts,
+        peer: SocketAddr,
+        req_dirs: &RequestDirectives,
+        fwd_status: Option<u16>,
+    ) -> Option<Response<Body>> {
+        let entry = stale?;
+        let age = entry.age(SystemTime::now());
+        if !policy::may_serve_stale_on_error(entry.lifetime, age, &entry.directives, req_dirs) {
+            return None;
+        }
+        self.count("stale");
+        let cs = CacheStatus {
+            hit: true,
+            fwd_status,
+            detail: Some("stale-if-error".into()),
+            ..CacheStatus::default()
+        };
+        Some(self.serve(entry, parts, peer, cs))
     }
 
     /// The key of the variant a request selects, or None for `Vary: *`.

@@ -1,6 +1,7 @@
 //! The origin's configuration. Every field has a documented default; the binary
 //! layers flags over `KEYFRAME_*` environment over the config file over these.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -112,5 +113,33 @@ pub fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>
             .map(String::from)
             .collect(),
         OneOrMany::Many(v) => v,
+    })
+}
+
+/// Deserializes a map from either a table or one `KEY=VALUE,KEY=VALUE` string, so
+/// a flag, an environment variable and a TOML table all work. `shape` names an
+/// entry in the error for text without `=` (`URL=PATH`).
+pub fn string_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    shape: &str,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrMap {
+        Text(String),
+        Map(BTreeMap<String, String>),
+    }
+    Ok(match TextOrMap::deserialize(d)? {
+        TextOrMap::Map(m) => m,
+        TextOrMap::Text(s) => {
+            let mut m = BTreeMap::new();
+            for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let (k, v) = entry
+                    .split_once('=')
+                    .ok_or_else(|| serde::de::Error::custom(format!("'{entry}' is not {shape}")))?;
+                m.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            m
+        }
     })
 }

@@ -52,6 +52,21 @@ fn tls_config(p: &Pki) -> Config {
     }
 }
 
+/// A TLS origin with a one-second header timeout, serving a 10-byte object
+/// (the store is returned to live as long as the server).
+async fn start_with_a_one_second_header_timeout(p: &Pki) -> (TestStore, Running) {
+    let t = memory_with_object(&body(10)).await;
+    let srv = start(
+        &t,
+        Config {
+            header_timeout_secs: 1,
+            ..tls_config(p)
+        },
+    )
+    .await;
+    (t, srv)
+}
+
 fn body(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
@@ -145,15 +160,7 @@ async fn plain_http_to_the_tls_port_fails_and_serving_goes_on() {
 #[tokio::test]
 async fn a_stalled_handshake_is_cut_after_the_header_timeout() {
     let p = pki();
-    let t = memory_with_object(&body(10)).await;
-    let srv = start(
-        &t,
-        Config {
-            header_timeout_secs: 1,
-            ..tls_config(&p)
-        },
-    )
-    .await;
+    let (_t, srv) = start_with_a_one_second_header_timeout(&p).await;
     let started = Instant::now();
     let mut idle = TcpStream::connect(srv.addr).await.expect("connect");
     // Half a ClientHello record header, then nothing.
@@ -177,15 +184,7 @@ async fn a_stalled_handshake_is_cut_after_the_header_timeout() {
 #[tokio::test]
 async fn a_silent_connection_after_the_handshake_is_closed_after_the_header_timeout() {
     let p = pki();
-    let t = memory_with_object(&body(10)).await;
-    let srv = start(
-        &t,
-        Config {
-            header_timeout_secs: 1,
-            ..tls_config(&p)
-        },
-    )
-    .await;
+    let (_t, srv) = start_with_a_one_second_header_timeout(&p).await;
     for alpn in [&b"http/1.1"[..], b"h2"] {
         let started = Instant::now();
         let mut quiet = tls_connect(srv.addr, &p.cert_pem, alpn).await;

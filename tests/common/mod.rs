@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,24 @@ pub fn keyframe() -> Command {
     }
     c.env("KEYFRAME_LOG", "warn");
     c
+}
+
+/// `keyframe --data-dir DATA serve` with its catalog, edge and origin on
+/// 127.0.0.1 port 0, then `extra` flags; start it with [`Running::start`] (3
+/// listen lines).
+pub fn serve_node(data: &Path, extra: &[&str]) -> Command {
+    let mut cmd = keyframe();
+    cmd.arg("--data-dir").arg(data).args([
+        "serve",
+        "--catalog-listen",
+        "127.0.0.1:0",
+        "--edge-listen",
+        "127.0.0.1:0",
+        "--origin-listen",
+        "127.0.0.1:0",
+    ]);
+    cmd.args(extra);
+    cmd
 }
 
 /// A running `keyframe` process in a process group of its own; the group is
