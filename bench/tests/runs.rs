@@ -171,10 +171,9 @@ async fn fixed_rate_with_a_session_header() {
     assert!(keyframe_bench::report::text(&r).contains("p95"));
 
     // Without the session the endpoint answers 401: the run refuses to start.
-    let err = measure(line(&[]).expect("parse"))
-        .await
-        .err()
-        .expect("refused");
+    let Err(err) = measure(line(&[]).expect("parse")).await else {
+        panic!("a run without the session header must be refused");
+    };
     assert!(format!("{err:#}").contains("401"), "{err:#}");
     // A header without a colon is a usage error.
     assert!(line(&["--header", "Authorization"]).is_err());

@@ -57,7 +57,7 @@ async fn steady_state_hot_reads_need_no_database() {
 
         // No database from here on: a round trip would fail.
         tdb.db.close().await;
-        let cold = vec![
+        let cold = [
             s.get("/api/users/me", Some(&token)).await,
             s.get(&detail, None).await,
             s.get(&detail, Some(&token)).await,
