@@ -277,6 +277,15 @@ impl Changes {
         let _ = self.tx.send(change);
     }
 
+    /// Applies `change` to this process's cache only, without announcing it on the
+    /// channel: for changes other processes learn from the database (the history
+    /// writer's, which PostgreSQL's triggers announce), so that a commit of a
+    /// thousand (viewer, title) pairs cannot make the channel's listener lag and
+    /// drop the whole cache.
+    pub fn apply_local(&self, change: &Change) {
+        self.cache.apply(change);
+    }
+
     /// A receiver of every change announced from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.tx.subscribe()
@@ -286,7 +295,8 @@ impl Changes {
 /// Starts the tasks that keep `cache` current and returns the channel to publish on.
 /// The tasks stop when `stop` is cancelled.
 pub fn start(cache: Arc<HotCache>, db: &Db, stop: CancellationToken) -> Changes {
-    let (tx, mut rx) = broadcast::channel(1024);
+    // Room for a burst of NOTIFYs from a large history commit on PostgreSQL.
+    let (tx, mut rx) = broadcast::channel(16 * 1024);
     let changes = Changes {
         tx: tx.clone(),
         cache: cache.clone(),

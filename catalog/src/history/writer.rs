@@ -142,7 +142,7 @@ fn announce(changes: &Changes, batches: &[&UserBatch]) {
     for b in batches {
         for e in &b.events {
             if seen.insert((b.user_id.as_str(), e.content_id.as_str())) {
-                changes.publish(Change::Watch {
+                changes.apply_local(&Change::Watch {
                     user_id: b.user_id.clone(),
                     content_id: e.content_id.clone(),
                 });
