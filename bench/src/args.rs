@@ -8,6 +8,25 @@ use clap::{Args, Subcommand};
 
 use crate::units::{parse_bitrate, parse_duration, parse_size};
 
+/// One `--header`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: http::HeaderName,
+    pub value: http::HeaderValue,
+}
+
+/// Parses `Name: value` (curl's `-H` form).
+pub fn parse_header(s: &str) -> Result<Header, String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}': expected NAME: VALUE"))?;
+    let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("'{}': not a header name", name.trim()))?;
+    let value = http::HeaderValue::from_str(value.trim())
+        .map_err(|_| format!("the value of {name} has characters a header cannot hold"))?;
+    Ok(Header { name, value })
+}
+
 /// `keyframe bench …`: a load workload, or the cache conformance suite.
 #[derive(Debug, Clone, Args)]
 pub struct BenchCli {
@@ -173,13 +192,19 @@ pub struct CommonArgs {
     /// Closed loop: this many connections, each with one request in flight.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Open loop: this many requests per second in total, on --connections
-    /// connections; latency is measured from each request's intended send time.
+    /// Open loop (fixed rate): this many requests per second in total, on
+    /// --connections connections, whatever the answers take; latency is measured
+    /// from each request's intended send time, so stalls are not hidden.
     #[arg(long)]
     pub rate: Option<f64>,
     /// Connections (default: --concurrency). In a closed loop it must equal --concurrency.
     #[arg(long)]
     pub connections: Option<usize>,
+    /// A header sent with every request, `Name: value` (repeatable): a session for
+    /// signed-in endpoints (`Authorization: Bearer …`, `Cookie: …`), an `Accept`, …
+    /// It replaces a header the bench would send (Host, Range).
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<Header>,
     /// Open a new connection for every request (default: keep-alive).
     #[arg(long)]
     pub no_keepalive: bool,

@@ -54,6 +54,9 @@ pub fn request(
     if !keepalive {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
+    for h in &server.headers {
+        headers.insert(h.name.clone(), h.value.clone());
+    }
     req
 }
 

@@ -153,6 +153,7 @@ pub async fn measure_here(args: BenchArgs) -> anyhow::Result<Outcome> {
         common.manifest.as_deref(),
         common.verify_dir.as_deref(),
     )?;
+    a.server.headers = common.headers.clone();
     a.probe().await?;
     let Some(compare) = &common.compare else {
         return Ok(Outcome::Run(Box::new(run_once(&args.workload, &a).await?)));

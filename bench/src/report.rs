@@ -29,6 +29,7 @@ pub fn metrics(r: &RunReport) -> Vec<(&'static str, f64)> {
         ("requests_per_s", s.requests_per_s),
         ("bytes_per_s", s.bytes_per_s),
         ("p50_ms", s.latency_ms.p50),
+        ("p95_ms", s.latency_ms.p95),
         ("p99_ms", s.latency_ms.p99),
         ("p99.9_ms", s.latency_ms.p999),
         ("max_ms", s.latency_ms.max),
@@ -146,8 +147,8 @@ pub fn text(r: &RunReport) -> String {
     );
     let _ = writeln!(
         out,
-        "  latency   p50 {:.3} ms, p90 {:.3}, p99 {:.3}, p99.9 {:.3}, max {:.3}",
-        l.p50, l.p90, l.p99, l.p999, l.max
+        "  latency   p50 {:.3} ms, p90 {:.3}, p95 {:.3}, p99 {:.3}, p99.9 {:.3}, max {:.3}",
+        l.p50, l.p90, l.p95, l.p99, l.p999, l.max
     );
     let _ = writeln!(out, "  client    {:.2} s CPU", s.client_cpu_s);
     let _ = writeln!(

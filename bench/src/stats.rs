@@ -148,6 +148,7 @@ pub struct Latency {
     pub mean: f64,
     pub p50: f64,
     pub p90: f64,
+    pub p95: f64,
     pub p99: f64,
     #[serde(rename = "p99.9")]
     pub p999: f64,
@@ -164,6 +165,7 @@ impl Latency {
             mean: hist.mean() / 1e3,
             p50: ms(hist.value_at_quantile(0.50)),
             p90: ms(hist.value_at_quantile(0.90)),
+            p95: ms(hist.value_at_quantile(0.95)),
             p99: ms(hist.value_at_quantile(0.99)),
             p999: ms(hist.value_at_quantile(0.999)),
             max: ms(hist.max()),
@@ -243,6 +245,7 @@ mod tests {
         let close = |got: f64, want: f64| (got - want).abs() <= want * 0.002 + 0.001;
         assert!(close(l.p50, 500.0), "{l:?}");
         assert!(close(l.p90, 900.0), "{l:?}");
+        assert!(close(l.p95, 950.0), "{l:?}");
         assert!(close(l.p99, 990.0), "{l:?}");
         assert!(close(l.p999, 999.0), "{l:?}");
         assert!(close(l.max, 1000.0), "{l:?}");

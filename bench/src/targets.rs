@@ -23,6 +23,8 @@ pub struct Server {
     pub host: HeaderValue,
     /// `http://host:port`, for reports.
     pub base: String,
+    /// Sent with every request (`--header`), after the bench's own.
+    pub headers: Vec<crate::args::Header>,
 }
 
 /// What a sampled response is compared with.
@@ -102,6 +104,7 @@ fn server_of(url: &url::Url) -> anyhow::Result<Server> {
         addr: format!("{host}:{port}"),
         host: HeaderValue::from_str(&authority).context("host header")?,
         base: format!("http://{authority}"),
+        headers: Vec::new(),
     })
 }
 
@@ -228,7 +231,8 @@ impl Targets {
     /// for a single --url without manifest, `other` itself when it has a path).
     pub fn rebase(&self, other: &str, single_url: bool) -> anyhow::Result<Targets> {
         let url = parse_url(other).context("--compare")?;
-        let server = server_of(&url)?;
+        let mut server = server_of(&url)?;
+        server.headers = self.server.headers.clone();
         let objects = if single_url && url.path() != "/" && !url.path().is_empty() {
             let mut object = object_of(&url)?;
             object.size = self.objects[0].size;
@@ -250,6 +254,9 @@ async fn served_size(
     *req.method_mut() = Method::HEAD;
     *req.uri_mut() = object.uri.clone();
     req.headers_mut().insert(HOST, server.host.clone());
+    for h in &server.headers {
+        req.headers_mut().insert(h.name.clone(), h.value.clone());
+    }
     sender.ready().await?;
     let resp = sender.send_request(req).await?;
     let len = resp

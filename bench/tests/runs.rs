@@ -116,6 +116,69 @@ async fn open_loop_does_not_hide_stalls() {
     assert!(s.latency_ms.p50 > 100.0, "{:?}", s.latency_ms);
 }
 
+/// A signed-in endpoint at a fixed rate: `--header` goes with every request (and
+/// with the probe that learns the size), and the report has the client's p95.
+#[tokio::test]
+async fn fixed_rate_with_a_session_header() {
+    const SESSION: &str = "Bearer s3cret-token";
+    let server = start(
+        object(2048),
+        Options {
+            require_header: Some(("authorization", SESSION)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let url = server.url("me");
+    let line = |extra: &[&str]| {
+        let mut words = vec![
+            "keyframe-bench",
+            "whole",
+            "--url",
+            &url,
+            "--rate",
+            "200",
+            "--connections",
+            "2",
+            "--warmup",
+            "0s",
+            "--duration",
+            "1s",
+            "--threads",
+            "1",
+        ];
+        words.extend_from_slice(extra);
+        Cli::try_parse_from(words).map(|c| c.bench)
+    };
+    let header = format!("Authorization: {SESSION}");
+    let signed_in = line(&["--header", &header, "--header", "X-Trace:  1 "]).expect("parse");
+    let r = match measure(signed_in).await.expect("run") {
+        Outcome::Run(r) => *r,
+        Outcome::Compare(_) => panic!("a single run expected"),
+    };
+    let s = &r.summary;
+    assert!((180..=220).contains(&s.requests), "{s:?}");
+    assert_eq!(s.errors, 0, "{:?}", s.error_kinds);
+    assert_eq!(s.bytes, s.requests * 2048);
+    let l = &s.latency_ms;
+    assert!(
+        l.p50 > 0.0 && l.p50 <= l.p95 && l.p95 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max,
+        "{l:?}"
+    );
+    assert!(r.load.contains("open loop"), "{}", r.load);
+    let json = serde_json::to_value(&r).expect("json");
+    assert!(json["latency_ms"]["p95"].is_number(), "{json}");
+    assert!(keyframe_bench::report::text(&r).contains("p95"));
+
+    // Without the session the endpoint answers 401: the run refuses to start.
+    let Err(err) = measure(line(&[]).expect("parse")).await else {
+        panic!("a run without the session header must be refused");
+    };
+    assert!(format!("{err:#}").contains("401"), "{err:#}");
+    // A header without a colon is a usage error.
+    assert!(line(&["--header", "Authorization"]).is_err());
+}
+
 #[tokio::test]
 async fn compare_interleaves_two_servers() {
     let (a, _da) = setup(Options::default()).await;

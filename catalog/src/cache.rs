@@ -1,12 +1,25 @@
-//! Hot reads: content details, users and sessions from in-process caches that change
-//! events keep current (no TTLs to guess).
+//! Hot reads: content details, users, sessions and viewers' resume points from
+//! in-process caches that change events keep current (no TTLs to guess), so the
+//! steady state of a hot read makes no database round trip.
 //!
 //! Every write the catalog makes publishes a [`Change`] on a broadcast channel
-//! ([`Changes`]); a listener task applies them to the [`HotCache`]. On PostgreSQL,
-//! triggers (migration 0002) also announce every change with `NOTIFY`, whoever makes
-//! it, and a second task feeds those into the same channel, so several catalog
-//! processes and `keyframe ingest` stay in step. If notifications may have been
-//! missed (a lagging listener, a lost connection), the whole cache is dropped.
+//! ([`Changes`]); a listener task applies them to the [`HotCache`]. The history
+//! writer publishes the (viewer, title) pairs of every commit before it answers.
+//! Other processes' changes arrive too:
+//!
+//! * On PostgreSQL, triggers (migrations 0002 and 0005) announce every change with
+//!   `NOTIFY`, whoever makes it, and a task feeds those into the same channel, so
+//!   several catalog processes and `keyframe ingest` stay in step.
+//! * On SQLite, triggers (migration 0005) append the same announcements to the
+//!   `change_log` table, and a task on a connection of its own polls
+//!   `PRAGMA data_version` every 200 ms (it changes only when another connection
+//!   committed) and, when it moved, reads the log past the last row it saw
+//!   ([`follow_sqlite`]). Only what changed is dropped; the log keeps a minute.
+//!   Watch state is not logged on SQLite (one catalog process per database file;
+//!   its own writer announces it).
+//!
+//! If announcements may have been missed (a lagging listener, a lost connection,
+//! log rows trimmed before they were read), the whole cache is dropped.
 //!
 //! A load that raced with an invalidation must not put a stale value back: each
 //! invalidation bumps an epoch, and a load that saw the epoch move while it read
@@ -16,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Row;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -33,20 +47,38 @@ pub enum Change {
     Session(String),
     /// All sessions of a user ended, or all but one (by user id).
     UserSessions(String),
+    /// A viewer's watch state of one title (resume point, watched).
+    Watch { user_id: String, content_id: String },
+    /// Any of a viewer's watch states (a history deletion).
+    UserWatch(String),
     /// Anything may have changed: drop everything.
     All,
 }
 
 impl Change {
-    /// Parses a `NOTIFY` payload: `content:<id>`, `user:<id>`, `session:<hash>`.
+    /// Parses a `NOTIFY` payload: `content:<id>`, `user:<id>`, `session:<hash>`,
+    /// `watch:<user id>:<content id>`.
     pub fn from_payload(payload: &str) -> Option<Change> {
         let (kind, id) = payload.split_once(':')?;
+        Change::from_parts(kind, id)
+    }
+
+    /// A change from its kind and id (a `change_log` row, or a payload's parts).
+    pub fn from_parts(kind: &str, id: &str) -> Option<Change> {
         let id = id.to_string();
         match kind {
             "content" => Some(Change::Content(id)),
             "user" => Some(Change::User(id)),
             "session" => Some(Change::Session(id)),
             "user_sessions" => Some(Change::UserSessions(id)),
+            "watch" => {
+                let (user_id, content_id) = id.split_once(':')?;
+                Some(Change::Watch {
+                    user_id: user_id.to_string(),
+                    content_id: content_id.to_string(),
+                })
+            }
+            "user_watch" => Some(Change::UserWatch(id)),
             _ => None,
         }
     }
@@ -59,13 +91,26 @@ pub struct CachedUser {
     pub assets: Vec<Asset>,
 }
 
+/// Where a viewer stands in a title: the resume point (`None` below the resume
+/// threshold and once finished) and whether they finished it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub position_ms: Option<i64>,
+    pub watched: bool,
+}
+
 /// The in-process caches behind hot reads.
 #[derive(Debug)]
 pub struct HotCache {
     content: moka::sync::Cache<String, Arc<Content>>,
     users: moka::sync::Cache<String, Arc<CachedUser>>,
     sessions: moka::sync::Cache<String, Session>,
+    /// Per (viewer, title); `None` for a title the viewer never watched.
+    resume: moka::sync::Cache<(String, String), Option<Resume>>,
     epoch: AtomicU64,
+    /// The resume cache's own epoch: history commits are frequent, and they need
+    /// not discard loads of the other caches.
+    resume_epoch: AtomicU64,
 }
 
 impl HotCache {
@@ -75,7 +120,9 @@ impl HotCache {
             content: moka::sync::Cache::new(entries),
             users: moka::sync::Cache::new(entries),
             sessions: moka::sync::Cache::new(entries),
+            resume: moka::sync::Cache::new(entries),
             epoch: AtomicU64::new(0),
+            resume_epoch: AtomicU64::new(0),
         }
     }
 
@@ -83,6 +130,31 @@ impl HotCache {
     pub fn apply(&self, change: &Change) {
         // Bump first: a load that read the database before this change and inserts
         // after this point sees the new epoch and removes its value.
+        match change {
+            Change::Watch {
+                user_id,
+                content_id,
+            } => {
+                self.resume_epoch.fetch_add(1, Ordering::SeqCst);
+                self.resume
+                    .invalidate(&(user_id.clone(), content_id.clone()));
+                return;
+            }
+            Change::UserWatch(user_id) => {
+                self.resume_epoch.fetch_add(1, Ordering::SeqCst);
+                for (key, _) in self.resume.iter() {
+                    if &key.0 == user_id {
+                        self.resume.invalidate(&*key);
+                    }
+                }
+                return;
+            }
+            Change::All => {
+                self.resume_epoch.fetch_add(1, Ordering::SeqCst);
+                self.resume.invalidate_all();
+            }
+            _ => {}
+        }
         self.epoch.fetch_add(1, Ordering::SeqCst);
         match change {
             Change::Content(id) => self.content.invalidate(id),
@@ -100,6 +172,7 @@ impl HotCache {
                 self.users.invalidate_all();
                 self.sessions.invalidate_all();
             }
+            Change::Watch { .. } | Change::UserWatch(_) => {}
         }
     }
 
@@ -118,13 +191,27 @@ impl HotCache {
         if let Some(v) = cache.get(key) {
             return Ok(v);
         }
-        let epoch = self.epoch.load(Ordering::SeqCst);
-        let v = load.await?;
-        cache.insert(key.to_string(), v.clone());
-        if self.epoch.load(Ordering::SeqCst) != epoch {
-            cache.invalidate(key);
+        read_through_keyed(&self.epoch, cache, key.to_string(), load).await
+    }
+
+    /// A viewer's resume point in a title; `None` if they never watched it.
+    pub async fn resume(
+        &self,
+        db: &Db,
+        user_id: &str,
+        content_id: &str,
+    ) -> Result<Option<Resume>, DbError> {
+        let key = (user_id.to_string(), content_id.to_string());
+        if let Some(v) = self.resume.get(&key) {
+            return Ok(v);
         }
-        Ok(v)
+        read_through_keyed(&self.resume_epoch, &self.resume, key, async {
+            Ok(db.watch_state(user_id, content_id).await?.map(|st| Resume {
+                position_ms: st.resume_ms,
+                watched: st.played,
+            }))
+        })
+        .await
     }
 
     /// A title with its categories, assets and rights.
@@ -152,6 +239,28 @@ impl HotCache {
     }
 }
 
+/// The load half of a read-through: the loaded value is kept unless `epoch` moved
+/// while it was read (an invalidation may have raced it).
+async fn read_through_keyed<K, V, F>(
+    epoch: &AtomicU64,
+    cache: &moka::sync::Cache<K, V>,
+    key: K,
+    load: F,
+) -> Result<V, DbError>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<V, DbError>>,
+{
+    let seen = epoch.load(Ordering::SeqCst);
+    let v = load.await?;
+    cache.insert(key.clone(), v.clone());
+    if epoch.load(Ordering::SeqCst) != seen {
+        cache.invalidate(&key);
+    }
+    Ok(v)
+}
+
 /// The channel that announces changes; publishing also applies the change to this
 /// process's cache at once, so a writer reads its own write.
 #[derive(Clone, Debug)]
@@ -168,6 +277,15 @@ impl Changes {
         let _ = self.tx.send(change);
     }
 
+    /// Applies `change` to this process's cache only, without announcing it on the
+    /// channel: for changes other processes learn from the database (the history
+    /// writer's, which PostgreSQL's triggers announce), so that a commit of a
+    /// thousand (viewer, title) pairs cannot make the channel's listener lag and
+    /// drop the whole cache.
+    pub fn apply_local(&self, change: &Change) {
+        self.cache.apply(change);
+    }
+
     /// A receiver of every change announced from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.tx.subscribe()
@@ -177,7 +295,8 @@ impl Changes {
 /// Starts the tasks that keep `cache` current and returns the channel to publish on.
 /// The tasks stop when `stop` is cancelled.
 pub fn start(cache: Arc<HotCache>, db: &Db, stop: CancellationToken) -> Changes {
-    let (tx, mut rx) = broadcast::channel(1024);
+    // Room for a burst of NOTIFYs from a large history commit on PostgreSQL.
+    let (tx, mut rx) = broadcast::channel(16 * 1024);
     let changes = Changes {
         tx: tx.clone(),
         cache: cache.clone(),
@@ -198,12 +317,147 @@ pub fn start(cache: Arc<HotCache>, db: &Db, stop: CancellationToken) -> Changes 
             }
         }
     });
-    if db.backend() == Backend::Postgres {
-        if let Some(url) = db.url() {
-            tokio::spawn(listen_postgres(url.to_string(), tx, stop));
+    match db.backend() {
+        Backend::Postgres => {
+            if let Some(url) = db.url() {
+                tokio::spawn(listen_postgres(url.to_string(), tx, stop));
+            }
         }
+        // An in-memory database has no other connection to follow.
+        Backend::Sqlite if db.is_sqlite_file() => {
+            tokio::spawn(follow_sqlite(db.clone(), tx, stop));
+        }
+        Backend::Sqlite => {}
     }
     changes
+}
+
+/// How often the SQLite follower asks whether another connection committed.
+pub const SQLITE_POLL: Duration = Duration::from_millis(200);
+/// How long `change_log` rows are kept (a follower further behind drops its cache).
+const LOG_KEEP_MS: i64 = 60_000;
+/// More unread rows than this: drop the cache rather than read them.
+const LOG_READ_MAX: i64 = 10_000;
+
+/// Feeds other connections' `change_log` rows into the channel (SQLite).
+async fn follow_sqlite(db: Db, tx: broadcast::Sender<Change>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let run = async {
+            let mut conn = db.sqlite_connection().await?;
+            let mut version = data_version(&mut conn).await?;
+            let mut last = log_head(&mut conn).await?;
+            // Anything may have changed while nobody followed.
+            let _ = tx.send(Change::All);
+            let mut trimmed = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(SQLITE_POLL).await;
+                let v = data_version(&mut conn).await?;
+                if v != version {
+                    version = v;
+                    last = read_log(&mut conn, last, &tx).await?;
+                }
+                if trimmed.elapsed() >= Duration::from_secs(10) {
+                    trimmed = tokio::time::Instant::now();
+                    let pool = db.pool().clone();
+                    // Off this loop: the delete may wait for the write lock.
+                    tokio::spawn(async move {
+                        let r = sqlx::query("DELETE FROM change_log WHERE at < $1")
+                            .bind(crate::db::now_ms() - LOG_KEEP_MS)
+                            .execute(&pool)
+                            .await;
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "trimming the change log failed");
+                        }
+                    });
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), DbError>(())
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = run => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "change log: follower failed; retrying");
+                }
+            }
+        }
+        let _ = tx.send(Change::All);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// SQLite's count that moves when another connection commits.
+async fn data_version(conn: &mut sqlx::AnyConnection) -> Result<i64, DbError> {
+    let row = sqlx::query("PRAGMA data_version")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(crate::db::map_err)?;
+    row.try_get::<i64, _>(0).map_err(crate::db::map_err)
+}
+
+/// The newest `change_log` row ever written (trimmed or not), 0 before the first.
+async fn log_head(conn: &mut sqlx::AnyConnection) -> Result<i64, DbError> {
+    let row = sqlx::query("SELECT seq FROM sqlite_sequence WHERE name = 'change_log'")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(crate::db::map_err)?;
+    match row {
+        Some(r) => r.try_get::<i64, _>(0).map_err(crate::db::map_err),
+        None => Ok(0),
+    }
+}
+
+/// Sends the changes logged after row `last` and returns the newest row read. Rows
+/// are numbered without gaps (SQLite commits one writer at a time and a rollback
+/// takes its numbers back), so a gap means rows were trimmed unread: drop everything.
+async fn read_log(
+    conn: &mut sqlx::AnyConnection,
+    last: i64,
+    tx: &broadcast::Sender<Change>,
+) -> Result<i64, DbError> {
+    let head = log_head(conn).await?;
+    if head <= last {
+        return Ok(last);
+    }
+    if head - last > LOG_READ_MAX {
+        let _ = tx.send(Change::All);
+        return Ok(head);
+    }
+    let rows = sqlx::query(
+        "SELECT seq, kind, id FROM change_log WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+    )
+    .bind(last)
+    .bind(head)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(crate::db::map_err)?;
+    let first = rows
+        .first()
+        .map(|r| r.try_get::<i64, _>(0))
+        .transpose()
+        .map_err(crate::db::map_err)?;
+    if first != Some(last + 1) {
+        tracing::warn!(
+            after = last,
+            "change log rows were trimmed unread; dropping the cache"
+        );
+        let _ = tx.send(Change::All);
+        return Ok(head);
+    }
+    for r in rows {
+        let kind: String = r.try_get(1).map_err(crate::db::map_err)?;
+        let id: String = r.try_get(2).map_err(crate::db::map_err)?;
+        if let Some(change) = Change::from_parts(&kind, &id) {
+            let _ = tx.send(change);
+        }
+    }
+    Ok(head)
 }
 
 /// Feeds PostgreSQL's `keyframe_changes` notifications into the channel, and drops
@@ -264,6 +518,14 @@ mod tests {
             Change::from_payload("user:u1"),
             Some(Change::User("u1".into()))
         );
+        assert_eq!(
+            Change::from_payload("watch:u1:c-2"),
+            Some(Change::Watch {
+                user_id: "u1".into(),
+                content_id: "c-2".into()
+            })
+        );
+        assert_eq!(Change::from_payload("watch:u1"), None);
         assert_eq!(Change::from_payload("nonsense"), None);
         assert_eq!(Change::from_payload("other:x"), None);
     }

@@ -128,7 +128,8 @@ pub struct Config {
 
     /// The largest avatar image accepted, in bytes. Default 10485760 (10 MiB).
     pub max_avatar_bytes: u64,
-    /// Entries each hot-read cache (content, users, sessions) keeps. Default 100000.
+    /// Entries each hot-read cache (content, users, sessions, viewers' resume points)
+    /// keeps. Default 100000.
     pub cache_entries: u64,
 
     /// Watch history: below this percentage of a title a viewer gets no resume

@@ -197,6 +197,24 @@ impl Db {
         (self.backend == Backend::Postgres).then_some(&*self.url.0)
     }
 
+    /// Whether this is a SQLite database in a file (which other processes may write).
+    pub fn is_sqlite_file(&self) -> bool {
+        self.backend == Backend::Sqlite && !self.url.0.contains(":memory:")
+    }
+
+    /// A connection of its own, outside the pool (the SQLite change follower,
+    /// whose `PRAGMA data_version` counts other connections' commits).
+    pub async fn sqlite_connection(&self) -> Result<sqlx::AnyConnection, DbError> {
+        let opts = AnyConnectOptions::from_str(&self.url.0)
+            .map_err(|e| DbError::Unavailable(e.to_string()))?
+            .disable_statement_logging();
+        let mut conn = opts.connect().await.map_err(map_err)?;
+        conn.execute("PRAGMA busy_timeout = 5000;")
+            .await
+            .map_err(map_err)?;
+        Ok(conn)
+    }
+
     /// The pool, for queries.
     pub fn pool(&self) -> &AnyPool {
         &self.pool

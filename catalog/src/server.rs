@@ -211,6 +211,7 @@ impl Catalog {
                 thresholds: config.history_thresholds(),
                 half_life_ms: config.trending_half_life_ms(),
             },
+            changes.clone(),
         );
         tokio::spawn(crate::recommend::schedule(
             self.db.clone(),

@@ -25,6 +25,8 @@ pub struct Options {
     pub corrupt_nth: Option<u64>,
     /// Wait this long before every GET response.
     pub delay: Duration,
+    /// Answer 401 to requests (HEAD too) without this header and value.
+    pub require_header: Option<(&'static str, &'static str)>,
 }
 
 #[derive(Debug)]
@@ -119,6 +121,14 @@ async fn handle(
             .expect("lock")
             .entry(q.to_owned())
             .or_default() += 1;
+    }
+    if let Some((name, value)) = state.options.require_header {
+        if req.headers().get(name).is_none_or(|v| v != value) {
+            return Ok(Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .body(Full::new(Bytes::from_static(b"{\"error\":\"signed out\"}")))
+                .expect("response"));
+        }
     }
     let builder = Response::builder().header("accept-ranges", "bytes");
     if req.method() == Method::HEAD {

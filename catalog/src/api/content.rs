@@ -235,7 +235,8 @@ pub(crate) struct ResumeState {
     pub watched: Option<bool>,
 }
 
-/// The viewer's resume position and watched flag from their watch history: `null`
+/// The viewer's resume position and watched flag from their watch history (through
+/// the hot cache, which the history writer keeps current): `null`
 /// position below the resume threshold and once finished; both `null` for a title
 /// without history.
 pub(crate) async fn resume_state(
@@ -243,10 +244,10 @@ pub(crate) async fn resume_state(
     user_id: &str,
     content_id: &str,
 ) -> Result<ResumeState, ApiError> {
-    Ok(match s.db.watch_state(user_id, content_id).await? {
-        Some(st) => ResumeState {
-            position_ms: st.resume_ms,
-            watched: Some(st.played),
+    Ok(match s.hot.resume(&s.db, user_id, content_id).await? {
+        Some(r) => ResumeState {
+            position_ms: r.position_ms,
+            watched: Some(r.watched),
         },
         None => ResumeState::default(),
     })

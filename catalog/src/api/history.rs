@@ -441,15 +441,18 @@ pub async fn delete_history(
         (None, Some(b)) => DeleteScope::Before(b),
         (None, None) => DeleteScope::All,
     };
-    Ok(Json(
+    let deleted =
         s.db.delete_history(
             &user.user_id,
             &scope,
             s.config.history_thresholds(),
             s.config.trending_half_life_ms(),
         )
-        .await?,
-    ))
+        .await;
+    // Announced whatever the outcome: a failed delete may have raced a cache load.
+    s.changes
+        .publish(crate::cache::Change::UserWatch(user.user_id.clone()));
+    Ok(Json(deleted?))
 }
 
 /// A viewer's history as they can take it away.

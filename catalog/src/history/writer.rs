@@ -9,6 +9,10 @@
 //! commit fails, each request is retried alone, so one bad request cannot fail
 //! another's.
 //!
+//! After a commit, and before any of its requests is answered, the writer announces
+//! the (viewer, title) pairs it touched ([`Change::Watch`]), so the resume points in
+//! the hot cache never outlive the write that changed them.
+//!
 //! Shutdown: when every [`Writer`] clone is dropped (the server stopped taking
 //! requests), the task commits what is queued and ends; the join handle
 //! [`Writer::start`] returns waits for that.
@@ -19,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::fold::Thresholds;
 use super::store::{Outcome, UserBatch};
+use crate::cache::{Change, Changes};
 use crate::db::{Db, DbError};
 
 struct Job {
@@ -68,7 +73,11 @@ pub struct WriterConfig {
 impl Writer {
     /// Starts the writer task on `db`. The returned handle ends when the task has
     /// committed everything queued after the last `Writer` was dropped.
-    pub fn start(db: Db, cfg: WriterConfig) -> (Writer, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        db: Db,
+        cfg: WriterConfig,
+        changes: Changes,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let capacity = cfg.queue_events.clamp(1, Semaphore::MAX_PERMITS);
         let writer = Writer {
@@ -76,7 +85,7 @@ impl Writer {
             room: Arc::new(Semaphore::new(capacity)),
             capacity,
         };
-        let task = tokio::spawn(run(db, cfg, rx));
+        let task = tokio::spawn(run(db, cfg, changes, rx));
         (writer, task)
     }
 
@@ -108,7 +117,7 @@ impl Writer {
     }
 }
 
-async fn run(db: Db, cfg: WriterConfig, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(db: Db, cfg: WriterConfig, changes: Changes, mut rx: mpsc::UnboundedReceiver<Job>) {
     let max = cfg.batch_events.max(1);
     while let Some(first) = rx.recv().await {
         let mut events = first.batch.events.len();
@@ -122,17 +131,34 @@ async fn run(db: Db, cfg: WriterConfig, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit(&db, &cfg, jobs).await;
+        commit(&db, &cfg, &changes, jobs).await;
     }
     tracing::debug!("history writer stopped");
 }
 
-async fn commit(db: &Db, cfg: &WriterConfig, jobs: Vec<Job>) {
+/// Announces the (viewer, title) pairs of `batches` (each once).
+fn announce(changes: &Changes, batches: &[&UserBatch]) {
+    let mut seen = std::collections::HashSet::new();
+    for b in batches {
+        for e in &b.events {
+            if seen.insert((b.user_id.as_str(), e.content_id.as_str())) {
+                changes.apply_local(&Change::Watch {
+                    user_id: b.user_id.clone(),
+                    content_id: e.content_id.clone(),
+                });
+            }
+        }
+    }
+}
+
+async fn commit(db: &Db, cfg: &WriterConfig, changes: &Changes, jobs: Vec<Job>) {
     let batches: Vec<UserBatch> = jobs.iter().map(|j| j.batch.clone()).collect();
-    match db
+    let result = db
         .record_history(&batches, cfg.thresholds, cfg.half_life_ms)
-        .await
-    {
+        .await;
+    // Even a failed commit may have raced a cache load: announcing is always safe.
+    announce(changes, &batches.iter().collect::<Vec<_>>());
+    match result {
         Ok(outcomes) => {
             for (job, outcome) in jobs.into_iter().zip(outcomes) {
                 let _ = job.done.send(Ok(outcome));
@@ -155,6 +181,7 @@ async fn commit(db: &Db, cfg: &WriterConfig, jobs: Vec<Job>) {
                     )
                     .await
                     .map(|mut o| o.pop().unwrap_or_default());
+                announce(changes, &[&job.batch]);
                 let _ = job.done.send(r);
             }
         }
