@@ -538,7 +538,7 @@ fn serve_with_tls_serves_the_edge_and_the_catalog_over_https() {
     let key = tmp.path().join("key.pem");
     std::fs::write(&cert, ck.cert.pem()).expect("write cert");
     std::fs::write(&key, ck.key_pair.serialize_pem()).expect("write key");
-    let mut cmd = serve(&tmp.path().join("data"), &[]);
+    let mut cmd = serve_node(&tmp.path().join("data"), &[]);
     cmd.arg("--tls-cert").arg(&cert).arg("--tls-key").arg(&key);
     let node = Running::start(cmd, 3);
     assert!(node.url("origin").starts_with("http://127.0.0.1:"));
