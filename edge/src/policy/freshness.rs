@@ -120,14 +120,16 @@ pub fn decide(
     if resp.no_cache || req.no_cache {
         return Decision::MustRevalidate;
     }
-    let age_s = age.as_secs();
-    if req.max_age.is_some_and(|m| age_s > m) {
+    // Windows are compared at full precision: truncating to whole seconds would
+    // stretch every one of them by up to a second.
+    let secs = Duration::from_secs;
+    if req.max_age.is_some_and(|m| age > secs(m)) {
         return Decision::MustRevalidate;
     }
     let fresh = age < lifetime;
     if fresh {
-        let left = (lifetime - age).as_secs();
-        if req.min_fresh.is_some_and(|m| left < m) {
+        let left = lifetime - age;
+        if req.min_fresh.is_some_and(|m| left < secs(m)) {
             return Decision::MustRevalidate;
         }
         return Decision::Fresh;
@@ -136,13 +138,16 @@ pub fn decide(
     if resp.must_revalidate || resp.proxy_revalidate || resp.s_maxage.is_some() {
         return Decision::MustRevalidate;
     }
-    let staleness = (age - lifetime).as_secs();
+    let staleness = age - lifetime;
     match req.max_stale {
         Some(None) => return Decision::Fresh,
-        Some(Some(n)) if staleness <= n => return Decision::Fresh,
+        Some(Some(n)) if staleness <= secs(n) => return Decision::Fresh,
         _ => {}
     }
-    if resp.stale_while_revalidate.is_some_and(|w| staleness <= w) {
+    if resp
+        .stale_while_revalidate
+        .is_some_and(|w| staleness <= secs(w))
+    {
         return Decision::Stale {
             serve_while_revalidate: true,
         };
@@ -164,9 +169,9 @@ pub fn may_serve_stale_on_error(
     if resp.must_revalidate || resp.proxy_revalidate || resp.s_maxage.is_some() || resp.no_cache {
         return false;
     }
-    let staleness = age.saturating_sub(lifetime).as_secs();
-    resp.stale_if_error.is_some_and(|w| staleness <= w)
-        || req.stale_if_error.is_some_and(|w| staleness <= w)
+    let staleness = age.saturating_sub(lifetime);
+    let within = |w: u64| staleness <= Duration::from_secs(w);
+    resp.stale_if_error.is_some_and(within) || req.stale_if_error.is_some_and(within)
 }
 
 #[cfg(test)]
@@ -283,6 +288,57 @@ mod tests {
         assert_eq!(
             current_age(&h, t, t, t),
             Duration::from_secs(DELTA_SECONDS_MAX)
+        );
+    }
+
+    // A window of N seconds ends N seconds after the response went stale, not at the
+    // next whole second: 1.6 s past a 1 s lifetime with stale-while-revalidate=1 is
+    // past the window (it counted as 1 s, so a client got the stale answer).
+    #[test]
+    fn stale_windows_are_not_stretched_to_the_next_second() {
+        let h = hm(&[(
+            "cache-control",
+            "max-age=1, stale-while-revalidate=1, stale-if-error=1",
+        )]);
+        let resp = ResponseDirectives::parse(&h);
+        let req = RequestDirectives::default();
+        let life = Duration::from_secs(1);
+        assert_eq!(
+            decide(life, Duration::from_millis(1900), &resp, &req),
+            Decision::Stale {
+                serve_while_revalidate: true
+            }
+        );
+        assert_eq!(
+            decide(life, Duration::from_millis(2600), &resp, &req),
+            Decision::Stale {
+                serve_while_revalidate: false
+            }
+        );
+        assert!(may_serve_stale_on_error(
+            life,
+            Duration::from_millis(1900),
+            &resp,
+            &req
+        ));
+        assert!(!may_serve_stale_on_error(
+            life,
+            Duration::from_millis(2600),
+            &resp,
+            &req
+        ));
+        let max_age_1 = RequestDirectives {
+            max_age: Some(1),
+            ..RequestDirectives::default()
+        };
+        assert_eq!(
+            decide(
+                Duration::from_secs(60),
+                Duration::from_millis(1500),
+                &resp,
+                &max_age_1
+            ),
+            Decision::MustRevalidate
         );
     }
 
