@@ -96,7 +96,8 @@ fn bad_flags_and_values_are_one_line_and_exit_2() {
         (&["origin"], &[("KEYFRAME_THREADS", "many")], "--threads"),
         (
             &["edge"],
-            &[("KEYFRAME_CHUNK_SIZE", "1.5MiB")],
+            // Not a whole number of bytes (1.5MiB is one since issue 19).
+            &[("KEYFRAME_CHUNK_SIZE", "0.3KiB")],
             "chunk-size",
         ),
         (
