@@ -31,7 +31,7 @@ pub fn init(shared: &Shared) -> Result<tracing_appender::non_blocking::WorkerGua
             failed: failed.clone(),
         });
     let queue_full = writer.error_counter();
-    keyframe_origin::metrics::set_log_lines_dropped(move || {
+    keyframe_http::metrics::set_log_lines_dropped(move || {
         failed.load(std::sync::atomic::Ordering::Relaxed)
             + u64::try_from(queue_full.dropped_lines()).unwrap_or(u64::MAX)
     });

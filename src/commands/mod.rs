@@ -25,7 +25,7 @@ pub fn say(line: std::fmt::Arguments<'_>) {
 
 /// The ingest pipeline behind the catalog's upload endpoints.
 pub fn uploads(
-    store: &keyframe_origin::store::Store,
+    store: &keyframe_core::store::Store,
     db: &keyframe_catalog::Db,
 ) -> std::sync::Arc<dyn keyframe_catalog::Uploads> {
     std::sync::Arc::new(keyframe_ingest::PipelineUploads::new(
@@ -53,7 +53,7 @@ fn catalog_option(e: &keyframe_catalog::config::ConfigError) -> Failure {
     )))
 }
 
-pub fn open_store(shared: &Shared) -> Result<keyframe_origin::store::Store, Failure> {
+pub fn open_store(shared: &Shared) -> Result<keyframe_core::store::Store, Failure> {
     use keyframe_origin::store::StoreError;
     keyframe_origin::store::open(&shared.store_url()).map_err(|e| match e {
         // The URL is wrong: a configuration error.

@@ -80,7 +80,7 @@ pub async fn bind(
 pub fn origin_server(
     shared: &Shared,
     config: keyframe_origin::Config,
-    store: keyframe_origin::store::Store,
+    store: keyframe_core::store::Store,
 ) -> Result<keyframe_origin::Server, Failure> {
     let server = keyframe_origin::Server::new(config, store)
         .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;

@@ -6,7 +6,7 @@
 //!   bash bench/scripts/fuzz.sh key      (or: cd origin/fuzz && cargo fuzz run key)
 #![no_main]
 
-use keyframe_origin::key::{parse_key, MAX_KEY_LEN};
+use keyframe_core::key::{parse_key, MAX_KEY_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|key: &str| {

@@ -8,7 +8,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use keyframe_origin::token::{self, TokenClaims, TokenError, TokenKey};
+use keyframe_core::token::{self, TokenClaims, TokenError, TokenKey};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
