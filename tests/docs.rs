@@ -330,3 +330,101 @@ fn the_checks_notice_a_file_nothing_declares() {
     assert!(names(&body, "units.rs"), "the {{a,b}}.rs form");
     assert!(!names(&body, "not_in_the_map.rs"));
 }
+
+/// The default a field's doc states: `Default <value>` (the value in backticks,
+/// or one word), `Default: none` (`Some("")` means none or empty), or `None`
+/// when the doc states none.
+fn stated_default(doc: &str) -> Option<String> {
+    let at = doc.rfind("Default")?;
+    let rest = doc[at + "Default".len()..].trim_start();
+    if rest.starts_with(':') {
+        return Some(String::new());
+    }
+    let value = match rest.strip_prefix('`') {
+        Some(quoted) => quoted.split('`').next().unwrap_or_default(),
+        None => rest
+            .split(|c: char| c.is_whitespace() || c == ':')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(['.', ',']),
+    };
+    Some(value.to_string())
+}
+
+/// A default as it reads in a doc: strings bare, lists comma-separated.
+fn shown(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(a) => a.iter().map(shown).collect::<Vec<_>>().join(","),
+        toml::Value::Table(t) if t.is_empty() => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Every field of the origin's, the edge's and the catalog's config states its
+/// default in its doc, and states the one its `Default` gives: the value lives
+/// in `Default` (the binary's `[default: …]` help is built from it), and the
+/// doc cannot drift from it unnoticed.
+#[test]
+fn config_docs_state_the_defaults_the_code_gives() {
+    fn fields(file: &str) -> Vec<(String, String)> {
+        let text = read(Path::new(file));
+        let body = text
+            .split("pub struct Config {")
+            .nth(1)
+            .and_then(|b| b.split("\n}\n").next())
+            .unwrap_or_else(|| panic!("{file}: no `pub struct Config`"));
+        let mut doc = String::new();
+        let mut out = Vec::new();
+        for line in body.lines().map(str::trim) {
+            if let Some(d) = line.strip_prefix("///") {
+                doc.push_str(d);
+                doc.push(' ');
+            } else if let Some(field) = line.strip_prefix("pub ").and_then(|f| f.split_once(':')) {
+                out.push((field.0.to_string(), std::mem::take(&mut doc)));
+            } else if line.is_empty() {
+                doc.clear();
+            }
+        }
+        out
+    }
+    fn table<T: serde::Serialize>(v: &T) -> toml::Table {
+        toml::Table::try_from(v).expect("a config serializes")
+    }
+    let configs = [
+        (
+            "origin/src/config.rs",
+            table(&keyframe_origin::Config::default()),
+        ),
+        (
+            "edge/src/config.rs",
+            table(&keyframe_edge::Config::default()),
+        ),
+        (
+            "catalog/src/config.rs",
+            table(&keyframe_catalog::Config::default()),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (file, defaults) in &configs {
+        for (field, doc) in fields(file) {
+            let code = defaults.get(&field).map(shown).unwrap_or_default();
+            match stated_default(&doc) {
+                None => wrong.push(format!("{file}: `{field}` states no default")),
+                // `90` for an `f64` of 90.0 is the same default.
+                Some(said)
+                    if said != code
+                        && !said
+                            .parse::<f64>()
+                            .is_ok_and(|a| code.parse::<f64>().is_ok_and(|b| a == b)) =>
+                {
+                    wrong.push(format!(
+                        "{file}: `{field}` says Default `{said}`, `Default` gives `{code}`"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -29,7 +29,11 @@ MANIFEST="$ROOT/origin/fuzz/Cargo.toml"
 all=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$MANIFEST" | grep -v '^keyframe-')
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || read -r -a targets <<<"$(echo $all)"
-cargo build --locked --release --manifest-path "$MANIFEST" --bins
+# An explicit --target, as cargo-fuzz does: RUSTFLAGS then reach the targets'
+# code only, not build scripts and proc macros (which would not link without
+# libFuzzer's coverage hooks).
+HOST="$(rustc -vV | sed -n 's/^host: //p')"
+cargo build --locked --release --manifest-path "$MANIFEST" --bins --target "$HOST"
 LOGS="$(mktemp -d /tmp/keyframe-fuzz.XXXXXX)"
 trap 'rm -rf "$LOGS"' EXIT
 status=0
@@ -38,7 +42,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$CORPUS/$t" "$CORPUS/$t-crashes"
   log="$LOGS/$t.log"
   rc=0
-  "$CARGO_TARGET_DIR/release/$t" "$CORPUS/$t" -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
+  "$CARGO_TARGET_DIR/$HOST/release/$t" "$CORPUS/$t" -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
     -artifact_prefix="$CORPUS/$t-crashes/" >"$log" 2>&1 || rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
   cov=$(grep -oE '(#[0-9]+|DONE).*cov: [0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+' | awk '{print $2}')

@@ -3,7 +3,7 @@
 //! through a trusted proxy's `X-Forwarded-Proto`, and never because an untrusted
 //! client says so.
 
-mod common;
+use crate::common;
 #[path = "../../origin/tests/support/tls.rs"]
 mod tls;
 

@@ -4,7 +4,7 @@
 //! origin has no health endpoint), unless `health_check_strict`; each
 //! transition is logged once each way.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! and invalidation by unsafe methods (RFC 9111 §4.4). Each case checks what the
 //! client got and how many requests reached the origin.
 
-mod common;
+use crate::common;
 #[path = "support/scripted.rs"]
 mod scripted;
 

@@ -2,7 +2,7 @@
 //! binary, on one test with `KEYFRAME_INGEST_CLI` set) whose stdout and stderr are
 //! pipes, so the output is exactly what a script would see.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

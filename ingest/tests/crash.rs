@@ -3,7 +3,7 @@
 //! a large file ingests within the memory budget. The child is this same test
 //! binary, run on one test with `KEYFRAME_INGEST_CHILD` set.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
