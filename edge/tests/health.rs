@@ -105,8 +105,7 @@ async fn a_failing_upstream_leaves_rotation_and_comes_back() {
     edge.shutdown().await;
 }
 
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::scripted;
 
 use std::sync::{Arc, Mutex};
 

@@ -4,6 +4,9 @@
 //! file nothing declares), and reaches the shared helpers as `crate::common`.
 
 mod common;
+// The scripted origin of the policy and health suites.
+#[path = "support/scripted.rs"]
+mod scripted;
 
 mod cache;
 mod generic_origin;

@@ -4,8 +4,7 @@
 //! client got and how many requests reached the origin.
 
 use crate::common;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::scripted;
 
 use common::*;
 use http::Method;
