@@ -54,8 +54,14 @@ fuzz_target!(|input: Input<'_>| {
     lines(&mut headers, &cdn, &input.cdn_cache_control);
     let shared = ResponseDirectives::for_shared_cache(&headers, &["cdn-cache-control"]);
     if shared.targeted {
-        assert!(!shared.invalid, "an invalid targeted field was obeyed: {headers:?}");
+        assert!(
+            !shared.invalid,
+            "an invalid targeted field was obeyed: {headers:?}"
+        );
     } else {
-        assert_eq!(shared, plain, "an ignored targeted field changed the answer");
+        assert_eq!(
+            shared, plain,
+            "an ignored targeted field changed the answer"
+        );
     }
 });
