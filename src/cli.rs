@@ -34,9 +34,10 @@ pub struct SharedFlags {
     #[arg(long, global = true, value_name = "FILE", env = "KEYFRAME_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Where embedded defaults keep their data [default: ./data]. Also taken after
-    /// the commands that keep data.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help = format!(
+        "Where embedded defaults keep their data {}. Also taken after the commands that keep data",
+        default_note(data_dir_shown())
+    ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// Metadata database URL (also taken after the commands that use one).
@@ -47,8 +48,9 @@ pub struct SharedFlags {
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
-    /// Log filter, e.g. `info`, `warn,keyframe::access=off` [default: info].
-    #[arg(long, global = true, value_name = "FILTER")]
+    #[arg(long, global = true, value_name = "FILTER", help = help(
+        "Log filter, e.g. `info`, `warn,keyframe::access=off`", LOG_FILTER
+    ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
     /// Worker threads of the async runtime (flag or environment only) [default: one per core].
@@ -58,8 +60,8 @@ pub struct SharedFlags {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     #[serde(skip)]
     pub threads: Option<u16>,
-    /// Log format on stderr [default: text].
-    #[arg(long, global = true, value_name = "FORMAT")]
+    #[arg(long, global = true, value_name = "FORMAT",
+          help = help("Log format on stderr", LogFormat::default().name()))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
 }
@@ -67,16 +69,20 @@ pub struct SharedFlags {
 /// Where a command that uses both keeps metadata and objects.
 #[derive(Debug, Default, Args, Serialize)]
 pub struct StorageFlags {
-    /// Where embedded defaults keep their data [default: ./data].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR",
+          help = help("Where embedded defaults keep their data", data_dir_shown()))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// Metadata database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/keyframe.db].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = help(
+        "Metadata database URL: sqlite://PATH or postgres://…",
+        format_args!("sqlite://<data-dir>/{DB_FILE}")
+    ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db: Option<String>,
-    /// Object storage URL: file://DIR, s3://BUCKET?endpoint=…, memory:// [default: file://<data-dir>/objects].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = help(
+        "Object storage URL: file://DIR, s3://BUCKET?endpoint=…, memory://",
+        format_args!("file://<data-dir>/{OBJECTS_DIR}")
+    ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
 }
@@ -85,12 +91,14 @@ pub struct StorageFlags {
 /// takes them after its own subcommands too).
 #[derive(Debug, Default, Args, Serialize)]
 pub struct DbFlags {
-    /// Where embedded defaults keep their data [default: ./data].
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR",
+          help = help("Where embedded defaults keep their data", data_dir_shown()))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// Metadata database URL: sqlite://PATH or postgres://… [default: sqlite://<data-dir>/keyframe.db].
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help = help(
+        "Metadata database URL: sqlite://PATH or postgres://…",
+        format_args!("sqlite://<data-dir>/{DB_FILE}")
+    ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub db: Option<String>,
 }
@@ -98,12 +106,14 @@ pub struct DbFlags {
 /// Where a command that only serves objects finds them.
 #[derive(Debug, Default, Args, Serialize)]
 pub struct StoreFlags {
-    /// Where embedded defaults keep their data [default: ./data].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR",
+          help = help("Where embedded defaults keep their data", data_dir_shown()))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
-    /// Object storage URL: file://DIR, s3://BUCKET?endpoint=…, memory:// [default: file://<data-dir>/objects].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = help(
+        "Object storage URL: file://DIR, s3://BUCKET?endpoint=…, memory://",
+        format_args!("file://<data-dir>/{OBJECTS_DIR}")
+    ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
 }
@@ -135,6 +145,15 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// Its name on the command line.
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -154,7 +173,7 @@ pub enum Command {
     /// Apply database migrations.
     Migrate(DbFlags),
     /// Manage accounts: add, list, passwd, disable, enable, delete.
-    User(crate::user::UserCmd),
+    User(crate::commands::user::UserCmd),
     /// Run the recommendation batch once.
     Recommend(RecommendFlags),
     /// Load and player benchmarks against any HTTP URL, and the RFC 9111
@@ -183,21 +202,20 @@ pub struct HealthcheckArgs {
 /// Flags of `keyframe serve`.
 #[derive(Debug, Args, Serialize)]
 pub struct ServeFlags {
-    /// Where the catalog listens [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help = help("Where the catalog listens", catalog().listen))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub catalog_listen: Option<SocketAddr>,
-    /// Where the edge listens [default: 127.0.0.1:8081].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help = help("Where the edge listens", edge().listen))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edge_listen: Option<SocketAddr>,
-    /// Where the origin listens [default: 127.0.0.1:8082].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help = help("Where the origin listens", origin().listen))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin_listen: Option<SocketAddr>,
-    /// The node's region: its edge's label, and the region of every viewer the
-    /// catalog cannot place otherwise (`default_region`) [default: local].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help = help(
+        "The node's region: its edge's label, and the region of every viewer the catalog \
+         cannot place otherwise (`default_region`)",
+        NODE_REGION
+    ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     #[command(flatten)]
@@ -232,20 +250,20 @@ pub struct KeyFlags {
 /// Edge cache sizing.
 #[derive(Debug, Args, Serialize)]
 pub struct CacheFlags {
-    /// Bound of the in-memory cache, e.g. 256MiB [default: 256MiB].
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE",
+          help = help("Bound of the in-memory cache, e.g. 256MiB", edge().cache_memory))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_memory: Option<ByteSize>,
-    /// Chunk size large objects are cached as [default: 1MiB].
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE",
+          help = help("Chunk size large objects are cached as", edge().chunk_size))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chunk_size: Option<ByteSize>,
     /// Directory of the disk cache tier [default: none].
     #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_disk: Option<PathBuf>,
-    /// Bound of the disk cache tier [default: 10GiB].
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE",
+          help = help("Bound of the disk cache tier", edge().cache_disk_size))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_disk_size: Option<ByteSize>,
 }
@@ -253,8 +271,7 @@ pub struct CacheFlags {
 /// Flags of `keyframe origin`.
 #[derive(Debug, Args, Serialize)]
 pub struct OriginFlags {
-    /// Where the origin listens [default: 127.0.0.1:8082].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help = help("Where the origin listens", origin().listen))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     /// Key that validates playback tokens (hex) [default: none].
@@ -286,12 +303,11 @@ pub struct TlsFlags {
 /// Flags of `keyframe edge`.
 #[derive(Debug, Args, Serialize)]
 pub struct EdgeFlags {
-    /// Where the edge listens [default: 127.0.0.1:8081].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help = help("Where the edge listens", edge().listen))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
-    /// Upstream base URLs, comma-separated [default: http://127.0.0.1:8082].
-    #[arg(long, value_name = "URL[,URL…]")]
+    #[arg(long, value_name = "URL[,URL…]",
+          help = help("Upstream base URLs, comma-separated", edge().upstream.join(",")))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
     /// This edge's region label, e.g. eu [default: none].
@@ -306,8 +322,8 @@ pub struct EdgeFlags {
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_ca: Option<PathBuf>,
-    /// Chunks fetched ahead of a sequential reader [default: 2].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N",
+          help = help("Chunks fetched ahead of a sequential reader", edge().read_ahead))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_ahead: Option<usize>,
     #[command(flatten)]
@@ -324,12 +340,11 @@ pub struct EdgeFlags {
 /// Flags of `keyframe catalog`.
 #[derive(Debug, Args, Serialize)]
 pub struct CatalogFlags {
-    /// Where the catalog listens [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help = help("Where the catalog listens", catalog().listen))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
-    /// The edge URL playback links point to [default: http://127.0.0.1:8081].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL",
+          help = help("The edge URL playback links point to", catalog().edge_url))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edge_url: Option<String>,
     #[command(flatten)]
@@ -346,9 +361,11 @@ pub struct CatalogFlags {
 /// Flags of `keyframe recommend`.
 #[derive(Debug, Args, Serialize)]
 pub struct RecommendFlags {
-    /// Where the batch runs: `local` (in this process, streaming, every core) or
-    /// `sql` (as SQL inside the database) [default: local].
-    #[arg(long = "engine", value_name = "ENGINE")]
+    #[arg(long = "engine", value_name = "ENGINE", help = help(
+        "Where the batch runs: `local` (in this process, streaming, every core) or `sql` (as \
+         SQL inside the database)",
+        catalog().recommend_engine
+    ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recommend_engine: Option<String>,
     /// Print the report as one JSON object.
@@ -360,30 +377,75 @@ pub struct RecommendFlags {
     pub storage: DbFlags,
 }
 
+/// Where embedded defaults keep their data, relative to the working directory.
+pub const DATA_DIR: &str = "data";
+/// The SQLite database inside the data directory, the default `db`.
+pub const DB_FILE: &str = "keyframe.db";
+/// The object directory inside the data directory, the default `store`.
+pub const OBJECTS_DIR: &str = "objects";
+/// The default log filter.
+pub const LOG_FILTER: &str = "info";
+/// The region of a `serve` node without `--region`.
+pub const NODE_REGION: &str = "local";
+
+// Each default is written once: on the constant above or in a config struct's
+// `Default`. The flags cannot carry clap defaults (a flag given always would
+// override the environment and the file), so their help shows the value with
+// `help(…)`, in the `[default: …]` form clap uses.
+
+/// `text` and its default, as clap shows one: `text [default: value]`.
+fn help(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} {}", default_note(default))
+}
+
+fn default_note(default: impl std::fmt::Display) -> String {
+    format!("[default: {default}]")
+}
+
+/// The data directory as the help shows it (`./data`).
+fn data_dir_shown() -> String {
+    std::path::Path::new(".")
+        .join(DATA_DIR)
+        .display()
+        .to_string()
+}
+
+fn origin() -> keyframe_origin::Config {
+    keyframe_origin::Config::default()
+}
+
+fn edge() -> keyframe_edge::Config {
+    keyframe_edge::Config::default()
+}
+
+fn catalog() -> keyframe_catalog::Config {
+    keyframe_catalog::Config::default()
+}
+
 /// Options every command resolves from the layers.
 #[derive(Debug, Deserialize)]
 #[serde(default)]
 pub struct Shared {
-    /// Where embedded defaults keep their data. Default `./data`.
+    /// Where embedded defaults keep their data. Default [`DATA_DIR`].
     pub data_dir: PathBuf,
-    /// Metadata database URL. Default `sqlite://<data_dir>/keyframe.db`.
+    /// Metadata database URL. Default `sqlite://<data_dir>/`[`DB_FILE`].
     pub db: Option<String>,
-    /// Object storage URL. Default `file://<data_dir>/objects`.
+    /// Object storage URL. Default `file://<data_dir>/`[`OBJECTS_DIR`].
     pub store: Option<String>,
-    /// Log filter. Default `info`.
+    /// Log filter. Default [`LOG_FILTER`].
     pub log: String,
-    /// Log format. Default text.
+    /// Log format. Default [`LogFormat::default`].
     pub log_format: LogFormat,
 }
 
 impl Default for Shared {
     fn default() -> Self {
         Shared {
-            data_dir: PathBuf::from("data"),
+            data_dir: PathBuf::from(DATA_DIR),
             db: None,
             store: None,
-            log: "info".into(),
-            log_format: LogFormat::Text,
+            log: LOG_FILTER.into(),
+            log_format: LogFormat::default(),
         }
     }
 }
@@ -393,7 +455,7 @@ impl Shared {
     pub fn db_url(&self) -> String {
         self.db
             .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("keyframe.db").display()))
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(DB_FILE).display()))
     }
 
     /// Creates the directory of a SQLite database when it is the data directory or
@@ -435,7 +497,7 @@ impl Shared {
     pub fn store_url(&self) -> String {
         self.store
             .clone()
-            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()))
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join(OBJECTS_DIR).display()))
     }
 }
 
@@ -458,32 +520,6 @@ impl Default for ServeAddrs {
             edge_listen: keyframe_edge::Config::default().listen,
             origin_listen: keyframe_origin::Config::default().listen,
         }
-    }
-}
-
-/// Checks an edge's settings without starting it (under `serve` the edge is made
-/// once the origin is bound, so its upstream may not be known yet); the disk tier
-/// is opened later.
-pub fn check_edge(edge: &keyframe_edge::Config, upstream_unknown: bool) -> Result<(), ConfigError> {
-    let mut probe = edge.clone();
-    probe.cache_disk = None;
-    if upstream_unknown {
-        probe.upstream = vec!["http://127.0.0.1:1".into()];
-    }
-    keyframe_edge::Server::new(probe)
-        .map(drop)
-        .map_err(|e| ConfigError(e.to_string()))
-}
-
-/// The region of a `serve` node: its `--region`, else `local`.
-pub fn node_region(region: Option<&str>) -> Result<String, ConfigError> {
-    let r = region.unwrap_or("local").trim().to_ascii_lowercase();
-    if keyframe_catalog::playback::valid_region(&r) {
-        Ok(r)
-    } else {
-        Err(ConfigError(format!(
-            "invalid value for option 'region': '{r}' is not a region name (1–32 of a-z 0-9 _ -)"
-        )))
     }
 }
 

@@ -16,7 +16,7 @@
 //! Skipped when chromium, chromedriver or ffmpeg are missing, except under
 //! `CI=true` (`.ci/run` installs them).
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;

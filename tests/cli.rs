@@ -1,6 +1,6 @@
 //! The command line as an admin meets it: help, bad input, and `keyframe serve`.
 
-mod common;
+use crate::common;
 
 use common::{keyframe, serve_node, Running};
 

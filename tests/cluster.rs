@@ -11,7 +11,7 @@
 //! Needs PostgreSQL (`psql`, and the server of `KEYFRAME_TEST_DATABASE_URL` or
 //! 127.0.0.1:5432) and `s3s-fs`: skipped without them, except under `CI=true`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

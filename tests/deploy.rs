@@ -13,7 +13,7 @@
 //! * the Dockerfile is multi-stage and runs as a non-root user; the Kubernetes
 //!   manifests have an HPA for edges and probes on /_keyframe/healthz.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

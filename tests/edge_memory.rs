@@ -4,7 +4,7 @@
 //! keeps its peak RSS within the bound + 15% + 64 MiB (counting the sealed memfds
 //! that hold cached chunks), and the memory tier's own gauge within the bound.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

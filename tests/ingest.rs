@@ -3,7 +3,7 @@
 //! the others go on, the bytes served by the origin, deduplication, and remote
 //! mode streaming to a running catalog.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

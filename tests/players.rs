@@ -3,7 +3,7 @@
 //! middle and decodes, aria2c downloads in parallel segments and gets identical
 //! bytes. Skipped when the tools are absent, except under `CI=true`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

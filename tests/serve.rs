@@ -2,7 +2,7 @@
 //! stalls, stopped with SIGTERM in the middle of a download, held open by clients
 //! that never speak, and as the single node with playback tokens.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};

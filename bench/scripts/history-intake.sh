@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export KF_BENCH_CLIENTS=${1:-16} KF_BENCH_BATCH=${2:-100} KF_BENCH_SECS=${3:-20} KF_BENCH_DB=${4:-}
-cargo test --release -p keyframe-catalog --test recommend_bench history_intake \
+cargo test --release -p keyframe-catalog --test integration recommend_bench::history_intake \
     -- --ignored --nocapture 2>&1 | grep -E '^intake'

@@ -22,10 +22,10 @@ fi
 trap '[[ -n "$tmp" ]] && rm -rf "$tmp"' EXIT
 export KF_BENCH_EVENTS=$events KF_BENCH_DB=$db
 run() {
-    KF_BENCH_PHASE=$1 cargo test --release -p keyframe-catalog --test recommend_bench \
-        recommend_batch_at_size -- --ignored --nocapture 2>&1 | grep -E '^(backend|load|batch|recommendations|elapsed)'
+    KF_BENCH_PHASE=$1 cargo test --release -p keyframe-catalog --test integration \
+        recommend_bench::recommend_batch_at_size -- --ignored --nocapture 2>&1 | grep -E '^(backend|load|batch|recommendations|elapsed)'
 }
 run load
 /usr/bin/time -f "batch process: %e s wall, %M KiB max RSS" \
-    env KF_BENCH_PHASE=batch cargo test --release -p keyframe-catalog --test recommend_bench \
-        recommend_batch_at_size -- --ignored --nocapture 2>&1 | grep -E '^(backend|batch|recommendations|elapsed)'
+    env KF_BENCH_PHASE=batch cargo test --release -p keyframe-catalog --test integration \
+        recommend_bench::recommend_batch_at_size -- --ignored --nocapture 2>&1 | grep -E '^(backend|batch|recommendations|elapsed)'

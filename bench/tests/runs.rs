@@ -1,7 +1,7 @@
 //! Short runs of every load model and workload against a test server started
 //! on port 0, including one that corrupts a byte and must fail the run.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -14,7 +14,7 @@
 //!   `change_log` table, and a task on a connection of its own polls
 //!   `PRAGMA data_version` every 200 ms (it changes only when another connection
 //!   committed) and, when it moved, reads the log past the last row it saw
-//!   ([`follow_sqlite`]). Only what changed is dropped; the log keeps a minute.
+//!   (`follow_sqlite`). Only what changed is dropped; the log keeps a minute.
 //!   Watch state is not logged on SQLite (one catalog process per database file;
 //!   its own writer announces it).
 //!

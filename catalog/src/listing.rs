@@ -62,7 +62,7 @@ const MAX_TERMS: usize = 8;
 const MAX_TERM_CHARS: usize = 64;
 
 /// The words of a search: runs of letters and digits, lowercased, at most
-/// [`MAX_TERMS`] of them. Everything else (quotes, operators, SQL) separates words.
+/// `MAX_TERMS` of them. Everything else (quotes, operators, SQL) separates words.
 pub fn search_terms(q: &str) -> Vec<String> {
     q.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())

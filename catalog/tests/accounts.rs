@@ -2,7 +2,7 @@
 //! sign-up validation, sign-in, cookies, bearer tokens, logout, profile edits,
 //! avatars, rate limits, rehashing, and session expiry on an injected clock.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! region, paging, search, filters, sorts, detail, playback URLs and their tokens
 //! per region, admin edits and uploads, and cache invalidation.
 
-mod common;
+use crate::common;
 
 use common::{assert_error, config, right, title, Server, ADMIN, TOKEN_KEY};
 use keyframe_catalog::meta::Right;

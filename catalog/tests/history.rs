@@ -3,7 +3,7 @@
 //! detail, continue watching and hiding, paging, validation, export, trending, and
 //! privacy deletes that take back everything derived from the deleted events.
 
-mod common;
+use crate::common;
 
 use common::{assert_error, config, right, title, Server};
 use reqwest::{Method, StatusCode};

@@ -3,7 +3,7 @@
 //! no database round trip; and on SQLite, changes another process commits reach
 //! the running catalog's caches within the seed's 1 s.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! routed (not the 404/405 fallback), and every route the catalog serves under
 //! `/api` is documented.
 
-mod common;
+use crate::common;
 
 use common::{config, Server};
 use reqwest::{Method, StatusCode};

@@ -12,7 +12,7 @@
 //!   u2 (in eu, watched B most recently): C = 2/√6 + 1/√6 (because B); D is
 //!   excluded in eu. In us, u2 would also get D = 1/√3 (because A).
 
-mod common;
+use crate::common;
 
 use common::{config, right, title, Server};
 use keyframe_catalog::history::{Event, EventKind, Thresholds, UserBatch};

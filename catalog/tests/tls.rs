@@ -3,9 +3,9 @@
 //! through a trusted proxy's `X-Forwarded-Proto`, and never because an untrusted
 //! client says so.
 
-mod common;
+use crate::common;
 #[path = "../../origin/tests/support/tls.rs"]
-mod tls;
+mod tls_support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,7 +44,7 @@ async fn https(
     body: Option<Value>,
     bearer: Option<&str>,
 ) -> (StatusCode, http::HeaderMap, Value) {
-    let stream = tls::tls_connect(addr, ca_pem, alpn).await;
+    let stream = tls_support::tls_connect(addr, ca_pem, alpn).await;
     assert_eq!(
         stream.get_ref().1.alpn_protocol(),
         Some(alpn),
@@ -111,7 +111,7 @@ fn is_secure(cookie: &str) -> bool {
 
 #[tokio::test]
 async fn over_https_the_session_cookie_is_secure_and_hsts_is_sent() {
-    let pki = tls::pki();
+    let pki = tls_support::pki();
     let t = keyframe_catalog::testing::sqlite().await.expect("sqlite");
     let cfg = Config {
         tls_cert: Some(pki.cert.clone()),

@@ -1,7 +1,7 @@
 //! The edge against a controllable origin: bytes, chunking, coalescing, failure,
 //! RFC 9111 behaviour, purge, tokens and the disk tier.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! only the current client's headers upstream, pass-through that keeps ranges and
 //! validators, origins that answer ranges their own way, client body errors.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! origin has no health endpoint), unless `health_check_strict`; each
 //! transition is logged once each way.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -105,8 +105,7 @@ async fn a_failing_upstream_leaves_rotation_and_comes_back() {
     edge.shutdown().await;
 }
 
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::scripted;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! What the edge logs at `info`: the requests clients make, not the routine
 //! traffic between Keyframe's own servers (issue 16, item 5).
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -3,9 +3,8 @@
 //! and invalidation by unsafe methods (RFC 9111 §4.4). Each case checks what the
 //! client got and how many requests reached the origin.
 
-mod common;
-#[path = "support/scripted.rs"]
-mod scripted;
+use crate::common;
+use crate::scripted;
 
 use common::*;
 use http::Method;

@@ -1,7 +1,7 @@
 //! HTTPS on the edge: an edge with a certificate in front of a plain-HTTP origin
 //! answers over TLS with ALPN (HTTP/2 and HTTP/1.1), ranges included.
 
-mod common;
+use crate::common;
 #[path = "../../origin/tests/support/tls.rs"]
 mod tls_support;
 use tls_support::*;

@@ -2,14 +2,14 @@
 //! by SHA-256, and commits their metadata in one transaction.
 //!
 //! [`ingest`] and [`ingest_avatar`] are the one entry point the CLI, the catalog's
-//! upload endpoints and the tests share; [`gc`] collects what crashed or failed
+//! upload endpoints and the tests share; [`gc()`] collects what crashed or failed
 //! ingests leave behind; [`run_cli`] and [`run_gc`] are `keyframe ingest` and
 //! `keyframe gc` minus flag parsing.
 //!
 //! The guarantees: memory stays bounded whatever the input's size (parts of at most
 //! a few MiB in flight); an object key names only complete, verified bytes; a
 //! metadata row never points at a missing or partial object; and a crash at any
-//! moment leaves at most unreferenced objects, which [`gc`] finds.
+//! moment leaves at most unreferenced objects, which [`gc()`] finds.
 
 pub mod cli;
 pub mod error;

@@ -27,7 +27,7 @@ pub fn moov_before_mdat<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Optio
 }
 
 /// Walks the top-level boxes of an ISO media file of `len` bytes (at most
-/// [`MAX_BOXES`] of them).
+/// `MAX_BOXES` of them).
 pub fn layout<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Layout> {
     let mut out = Layout::default();
     let mut pos = 0u64;

@@ -2,7 +2,7 @@
 //! binary, on one test with `KEYFRAME_INGEST_CLI` set) whose stdout and stderr are
 //! pipes, so the output is exactly what a script would see.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 
@@ -57,7 +57,7 @@ struct Run {
 fn run(args: &[&str], store_url: &str, db_url: &str) -> Run {
     let out = Command::new(std::env::current_exe().expect("test binary"))
         .args([
-            "child",
+            common::test_name(module_path!(), "child").as_str(),
             "--exact",
             "--nocapture",
             "--test-threads=1",

@@ -3,7 +3,7 @@
 //! a large file ingests within the memory budget. The child is this same test
 //! binary, run on one test with `KEYFRAME_INGEST_CHILD` set.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -105,7 +105,8 @@ fn files_under(root: &std::path::Path) -> Vec<String> {
 
 fn child_command(mode: &str, store_url: &str, db_url: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["child", "--exact", "--nocapture", "--test-threads=1"])
+    cmd.arg(common::test_name(module_path!(), "child"))
+        .args(["--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, mode)
         .env("KF_STORE", store_url)
         .env("KF_DB", db_url)

@@ -1,7 +1,7 @@
 //! The ingest pipeline end to end, on every store of `keyframe_origin::testing`
 //! and every database of `keyframe_catalog::testing`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

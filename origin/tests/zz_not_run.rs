@@ -7,9 +7,11 @@
 //!
 //! Why here and so named: cargo runs test binaries package by package (by name;
 //! `keyframe-origin` comes last) and, within a package, in the order of their
-//! names, so `zz_not_run` runs last; the libraries turn doc tests off (they have
-//! none), so nothing prints after it but its own `test result` line. The line goes
-//! straight to stderr: libtest captures `eprintln!` of a test that passes.
+//! names, so this binary, a `[[test]]` of its own beside the crate's one
+//! `integration` binary (origin/Cargo.toml), runs last; the libraries turn doc
+//! tests off (they have none), so nothing prints after it but its own `test
+//! result` line. The line goes straight to stderr: libtest captures `eprintln!`
+//! of a test that passes.
 
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};

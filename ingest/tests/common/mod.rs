@@ -166,3 +166,13 @@ pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// The name libtest gives the test `name` of the module at `module_path`
+/// (`module_path!()`): the path without the crate's name, e.g. `cli::child`, for
+/// a test binary that runs one of its own tests in a child process.
+pub fn test_name(module_path: &str, name: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    }
+}

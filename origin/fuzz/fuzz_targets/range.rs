@@ -25,7 +25,12 @@ fuzz_target!(|input: (u64, u8, &[u8])| {
                 assert!(r.end <= len, "{r:?} past {len}");
             }
             for w in ranges.windows(2) {
-                assert!(w[0].end < w[1].start, "{:?} overlaps or touches {:?}", w[0], w[1]);
+                assert!(
+                    w[0].end < w[1].start,
+                    "{:?} overlaps or touches {:?}",
+                    w[0],
+                    w[1]
+                );
             }
         }
     }

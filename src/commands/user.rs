@@ -5,13 +5,16 @@
 //! machine), and never echoed.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
+use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use figment::Figment;
 use keyframe_catalog::auth::{Passwords, MAX_PASSWORD_BYTES};
 use keyframe_catalog::{Db, DbError};
 use serde_json::json;
 
-use crate::cli::DbFlags;
+use crate::cli::{ConfigError, DbFlags, Shared};
+use crate::Failure;
 
 /// Arguments of `keyframe user`.
 #[derive(Debug, Args)]
@@ -82,8 +85,26 @@ impl From<DbError> for UserError {
     }
 }
 
-/// Runs `keyframe user …` against `db`, hashing with `config`'s argon2 parameters.
+/// `keyframe user …`: a usage mistake exits 2, a failed database or hash 1.
 pub async fn run(
+    shared: &Shared,
+    layers: &Figment,
+    action: &UserAction,
+) -> Result<ExitCode, Failure> {
+    let config: keyframe_catalog::Config = layers.extract()?;
+    super::check_catalog(&config)?;
+    let db = super::open_db(shared).await?;
+    let done = apply(action, &db, &config).await;
+    db.close().await;
+    match done {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(UserError::Usage(m)) => Err(Failure::Config(ConfigError(m))),
+        Err(UserError::Runtime(m)) => Err(Failure::Runtime(anyhow::anyhow!(m))),
+    }
+}
+
+/// Runs `keyframe user …` against `db`, hashing with `config`'s argon2 parameters.
+async fn apply(
     action: &UserAction,
     db: &Db,
     config: &keyframe_catalog::Config,

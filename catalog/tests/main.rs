@@ -1,0 +1,16 @@
+//! The integration tests of `keyframe-catalog` as one test binary, each file a module:
+//! the crate's whole dependency tree is linked once, not once per file. A new
+//! test file needs its `mod` line here (tests/docs.rs at the root fails for a
+//! file nothing declares), and reaches the shared helpers as `crate::common`.
+
+mod common;
+
+mod accounts;
+mod content;
+mod history;
+mod hot;
+mod openapi;
+mod recommend;
+mod recommend_bench;
+mod store;
+mod tls;

@@ -1,0 +1,97 @@
+//! One module per command family; this file holds what several of them share:
+//! stdout lines, opening the store and the database, and the catalog's checks.
+//!
+//! Every command returns `Result<ExitCode, Failure>`: a [`Failure::Config`] is a
+//! usage error (exit 2), a [`Failure::Runtime`] a failure at run time (exit 1).
+
+pub mod content;
+pub mod recommend;
+pub mod serve;
+pub mod servers;
+pub mod tools;
+pub mod user;
+
+use crate::cli::{ConfigError, Shared};
+use crate::Failure;
+
+/// One line on stdout. A closed or broken stdout (`keyframe serve | head -1`) is
+/// not an error of the command: the line is dropped, never a panic (`println!`).
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The ingest pipeline behind the catalog's upload endpoints.
+pub fn uploads(
+    store: &keyframe_core::store::Store,
+    db: &keyframe_catalog::Db,
+) -> std::sync::Arc<dyn keyframe_catalog::Uploads> {
+    std::sync::Arc::new(keyframe_ingest::PipelineUploads::new(
+        store.clone(),
+        db.clone(),
+    ))
+}
+
+/// A catalog configuration error is a usage error: one line, exit 2.
+pub fn check_catalog(config: &keyframe_catalog::Config) -> Result<(), Failure> {
+    config.check().map_err(|e| catalog_option(&e))
+}
+
+/// The catalog's TLS files load (only the commands that serve read them).
+pub fn check_catalog_tls(config: &keyframe_catalog::Config) -> Result<(), Failure> {
+    config.tls().map(drop).map_err(|e| catalog_option(&e))
+}
+
+/// A catalog option's error as the one line of a usage error.
+fn catalog_option(e: &keyframe_catalog::config::ConfigError) -> Failure {
+    Failure::Config(ConfigError(format!(
+        "invalid value for option '{}': {}",
+        e.option.replace('_', "-"),
+        e.message
+    )))
+}
+
+pub fn open_store(shared: &Shared) -> Result<keyframe_core::store::Store, Failure> {
+    use keyframe_origin::store::StoreError;
+    keyframe_origin::store::open(&shared.store_url()).map_err(|e| match e {
+        // The URL is wrong: a configuration error.
+        StoreError::Scheme(_) | StoreError::Malformed { .. } | StoreError::Open { .. } => {
+            Failure::Config(ConfigError(format!(
+                "invalid value for option 'store': {e}"
+            )))
+        }
+        e => Failure::Runtime(anyhow::anyhow!("store: {e}")),
+    })
+}
+
+pub async fn open_db(shared: &Shared) -> Result<keyframe_catalog::Db, Failure> {
+    let url = shared.db_url();
+    shared
+        .make_sqlite_dir()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("database {}: {e}", redact(&url))))?;
+    let db = keyframe_catalog::Db::connect(&url)
+        .await
+        .map_err(|e| match e {
+            keyframe_catalog::DbError::Scheme(_) => {
+                Failure::Config(ConfigError(format!("invalid value for option 'db': {e}")))
+            }
+            e => Failure::Runtime(anyhow::anyhow!("database {}: {e}", redact(&url))),
+        })?;
+    db.migrate()
+        .await
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("database {}: {e}", redact(&url))))?;
+    Ok(db)
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

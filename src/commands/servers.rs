@@ -1,0 +1,116 @@
+//! `keyframe origin`, `keyframe edge` and `keyframe catalog`: one server each,
+//! and what starting a server takes (binding, the origin's store, signals), which
+//! `serve` shares.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use figment::Figment;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{check_catalog, check_catalog_tls, open_db, open_store, say, uploads};
+use crate::cli::{ConfigError, Shared};
+use crate::Failure;
+
+/// `keyframe origin`.
+pub async fn origin(shared: &Shared, layers: &Figment) -> Result<ExitCode, Failure> {
+    let config: keyframe_origin::Config = layers.extract()?;
+    let store = open_store(shared)?;
+    let server = origin_server(shared, config.clone(), store)?;
+    let listener = bind("origin", config.listen, config.tls_cert.is_some()).await?;
+    server
+        .run(listener, shutdown_signal(CancellationToken::new()))
+        .await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `keyframe edge`.
+pub async fn edge(layers: &Figment) -> Result<ExitCode, Failure> {
+    let config: keyframe_edge::Config = layers.extract()?;
+    let server = keyframe_edge::Server::new(config.clone())
+        .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
+    let listener = bind("edge", config.listen, config.tls_cert.is_some()).await?;
+    server
+        .run(listener, shutdown_signal(CancellationToken::new()))
+        .await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `keyframe catalog`.
+pub async fn catalog(shared: &Shared, layers: &Figment) -> Result<ExitCode, Failure> {
+    let config: keyframe_catalog::Config = layers.extract()?;
+    check_catalog(&config)?;
+    check_catalog_tls(&config)?;
+    let store = open_store(shared)?;
+    let db = open_db(shared).await?;
+    let listener = bind("catalog", config.listen, config.tls_cert.is_some()).await?;
+    keyframe_catalog::server::run_with_uploads(
+        listener,
+        config,
+        db.clone(),
+        store.clone(),
+        uploads(&store, &db),
+        shutdown_signal(CancellationToken::new()),
+    )
+    .await
+    .context("catalog server failed")?;
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Binds a server's address and says where it listens (`https://` when it
+/// terminates TLS).
+pub async fn bind(
+    what: &str,
+    addr: std::net::SocketAddr,
+    tls: bool,
+) -> Result<TcpListener, Failure> {
+    let l = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{what}: cannot listen on {addr}"))?;
+    let local = l.local_addr().context("local address")?;
+    let scheme = if tls { "https" } else { "http" };
+    say(format_args!("{what} listening on {scheme}://{local}"));
+    tracing::info!(server = what, %local, "listening");
+    Ok(l)
+}
+
+/// The origin server on `store`, serving a `file://` store's files directly.
+pub fn origin_server(
+    shared: &Shared,
+    config: keyframe_origin::Config,
+    store: keyframe_core::store::Store,
+) -> Result<keyframe_origin::Server, Failure> {
+    let server = keyframe_origin::Server::new(config, store)
+        .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
+    Ok(
+        match keyframe_origin::store::local_root(&shared.store_url()) {
+            Some(root) => server.with_local_root(root),
+            None => server,
+        },
+    )
+}
+
+/// Resolves on SIGINT or SIGTERM (and cancels `stop` so every server sees it).
+pub async fn shutdown_signal(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        () = term => {},
+        () = stop.cancelled() => {},
+    }
+    tracing::info!("shutting down");
+    stop.cancel();
+}
