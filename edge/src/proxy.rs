@@ -63,7 +63,8 @@ impl Server {
                         let me = self.clone();
                         let (k, v, p) = (key.clone(), vkey.clone(), parts.clone());
                         let e = entry.clone();
-                        tokio::spawn(async move {
+                        // A background refresh, logged in this request's span.
+                        keyframe_origin::access::spawn(async move {
                             let _ = me.object(&k, &v, &p, Some(e)).await;
                         });
                         let cs = CacheStatus {

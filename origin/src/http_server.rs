@@ -61,6 +61,26 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Bod
     resp
 }
 
+/// The refusal of a request whose token does not allow it: 403 with the token
+/// error's code.
+pub fn token_refused(e: &crate::token::TokenError) -> Response<Body> {
+    json_error(StatusCode::FORBIDDEN, e.code(), &e.to_string())
+}
+
+/// 405 for a path that allows only the methods `allow` lists (e.g. `GET, HEAD`),
+/// with `Allow` (RFC 9110 §15.5.6).
+pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let only = allow.replace(", ", " and ");
+    let mut r = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("this path allows only {only}"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
 /// Connection limits and timeouts of a server.
 #[derive(Clone, Debug)]
 pub struct Limits {

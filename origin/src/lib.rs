@@ -4,12 +4,14 @@
 //! path: the pieces edge, ingest and catalog share (object keys, sizes, stores,
 //! ranges, conditional requests, tokens, the HTTP server loop, metrics) live here.
 
+pub mod access;
 pub mod conditional;
 pub mod config;
 pub mod http_server;
 pub mod key;
 pub mod metrics;
 pub mod mime;
+pub mod plan;
 pub mod range;
 pub mod region;
 pub mod server;
