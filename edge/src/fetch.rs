@@ -401,9 +401,7 @@ impl Server {
                 flight,
                 leader: true,
             } => {
-                if let Some(id) = access::current() {
-                    let _ = flight.by.set(id);
-                }
+                led_by_this_request(&flight);
                 Some(flight)
             }
             _ => None,
@@ -510,11 +508,7 @@ impl Server {
             Source::Flight {
                 flight,
                 leader: true,
-            } => {
-                if let Some(id) = access::current() {
-                    let _ = flight.by.set(id);
-                }
-            }
+            } => led_by_this_request(flight),
             Source::Flight {
                 flight,
                 leader: false,
@@ -706,6 +700,13 @@ impl Server {
             self.inner.entries.invalidate(&k);
         }
         self.drop_generation(generation);
+    }
+}
+
+/// Notes the request whose chunk fetch `flight` is, for readers that join it.
+fn led_by_this_request(flight: &InFlight) {
+    if let Some(id) = access::current() {
+        let _ = flight.by.set(id);
     }
 }
 
