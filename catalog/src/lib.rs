@@ -18,6 +18,7 @@ pub mod meta_ingest;
 pub mod playback;
 pub mod recommend;
 pub mod server;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod uploads;
 pub mod web;

@@ -12,8 +12,8 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use keyframe_origin::region::RegionMap;
-use keyframe_origin::store::Store;
+use keyframe_core::region::RegionMap;
+use keyframe_core::store::Store;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -228,9 +228,7 @@ impl Catalog {
             })?
             .into();
         let mut registry = Registry::default();
-        let http = Arc::new(keyframe_origin::metrics::HttpMetrics::register(
-            &mut registry,
-        ));
+        let http = Arc::new(keyframe_http::metrics::HttpMetrics::register(&mut registry));
         let state = AppState {
             config: Arc::new(config),
             db: self.db,
@@ -278,7 +276,7 @@ impl Catalog {
     }
 
     /// Serves the catalog on `listener` until `shutdown` resolves, through the accept
-    /// loop of the origin and the edge (`keyframe_origin::http_server::serve`): its
+    /// loop of the origin and the edge (`keyframe_http::http_server::serve`): its
     /// header timeout from the accept, connection limits and graceful shutdown, and,
     /// with `tls_cert`/`tls_key`, HTTPS (the handshake under the header timeout).
     pub async fn run(
@@ -317,12 +315,12 @@ impl Catalog {
                 resp.map(|body| {
                     http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
                         body,
-                        |e| -> keyframe_origin::http_server::BoxError { Box::new(e) },
+                        |e| -> keyframe_http::http_server::BoxError { Box::new(e) },
                     ))
                 })
             }
         };
-        keyframe_origin::http_server::serve(listener, limits, handler, shutdown).await;
+        keyframe_http::http_server::serve(listener, limits, handler, shutdown).await;
         // The router is gone (unless a connection outlived the grace period, which the
         // writer's wait below bounds): the history writer commits what is queued, then
         // ends.
@@ -336,19 +334,19 @@ impl Catalog {
 /// Every request through the byte servers' one wrapper (`access::observe`): its
 /// id, its count by status, its time to the response head, its access line.
 async fn observe(
-    m: Arc<keyframe_origin::metrics::HttpMetrics>,
+    m: Arc<keyframe_http::metrics::HttpMetrics>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     use http_body_util::BodyExt;
-    use keyframe_origin::access::{self, Loudness};
+    use keyframe_http::access::{self, Loudness};
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
     let resp = access::observe("catalog", &m, req, peer, Loudness::Info, |req| async move {
         next.run(req).await.map(|body| {
-            body.map_err(|e| -> keyframe_origin::http_server::BoxError { Box::new(e) })
+            body.map_err(|e| -> keyframe_http::http_server::BoxError { Box::new(e) })
                 .boxed_unsync()
         })
     })
@@ -381,23 +379,21 @@ async fn healthz(State(s): State<AppState>) -> Result<&'static str, ApiError> {
             "the database is unreachable",
         )
     })?;
-    keyframe_origin::store::check(&*s.store)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "health check: storage unreachable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                "object storage is unreachable",
-            )
-        })?;
+    keyframe_core::store::check(&*s.store).await.map_err(|e| {
+        tracing::warn!(error = %e, "health check: storage unreachable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "object storage is unreachable",
+        )
+    })?;
     Ok("ok\n")
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, keyframe_origin::metrics::CONTENT_TYPE)],
-        keyframe_origin::metrics::render(&s.registry),
+        [(header::CONTENT_TYPE, keyframe_http::metrics::CONTENT_TYPE)],
+        keyframe_http::metrics::render(&s.registry),
     )
         .into_response()
 }

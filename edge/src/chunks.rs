@@ -59,7 +59,7 @@ pub struct InFlight {
     /// recent chunks once done.
     ahead: std::sync::atomic::AtomicBool,
     /// The request whose fetch this is, for the readers that join it to log.
-    pub by: std::sync::OnceLock<keyframe_origin::access::RequestId>,
+    pub by: std::sync::OnceLock<keyframe_http::access::RequestId>,
 }
 
 /// The error a reader sees when the fetch it joined failed.
@@ -291,7 +291,7 @@ impl Buffers {
     pub fn chunk(self: &Arc<Self>, pieces: &[Bytes], total: usize) -> Bytes {
         if total >= MAPPED_MIN {
             if self.sealed {
-                if let Some(b) = keyframe_origin::zerocopy::sealed(pieces, total) {
+                if let Some(b) = keyframe_http::zerocopy::sealed(pieces, total) {
                     return b;
                 }
             }

@@ -12,7 +12,7 @@ use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use keyframe_origin::access::{self, RequestId};
+use keyframe_http::access::{self, RequestId};
 use tokio::sync::watch;
 
 use crate::chunks::{InFlight, Source};

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use keyframe_origin::http_server::{full, json_error, Body};
+use keyframe_http::http_server::{full, json_error, Body};
 
 use crate::entry::Entry;
 use crate::fetch::Outcome;
@@ -64,7 +64,7 @@ impl Server {
                         let (k, v, p) = (key.clone(), vkey.clone(), parts.clone());
                         let e = entry.clone();
                         // A background refresh, logged in this request's span.
-                        keyframe_origin::access::spawn(async move {
+                        keyframe_http::access::spawn(async move {
                             let _ = me.object(&k, &v, &p, Some(e)).await;
                         });
                         let cs = CacheStatus {

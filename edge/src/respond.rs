@@ -11,10 +11,10 @@ use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use keyframe_origin::conditional::Validators;
-use keyframe_origin::http_server::{empty, full, json_error, Body, BoxError};
-use keyframe_origin::plan::{self, Plan, PlanBody, Representation};
-use keyframe_origin::range::{self, ByteRange};
+use keyframe_http::conditional::Validators;
+use keyframe_http::http_server::{empty, full, json_error, Body, BoxError};
+use keyframe_http::plan::{self, Plan, PlanBody, Representation};
+use keyframe_http::range::{self, ByteRange};
 
 use bytes::Bytes;
 

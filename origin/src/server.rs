@@ -24,16 +24,17 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::access::{self, Loudness};
-use crate::conditional::{self, Validators};
+use keyframe_core::key::parse_key;
+use keyframe_core::store::{self, Store};
+use keyframe_core::token::{self, TokenKey};
+use keyframe_http::access::{self, Loudness};
+use keyframe_http::conditional::{self, Validators};
+use keyframe_http::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
+use keyframe_http::metrics::{latency_histogram, render, HttpMetrics};
+use keyframe_http::plan::{self, Plan, PlanBody, Representation};
+use keyframe_http::range::{self, ByteRange};
+
 use crate::config::Config;
-use crate::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
-use crate::key::parse_key;
-use crate::metrics::{latency_histogram, render, HttpMetrics};
-use crate::plan::{self, Plan, PlanBody, Representation};
-use crate::range::{self, ByteRange};
-use crate::store::{self, Store};
-use crate::token::{self, TokenKey};
 
 /// The URL prefix objects are served under.
 pub const OBJECTS_PREFIX: &str = "/v1/objects/";
@@ -145,7 +146,7 @@ struct Inner {
     /// `Cache-Control` of objects, built once.
     cache_control: Option<HeaderValue>,
     /// TLS to terminate, loaded once from `tls_cert` and `tls_key`.
-    tls: Option<crate::tls::Tls>,
+    tls: Option<keyframe_http::tls::Tls>,
 }
 
 /// Positional reads from the files of a `file://` store, with open handles kept:
@@ -256,7 +257,7 @@ pub enum ConfigError {
     TokenKey(#[from] token::TokenError),
     /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] keyframe_http::tls::TlsError),
 }
 
 impl Server {
@@ -368,7 +369,7 @@ impl Server {
                     ))
                     .ok(),
                     last_modified,
-                    content_type: crate::mime::type_for_key(&k),
+                    content_type: keyframe_core::mime::type_for_key(&k),
                 }))
             })
             .await
@@ -455,7 +456,7 @@ impl Server {
                 let mut r = Response::new(full(render(&self.inner.registry)));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
-                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                    HeaderValue::from_static(keyframe_http::metrics::CONTENT_TYPE),
                 );
                 r
             }
@@ -468,7 +469,7 @@ impl Server {
     async fn object(&self, req: &Request<Incoming>, raw_key: &str) -> Response<Body> {
         if let Some(key) = &self.inner.token_key {
             if let Err(e) = token::check(key, req.uri(), req.headers(), SystemTime::now()) {
-                return http_server::token_refused(&e);
+                return json_error(StatusCode::FORBIDDEN, e.code(), &e.to_string());
             }
         }
         let path = match parse_key(raw_key) {

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use keyframe_origin::http_server::empty;
+use keyframe_http::http_server::empty;
 
 use super::{Failure, Upstream};
 use crate::fetch::Outcome;
@@ -21,7 +21,7 @@ impl Server {
         mut headers: HeaderMap,
         key: &str,
     ) -> Result<(Response<Incoming>, Arc<Upstream>), Outcome> {
-        keyframe_origin::access::pass_on(&mut headers);
+        keyframe_http::access::pass_on(&mut headers);
         let order = self.inner.upstreams.order(key, SystemTime::now());
         let n = order.len();
         let mut last = Outcome::Failed {

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use http_body::Frame;
+use hyper::body::Frame;
 use http_body_util::BodyExt;
 use prometheus_client::metrics::counter::Counter;
 use tracing::{Instrument, Span};
@@ -244,7 +244,7 @@ struct Line {
     ended: bool,
 }
 
-impl http_body::Body for Logged {
+impl hyper::body::Body for Logged {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -272,7 +272,7 @@ impl http_body::Body for Logged {
         self.body.is_end_stream()
     }
 
-    fn size_hint(&self) -> http_body::SizeHint {
+    fn size_hint(&self) -> hyper::body::SizeHint {
         self.body.size_hint()
     }
 }
@@ -281,7 +281,7 @@ impl Drop for Logged {
     fn drop(&mut self) {
         let l = &self.line;
         let complete =
-            l.ended || http_body::Body::is_end_stream(&self.body) || l.length == Some(l.sent);
+            l.ended || hyper::body::Body::is_end_stream(&self.body) || l.length == Some(l.sent);
         let _entered = self.span.enter();
         let cache = l.cache.as_ref().and_then(|v| v.to_str().ok());
         macro_rules! access {

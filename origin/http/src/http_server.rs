@@ -61,12 +61,6 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Bod
     resp
 }
 
-/// The refusal of a request whose token does not allow it: 403 with the token
-/// error's code.
-pub fn token_refused(e: &crate::token::TokenError) -> Response<Body> {
-    json_error(StatusCode::FORBIDDEN, e.code(), &e.to_string())
-}
-
 /// 405 for a path that allows only the methods `allow` lists (e.g. `GET, HEAD`),
 /// with `Allow` (RFC 9110 §15.5.6).
 pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
