@@ -297,7 +297,9 @@ impl Server {
                 let me = self.clone();
                 let e = entry.clone();
                 let body = resp.into_body();
-                access::spawn(async move { me.pump(body, e, skip, first, flights, upstream).await });
+                access::spawn(
+                    async move { me.pump(body, e, skip, first, flights, upstream).await },
+                );
             }
             // No whole chunk in it: the chunks come by chunk fetches.
             _ => {}

@@ -83,7 +83,10 @@ impl Server {
         let mut h = entry.headers.clone();
         h.insert(header::AGE, policy::age_header_value(entry.age(now)));
         match body {
-            PlanBody::Error { code: text, message } => {
+            PlanBody::Error {
+                code: text,
+                message,
+            } => {
                 let mut r = json_error(code, text, message);
                 r.headers_mut().extend(planned);
                 if code == StatusCode::RANGE_NOT_SATISFIABLE {

@@ -808,7 +808,10 @@ async fn the_edges_own_answers_match_the_origins() {
     let (status, h, _) = get(&client, &url, Some("bytes=20000-")).await;
     assert_eq!(status, 416);
     assert_eq!(h["content-range"], "bytes */10000");
-    assert_eq!(h.get("accept-ranges").map(|v| v.as_bytes()), Some(&b"bytes"[..]));
+    assert_eq!(
+        h.get("accept-ranges").map(|v| v.as_bytes()),
+        Some(&b"bytes"[..])
+    );
 
     let r = client
         .get(&url)

@@ -151,7 +151,8 @@ async fn fetches_log_under_the_id_of_the_request_that_caused_them() {
     let resp = get_with_id(&client, &url, "chunk-2", Some("bytes=24576-24675")).await;
     assert_eq!(resp.status(), 206);
     assert_eq!(resp.bytes().await.expect("body").len(), 100);
-    out.wait_for("keyframe::access", "request{id=chunk-2}").await;
+    out.wait_for("keyframe::access", "request{id=chunk-2}")
+        .await;
     let chunk = out.matching("keyframe::upstream", "request{id=chunk-2}");
     assert!(!chunk.is_empty(), "{:#?}", out.lines());
 
@@ -171,7 +172,10 @@ async fn fetches_log_under_the_id_of_the_request_that_caused_them() {
         .collect();
     assert!(seen.iter().any(|i| i == "miss-1"), "{seen:?}");
     assert!(seen.iter().any(|i| i == "chunk-2"), "{seen:?}");
-    assert!(seen.iter().all(|i| i == "miss-1" || i == "chunk-2"), "{seen:?}");
+    assert!(
+        seen.iter().all(|i| i == "miss-1" || i == "chunk-2"),
+        "{seen:?}"
+    );
     edge.shutdown().await;
 }
 
@@ -184,7 +188,13 @@ async fn unsafe_request_ids_are_replaced() {
     origin.put("/v1/objects/s.mp4", Obj::cacheable(data(100, 1), 3600));
     let edge = TestEdge::start(config(&[origin.url()], 4096)).await;
     let client = reqwest::Client::new();
-    let resp = get_with_id(&client, &edge.url("/v1/objects/s.mp4"), "x status=500", None).await;
+    let resp = get_with_id(
+        &client,
+        &edge.url("/v1/objects/s.mp4"),
+        "x status=500",
+        None,
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let id = resp.headers()["x-request-id"]
         .to_str()
@@ -194,7 +204,10 @@ async fn unsafe_request_ids_are_replaced() {
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
     let _ = resp.bytes().await;
     let access = out.wait_for("keyframe::access", "s.mp4").await;
-    assert!(access[0].contains(&format!("request{{id={id}}}")), "{access:#?}");
+    assert!(
+        access[0].contains(&format!("request{{id={id}}}")),
+        "{access:#?}"
+    );
     assert!(!access[0].contains("x status=500"), "{access:#?}");
     edge.shutdown().await;
 }
@@ -226,9 +239,15 @@ async fn a_request_that_joins_a_fetch_names_it() {
     } else {
         ("second", "first")
     };
-    assert!(fetch[0].contains(&format!("request{{id={leader}}}")), "{fetch:#?}");
+    assert!(
+        fetch[0].contains(&format!("request{{id={leader}}}")),
+        "{fetch:#?}"
+    );
     let joined = out.matching("joined the fetch", &format!("fetch={leader}"));
     assert_eq!(joined.len(), 1, "{:#?}", out.lines());
-    assert!(joined[0].contains(&format!("request{{id={follower}}}")), "{joined:#?}");
+    assert!(
+        joined[0].contains(&format!("request{{id={follower}}}")),
+        "{joined:#?}"
+    );
     edge.shutdown().await;
 }

@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Frame;
 use http_body_util::BodyExt;
+use hyper::body::Frame;
 use prometheus_client::metrics::counter::Counter;
 use tracing::{Instrument, Span};
 
@@ -46,8 +46,7 @@ impl RequestId {
     pub fn accept(v: &HeaderValue) -> Option<RequestId> {
         let b = v.as_bytes();
         let safe = |c: &u8| c.is_ascii_alphanumeric() || b"-_.:+/=".contains(c);
-        (!b.is_empty() && b.len() <= MAX_ID_LEN && b.iter().all(safe))
-            .then(|| RequestId(v.clone()))
+        (!b.is_empty() && b.len() <= MAX_ID_LEN && b.iter().all(safe)).then(|| RequestId(v.clone()))
     }
 
     /// A new id: a counter through a bijective mix (SplitMix64's finaliser) keyed
@@ -322,7 +321,11 @@ mod tests {
             "Root=1-5759e988-bd862e3fe1be46a994272793",
             "7d1c2b3a4e5f6789-AMS",
         ] {
-            assert_eq!(take(ok).map(|i| i.to_string()), Some(ok.to_string()), "{ok}");
+            assert_eq!(
+                take(ok).map(|i| i.to_string()),
+                Some(ok.to_string()),
+                "{ok}"
+            );
         }
         let long = "a".repeat(MAX_ID_LEN + 1);
         for bad in [
@@ -346,8 +349,9 @@ mod tests {
 
     #[test]
     fn made_ids_do_not_repeat() {
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| RequestId::generate().to_string()).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| RequestId::generate().to_string())
+            .collect();
         assert_eq!(ids.len(), 10_000);
         assert!(ids.iter().all(|i| i.len() == 16));
     }

@@ -67,7 +67,12 @@ pub struct Plan {
 /// allowing), 200 for the whole. Every answer of a representation served in
 /// ranges but the 304 says `Accept-Ranges: bytes` (a 304 carries only the
 /// validator and caching fields, §15.4.5).
-pub fn plan(method: &Method, headers: &HeaderMap, rep: &Representation<'_>, limits: Limits) -> Plan {
+pub fn plan(
+    method: &Method,
+    headers: &HeaderMap,
+    rep: &Representation<'_>,
+    limits: Limits,
+) -> Plan {
     let head = method == Method::HEAD;
     let mut h = HeaderMap::new();
     let bytes = HeaderValue::from_static("bytes");
@@ -199,7 +204,12 @@ mod tests {
         let ims_same = [("if-modified-since", same.as_str())];
         let ims_old = [("if-modified-since", old.as_str())];
         let ius_old = [("if-unmodified-since", old.as_str())];
-        type Row<'a> = (&'a [(&'a str, &'a str)], u16, PlanBody, &'a [(&'a str, &'a str)]);
+        type Row<'a> = (
+            &'a [(&'a str, &'a str)],
+            u16,
+            PlanBody,
+            &'a [(&'a str, &'a str)],
+        );
         let r = |start, end| ByteRange { start, end };
         let rows: Vec<Row<'_>> = vec![
             (&[], 200, PlanBody::Whole, &[("content-length", "1000")]),
@@ -207,7 +217,10 @@ mod tests {
                 &[("range", "bytes=0-9")],
                 206,
                 PlanBody::Range(r(0, 10)),
-                &[("content-length", "10"), ("content-range", "bytes 0-9/1000")],
+                &[
+                    ("content-length", "10"),
+                    ("content-range", "bytes 0-9/1000"),
+                ],
             ),
             (
                 &[("range", "bytes=-10")],
