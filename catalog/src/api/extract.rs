@@ -9,11 +9,12 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::auth::{secrets_equal, token_hash, well_formed_token};
+use crate::auth::{token_hash, well_formed_token};
 use crate::cache::Change;
 use crate::db::DbError;
 use crate::playback::valid_region;
 use crate::server::{header_text, ApiError, AppState};
+use keyframe_core::secret::secrets_equal;
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "kf_session";
