@@ -79,31 +79,31 @@ impl Server {
                 body: PlanBody::Whole,
             }
         };
-        let now = SystemTime::now();
+        if let PlanBody::Error {
+            code: text,
+            message,
+        } = body
+        {
+            let mut r = json_error(code, text, message);
+            r.headers_mut().extend(planned);
+            if code == StatusCode::RANGE_NOT_SATISFIABLE {
+                let cs = status.to_header_value(&self.inner.cache_name);
+                set_cache_status(r.headers_mut(), cs);
+            }
+            return r;
+        }
         let mut h = entry.headers.clone();
-        h.insert(header::AGE, policy::age_header_value(entry.age(now)));
-        match body {
-            PlanBody::Error {
-                code: text,
-                message,
-            } => {
-                let mut r = json_error(code, text, message);
-                r.headers_mut().extend(planned);
-                if code == StatusCode::RANGE_NOT_SATISFIABLE {
-                    let cs = status.to_header_value(&self.inner.cache_name);
-                    set_cache_status(r.headers_mut(), cs);
-                }
-                return r;
-            }
-            _ if code == StatusCode::NOT_MODIFIED => {
-                policy::retain_not_modified(&mut h);
-                set_cache_status(&mut h, status.to_header_value(&self.inner.cache_name));
-                let mut r = Response::new(empty());
-                *r.status_mut() = StatusCode::NOT_MODIFIED;
-                *r.headers_mut() = h;
-                return r;
-            }
-            _ => {}
+        h.insert(
+            header::AGE,
+            policy::age_header_value(entry.age(SystemTime::now())),
+        );
+        if code == StatusCode::NOT_MODIFIED {
+            policy::retain_not_modified(&mut h);
+            set_cache_status(&mut h, status.to_header_value(&self.inner.cache_name));
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            *r.headers_mut() = h;
+            return r;
         }
         let head = parts.method == Method::HEAD;
         let mut resp = Response::new(empty());
