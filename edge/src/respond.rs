@@ -84,7 +84,7 @@ impl Server {
             message,
         } = body
         {
-            let mut r = json_error(code, text, message);
+            let mut r = json_error(text, message);
             r.headers_mut().extend(planned);
             if code == StatusCode::RANGE_NOT_SATISFIABLE {
                 let cs = status.to_header_value(&self.inner.cache_name);

@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use keyframe_core::key::parse_key;
 use keyframe_core::store::{self, Store};
 use keyframe_core::token::{self, TokenKey};
+use keyframe_core::ErrorCode;
 use keyframe_http::access::{self, Loudness};
 use keyframe_http::conditional::{self, Validators};
 use keyframe_http::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
@@ -446,8 +447,7 @@ impl Server {
                 Err(e) => {
                     tracing::warn!(error = %e, "health check: storage unreachable");
                     json_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "storage_unavailable",
+                        ErrorCode::StorageUnavailable,
                         "object storage is unreachable",
                     )
                 }
@@ -461,7 +461,7 @@ impl Server {
                 r
             }
             Endpoint::MethodNotAllowed(allow) => http_server::method_not_allowed(allow),
-            Endpoint::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", "no such path"),
+            Endpoint::NotFound => json_error(ErrorCode::NotFound, "no such path"),
             Endpoint::Object(raw_key) => self.object(req, raw_key).await,
         }
     }
@@ -469,23 +469,20 @@ impl Server {
     async fn object(&self, req: &Request<Incoming>, raw_key: &str) -> Response<Body> {
         if let Some(key) = &self.inner.token_key {
             if let Err(e) = token::check(key, req.uri(), req.headers(), SystemTime::now()) {
-                return json_error(StatusCode::FORBIDDEN, e.code(), &e.to_string());
+                return json_error(e.code(), &e.to_string());
             }
         }
         let path = match parse_key(raw_key) {
             Ok(p) => p,
-            Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_key", &e.to_string()),
+            Err(e) => return json_error(ErrorCode::BadKey, &e.to_string()),
         };
         let info = match self.info(&path).await {
             Ok(i) => i,
-            Err(ReadError::NotFound) => {
-                return json_error(StatusCode::NOT_FOUND, "not_found", "no such object")
-            }
+            Err(ReadError::NotFound) => return json_error(ErrorCode::NotFound, "no such object"),
             Err(ReadError::Storage(e)) => {
                 tracing::warn!(key = raw_key, error = %e, "storage head failed");
                 return json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
+                    ErrorCode::StorageUnavailable,
                     "object storage did not answer",
                 );
             }
@@ -524,7 +521,7 @@ impl Server {
             body,
         } = plan::plan(&method, headers, &rep, limits);
         if let PlanBody::Error { code, message } = body {
-            let mut r = json_error(status, code, message);
+            let mut r = json_error(code, message);
             r.headers_mut().extend(planned);
             return r;
         }

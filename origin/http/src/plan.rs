@@ -6,6 +6,7 @@
 //! drift apart on a status or a header.
 
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use keyframe_core::ErrorCode;
 
 use crate::conditional::{self, Precondition, Validators};
 use crate::range::{self, ByteRange, RangeDecision};
@@ -47,7 +48,7 @@ pub enum PlanBody {
     },
     /// A JSON error (`{"error","code"}`): 412 or 416.
     Error {
-        code: &'static str,
+        code: ErrorCode,
         message: &'static str,
     },
 }
@@ -93,7 +94,7 @@ pub fn plan(
                 status: StatusCode::PRECONDITION_FAILED,
                 headers: h,
                 body: PlanBody::Error {
-                    code: "precondition_failed",
+                    code: ErrorCode::PreconditionFailed,
                     message: "a precondition of the request does not hold",
                 },
             };
@@ -121,7 +122,7 @@ pub fn plan(
                 h.insert(header::CONTENT_RANGE, v);
             }
             let body = PlanBody::Error {
-                code: "range_not_satisfiable",
+                code: ErrorCode::RangeNotSatisfiable,
                 message: "no requested range overlaps the object",
             };
             return Plan {
@@ -241,7 +242,7 @@ mod tests {
                 &[("range", "bytes=5000-")],
                 416,
                 PlanBody::Error {
-                    code: "range_not_satisfiable",
+                    code: ErrorCode::RangeNotSatisfiable,
                     message: "no requested range overlaps the object",
                 },
                 &[("content-range", "bytes */1000")],
@@ -256,7 +257,7 @@ mod tests {
                 &[("if-match", "\"other\"")],
                 412,
                 PlanBody::Error {
-                    code: "precondition_failed",
+                    code: ErrorCode::PreconditionFailed,
                     message: "a precondition of the request does not hold",
                 },
                 &[],
@@ -265,7 +266,7 @@ mod tests {
                 &ius_old,
                 412,
                 PlanBody::Error {
-                    code: "precondition_failed",
+                    code: ErrorCode::PreconditionFailed,
                     message: "a precondition of the request does not hold",
                 },
                 &[],
