@@ -331,35 +331,27 @@ impl Catalog {
     }
 }
 
-/// Counts every request by status, times it to the response head
-/// (`keyframe_http_request_duration_seconds`), and writes one access log line.
+/// Every request through the byte servers' one wrapper (`access::observe`): its
+/// id, its count by status, its time to the response head, its access line.
 async fn observe(
     m: Arc<keyframe_http::metrics::HttpMetrics>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    m.in_flight.inc();
-    let resp = next.run(req).await;
-    m.in_flight.dec();
-    let elapsed = started.elapsed();
-    let status = resp.status().as_u16();
-    m.requests
-        .get_or_create(&keyframe_http::metrics::StatusLabels { status })
-        .inc();
-    m.duration.observe(elapsed.as_secs_f64());
-    tracing::info!(
-        target: "keyframe::access",
-        server = "catalog",
-        %method,
-        path,
-        status,
-        micros = elapsed.as_micros() as u64,
-        "request"
-    );
-    resp
+    use http_body_util::BodyExt;
+    use keyframe_http::access::{self, Loudness};
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    let resp = access::observe("catalog", &m, req, peer, Loudness::Info, |req| async move {
+        next.run(req).await.map(|body| {
+            body.map_err(|e| -> keyframe_http::http_server::BoxError { Box::new(e) })
+                .boxed_unsync()
+        })
+    })
+    .await;
+    resp.map(axum::body::Body::new)
 }
 
 /// The catalog's router with `uploads` as the ingest pipeline (see

@@ -58,6 +58,8 @@ pub struct InFlight {
     /// Fetched ahead of its reader (read-ahead): kept in the store's window of
     /// recent chunks once done.
     ahead: std::sync::atomic::AtomicBool,
+    /// The request whose fetch this is, for the readers that join it to log.
+    pub by: std::sync::OnceLock<keyframe_http::access::RequestId>,
 }
 
 /// The error a reader sees when the fetch it joined failed.
@@ -78,6 +80,7 @@ impl InFlight {
             }),
             tx: watch::channel(0).0,
             ahead: std::sync::atomic::AtomicBool::new(false),
+            by: std::sync::OnceLock::new(),
         }
     }
 

@@ -13,6 +13,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use keyframe_core::ErrorCode;
+use keyframe_http::access::{self, RequestId};
 use tokio::sync::watch;
 
 use crate::chunks::{InFlight, Source};
@@ -75,7 +76,12 @@ impl Unshared {
     }
 }
 
-pub(crate) type ObjectFlight = watch::Sender<Option<Outcome>>;
+/// A coalesced object fetch in flight: where its outcome is announced, and the id
+/// of the request that leads it (the fetch logs in that request's span).
+pub(crate) struct ObjectFlight {
+    tx: watch::Sender<Option<Outcome>>,
+    leader: Option<RequestId>,
+}
 
 impl Server {
     /// Runs (or joins) the one upstream fetch for an object: a miss, or the
@@ -92,20 +98,23 @@ impl Server {
         let mut rx = {
             let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
             match flights.get(vkey) {
-                Some(tx) => {
+                Some(flight) => {
                     self.inner.chunks.stats.coalesced.inc();
-                    tx.subscribe()
+                    let fetch = flight.leader.as_ref().map(tracing::field::display);
+                    tracing::debug!(key, fetch, "joined the fetch of another request");
+                    flight.tx.subscribe()
                 }
                 None => {
                     leader = true;
                     let (tx, rx) = watch::channel(None);
-                    flights.insert(vkey.to_string(), tx);
+                    let leader = access::current();
+                    flights.insert(vkey.to_string(), ObjectFlight { tx, leader });
                     drop(flights);
                     let me = self.clone();
                     let (k, v, p) = (key.to_string(), vkey.to_string(), parts.clone());
                     // The fetch runs on its own task, so a leader that hangs up does
-                    // not strand the waiters.
-                    tokio::spawn(async move {
+                    // not strand the waiters; it logs in the leader's span.
+                    access::spawn(async move {
                         let outcome = me.fetch_object(&k, &v, &p, stale).await;
                         let tx = me
                             .inner
@@ -113,8 +122,8 @@ impl Server {
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .remove(&v);
-                        if let Some(tx) = tx {
-                            let _ = tx.send(Some(outcome));
+                        if let Some(flight) = tx {
+                            let _ = flight.tx.send(Some(outcome));
                         }
                     });
                     rx
@@ -300,7 +309,9 @@ impl Server {
                 let me = self.clone();
                 let e = entry.clone();
                 let body = resp.into_body();
-                tokio::spawn(async move { me.pump(body, e, skip, first, flights, upstream).await });
+                access::spawn(
+                    async move { me.pump(body, e, skip, first, flights, upstream).await },
+                );
             }
             // No whole chunk in it: the chunks come by chunk fetches.
             _ => {}
@@ -403,7 +414,10 @@ impl Server {
             Source::Flight {
                 flight,
                 leader: true,
-            } => Some(flight),
+            } => {
+                led_by_this_request(&flight);
+                Some(flight)
+            }
             _ => None,
         }
     }
@@ -504,6 +518,20 @@ impl Server {
         if let (true, Source::Flight { flight, .. }) = (ahead, &src) {
             flight.mark_ahead();
         }
+        match &src {
+            Source::Flight {
+                flight,
+                leader: true,
+            } => led_by_this_request(flight),
+            Source::Flight {
+                flight,
+                leader: false,
+            } if !ahead => {
+                let fetch = flight.by.get().map(tracing::field::display);
+                tracing::debug!(key = entry.key, chunk = idx, fetch, "joined a chunk fetch");
+            }
+            _ => {}
+        }
         if let Source::Flight {
             flight,
             leader: true,
@@ -516,7 +544,7 @@ impl Server {
                 .disk
                 .as_ref()
                 .is_some_and(|d| d.contains(&(entry.generation, idx)));
-            tokio::spawn(async move {
+            access::spawn(async move {
                 if on_disk {
                     if let Some(d) = &me.inner.disk {
                         if let Some(b) = d.read((e.generation, idx)).await {
@@ -686,6 +714,13 @@ impl Server {
             self.inner.entries.invalidate(&k);
         }
         self.drop_generation(generation);
+    }
+}
+
+/// Notes the request whose chunk fetch `flight` is, for readers that join it.
+fn led_by_this_request(flight: &InFlight) {
+    if let Some(id) = access::current() {
+        let _ = flight.by.set(id);
     }
 }
 

@@ -39,6 +39,7 @@ impl Server {
         self.count("pass");
         let mut headers = pass_request_headers(&parts.headers);
         append_forwarded_for(&mut headers, peer);
+        keyframe_http::access::pass_on(&mut headers);
         let path_q = upstream_path(&parts.uri);
         let has_body = !(parts.method == Method::GET || parts.method == Method::HEAD)
             || parts.headers.contains_key(header::CONTENT_LENGTH)

@@ -64,7 +64,8 @@ impl Server {
                         let me = self.clone();
                         let (k, v, p) = (key.clone(), vkey.clone(), parts.clone());
                         let e = entry.clone();
-                        tokio::spawn(async move {
+                        // A background refresh, logged in this request's span.
+                        keyframe_http::access::spawn(async move {
                             let _ = me.object(&k, &v, &p, Some(e)).await;
                         });
                         let cs = CacheStatus {

@@ -8,13 +8,13 @@ use std::time::SystemTime;
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use keyframe_core::ErrorCode;
-use keyframe_http::conditional::{self, Precondition, Validators};
+use keyframe_http::conditional::Validators;
 use keyframe_http::http_server::{empty, full, json_error, Body, BoxError};
-use keyframe_http::range::{self, ByteRange, RangeDecision};
+use keyframe_http::plan::{self, Plan, PlanBody, Representation};
+use keyframe_http::range::{self, ByteRange};
 
 use bytes::Bytes;
 
@@ -44,120 +44,93 @@ impl Server {
             .last_modified()
             .and_then(|v| v.to_str().ok())
             .and_then(|s| httpdate::parse_http_date(s).ok());
-        let validators = Validators {
-            etag,
-            last_modified,
-        };
-        let now = SystemTime::now();
-        let mut h = entry.headers.clone();
-        h.insert(header::AGE, policy::age_header_value(entry.age(now)));
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        let head = parts.method == Method::HEAD;
-        // Preconditions are ignored when the answer would not be 2xx (RFC 9110
-        // §13.2.1).
-        let precondition = if entry.status.is_success() {
-            conditional::evaluate(&parts.method, &parts.headers, &validators)
-        } else {
-            Precondition::Proceed
-        };
-        match precondition {
-            Precondition::Proceed => {}
-            Precondition::NotModified => {
-                policy::retain_not_modified(&mut h);
-                set_cache_status(&mut h, status.to_header_value(&self.inner.cache_name));
-                let mut r = Response::new(empty());
-                *r.status_mut() = StatusCode::NOT_MODIFIED;
-                *r.headers_mut() = h;
-                return r;
-            }
-            Precondition::Failed => {
-                return json_error(
-                    ErrorCode::PreconditionFailed,
-                    "a precondition of the request does not hold",
-                );
-            }
-        }
-        if let Some(body) = &entry.inline {
-            // A stored answer other than 200: whole, never in ranges (RFC 9110 §14.2).
-            h.remove(header::ACCEPT_RANGES);
-            let mut resp = Response::new(empty());
-            *resp.status_mut() = entry.status;
-            if entry.status != StatusCode::NO_CONTENT {
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-                if !head {
-                    *resp.body_mut() = full(body.clone());
-                }
-            }
-            if status.ttl.is_some_and(|t| t < 0) {
-                status.ttl = Some(0);
-            }
-            set_cache_status(&mut h, status.to_header_value(&self.inner.cache_name));
-            *resp.headers_mut() = h;
-            return resp;
-        }
-        let range_header = parts.headers.get(header::RANGE).map(|v| v.as_bytes());
-        let decision = if range_header.is_some()
-            && conditional::if_range_allows(&parts.headers, &validators)
-        {
-            range::evaluate(range_header, entry.length, MAX_RANGES)
-        } else {
-            RangeDecision::Full
-        };
-        let content_type = h
+        let content_type = entry
+            .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/octet-stream")
-            .to_string();
-        let mut resp = Response::new(empty());
-        match decision {
-            RangeDecision::Unsatisfiable => {
-                let mut r = json_error(
-                    ErrorCode::RangeNotSatisfiable,
-                    "no requested range overlaps the object",
-                );
-                if let Ok(v) =
-                    HeaderValue::from_str(&range::unsatisfied_content_range(entry.length))
-                {
-                    r.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                set_cache_status(
-                    r.headers_mut(),
-                    status.to_header_value(&self.inner.cache_name),
-                );
-                return r;
+            .unwrap_or("application/octet-stream");
+        let boundary = || range::boundary_for(&format!("{}{etag}", entry.generation));
+        let rep = Representation {
+            validators: Validators {
+                etag,
+                last_modified,
+            },
+            len: entry.length,
+            content_type,
+            // A stored answer other than 200 is served whole (RFC 9110 §14.2).
+            ranges: entry.inline.is_none(),
+            boundary: &boundary,
+        };
+        let limits = plan::Limits {
+            max_ranges: MAX_RANGES,
+        };
+        let Plan {
+            status: code,
+            headers: planned,
+            body,
+        } = if entry.status.is_success() {
+            plan::plan(&parts.method, &parts.headers, &rep, limits)
+        } else {
+            // Preconditions are ignored when the answer would not be 2xx (RFC 9110
+            // §13.2.1).
+            Plan {
+                status: entry.status,
+                headers: HeaderMap::new(),
+                body: PlanBody::Whole,
             }
-            RangeDecision::Full => {
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.length));
-                if !head && entry.length > 0 {
-                    *resp.body_mut() = self.range_body(&entry, 0, entry.length);
-                }
+        };
+        if let PlanBody::Error {
+            code: text,
+            message,
+        } = body
+        {
+            let mut r = json_error(text, message);
+            r.headers_mut().extend(planned);
+            if code == StatusCode::RANGE_NOT_SATISFIABLE {
+                let cs = status.to_header_value(&self.inner.cache_name);
+                set_cache_status(r.headers_mut(), cs);
             }
-            RangeDecision::Partial(ranges) if ranges.len() == 1 => {
-                let r = ranges[0];
-                *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.len()));
-                if let Ok(v) = HeaderValue::from_str(&range::content_range(r, entry.length)) {
-                    h.insert(header::CONTENT_RANGE, v);
-                }
-                if !head {
-                    *resp.body_mut() = self.range_body(&entry, r.start, r.end);
-                }
-            }
-            RangeDecision::Partial(ranges) => {
-                let boundary = range::boundary_for(&format!("{}{etag}", entry.generation));
-                let total = range::multipart_len(&boundary, &content_type, &ranges, entry.length);
-                *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-                if let Ok(v) =
-                    HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
-                {
-                    h.insert(header::CONTENT_TYPE, v);
-                }
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
-                if !head {
-                    *resp.body_mut() = self.multipart_body(&entry, ranges, boundary, content_type);
-                }
-            }
+            return r;
         }
+        let mut h = entry.headers.clone();
+        h.insert(
+            header::AGE,
+            policy::age_header_value(entry.age(SystemTime::now())),
+        );
+        if code == StatusCode::NOT_MODIFIED {
+            policy::retain_not_modified(&mut h);
+            set_cache_status(&mut h, status.to_header_value(&self.inner.cache_name));
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            *r.headers_mut() = h;
+            return r;
+        }
+        let head = parts.method == Method::HEAD;
+        let mut resp = Response::new(empty());
+        if let Some(inline) = &entry.inline {
+            // A stored answer other than 200: whole, with its own status.
+            h.remove(header::ACCEPT_RANGES);
+            *resp.status_mut() = entry.status;
+            if entry.status != StatusCode::NO_CONTENT {
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(inline.len()));
+                if !head {
+                    *resp.body_mut() = full(inline.clone());
+                }
+            }
+        } else {
+            *resp.status_mut() = code;
+            h.extend(planned);
+            *resp.body_mut() = match body {
+                PlanBody::Whole if entry.length > 0 => self.range_body(&entry, 0, entry.length),
+                PlanBody::Range(r) => self.range_body(&entry, r.start, r.end),
+                PlanBody::Multipart { boundary, ranges } => {
+                    let ct = content_type.to_string();
+                    self.multipart_body(&entry, ranges, boundary, ct)
+                }
+                _ => empty(),
+            };
+        }
+        // A body served stale says ttl=0 rather than how long ago it went stale.
         if status.ttl.is_some_and(|t| t < 0) {
             status.ttl = Some(0);
         }

@@ -17,14 +17,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{
     header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri,
 };
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -33,8 +32,8 @@ use hyper_util::rt::TokioExecutor;
 use keyframe_core::region::RegionMap;
 use keyframe_core::token::{self, TokenKey};
 use keyframe_core::ErrorCode;
+use keyframe_http::access::{self, Loudness};
 use keyframe_http::http_server::{self, json_error, text_response, Body};
-use keyframe_http::metrics::StatusLabels;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -71,7 +70,10 @@ pub enum Endpoint {
     Healthz,
     Metrics,
     Purge,
-    /// A reserved path with the wrong method, or an unknown reserved path.
+    /// One of the edge's own paths with a method it does not allow: 405 with
+    /// `Allow`, as the origin answers (RFC 9110 §15.5.6).
+    MethodNotAllowed(&'static str),
+    /// An unknown reserved path.
     Reserved,
     /// Anything else goes through the cache or upstream.
     Proxy,
@@ -84,6 +86,8 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         "/_keyframe/healthz" if read => Endpoint::Healthz,
         "/_keyframe/metrics" if read => Endpoint::Metrics,
         "/_keyframe/purge" if method == Method::POST => Endpoint::Purge,
+        "/_keyframe/healthz" | "/_keyframe/metrics" => Endpoint::MethodNotAllowed("GET, HEAD"),
+        "/_keyframe/purge" => Endpoint::MethodNotAllowed("POST"),
         p if p.starts_with("/_keyframe/") => Endpoint::Reserved,
         _ => Endpoint::Proxy,
     }
@@ -346,80 +350,46 @@ impl Server {
     }
 
     pub(crate) async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let started = Instant::now();
-        let m = &self.inner.metrics.http;
-        m.in_flight.inc();
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
         let endpoint = route(req.method(), req.uri().path());
         // Health checks and another Keyframe cache's fetches (a regional edge's
         // chunks at its shield) are routine: logged at debug, so that `info`
         // shows what clients asked, once, where they asked it.
-        let routine = endpoint == Endpoint::Healthz || from_keyframe(req.headers());
-        let mut resp = match endpoint {
-            Endpoint::Healthz => text_response(StatusCode::OK, "ok\n"),
-            Endpoint::Metrics => self.metrics_response(),
-            Endpoint::Purge => self.purge(req).await,
-            Endpoint::Reserved => json_error(ErrorCode::NotFound, "no such path"),
-            Endpoint::Proxy => {
-                let mut resp = self.proxy(req, peer).await;
-                if !resp.headers().contains_key("cache-status") {
-                    // Answered by the edge itself (a refused token or region, a
-                    // malformed request, only-if-cached): neither a hit nor
-                    // forwarded, but still said (RFC 9211).
-                    let cs = CacheStatus {
-                        detail: Some(resp.status().as_u16().to_string()),
-                        ..CacheStatus::default()
-                    };
-                    set_cache_status(
-                        resp.headers_mut(),
-                        cs.to_header_value(&self.inner.cache_name),
-                    );
-                }
-                resp
-            }
-        };
-        resp.headers_mut()
-            .append(header::VIA, HeaderValue::from_static("1.1 keyframe"));
-        m.in_flight.dec();
-        m.requests
-            .get_or_create(&StatusLabels {
-                status: resp.status().as_u16(),
-            })
-            .inc();
-        m.duration.observe(started.elapsed().as_secs_f64());
-        macro_rules! access {
-            ($level:expr) => {
-                tracing::event!(
-                    target: "keyframe::access",
-                    $level,
-                    server = "edge",
-                    %peer,
-                    %method,
-                    path,
-                    status = resp.status().as_u16(),
-                    cache = resp.headers().get("cache-status").and_then(|v| v.to_str().ok()).unwrap_or(""),
-                    micros = started.elapsed().as_micros() as u64,
-                    "request"
-                )
-            };
-        }
-        if routine {
-            access!(tracing::Level::DEBUG);
+        let loudness = if endpoint == Endpoint::Healthz || from_keyframe(req.headers()) {
+            Loudness::Routine
         } else {
-            access!(tracing::Level::INFO);
-        }
-        let counter = m.response_bytes.clone();
-        let (parts, body) = resp.into_parts();
-        let body = body
-            .map_frame(move |f| {
-                if let Some(d) = f.data_ref() {
-                    counter.inc_by(d.len() as u64);
+            Loudness::Info
+        };
+        let m = &self.inner.metrics.http;
+        access::observe("edge", m, req, peer, loudness, |req| async move {
+            let mut resp = match endpoint {
+                Endpoint::Healthz => text_response(StatusCode::OK, "ok\n"),
+                Endpoint::Metrics => self.metrics_response(),
+                Endpoint::Purge => self.purge(req).await,
+                Endpoint::MethodNotAllowed(allow) => http_server::method_not_allowed(allow),
+                Endpoint::Reserved => json_error(ErrorCode::NotFound, "no such path"),
+                Endpoint::Proxy => {
+                    let mut resp = self.proxy(req, peer).await;
+                    if !resp.headers().contains_key("cache-status") {
+                        // Answered by the edge itself (a refused token or region, a
+                        // malformed request, only-if-cached): neither a hit nor
+                        // forwarded, but still said (RFC 9211).
+                        let cs = CacheStatus {
+                            detail: Some(resp.status().as_u16().to_string()),
+                            ..CacheStatus::default()
+                        };
+                        set_cache_status(
+                            resp.headers_mut(),
+                            cs.to_header_value(&self.inner.cache_name),
+                        );
+                    }
+                    resp
                 }
-                f
-            })
-            .boxed_unsync();
-        Response::from_parts(parts, body)
+            };
+            resp.headers_mut()
+                .append(header::VIA, HeaderValue::from_static("1.1 keyframe"));
+            resp
+        })
+        .await
     }
 
     /// The refusal to send, if the request's token or region does not allow it.
@@ -427,12 +397,7 @@ impl Server {
         let Some(key) = &self.inner.token_key else {
             return None;
         };
-        let now = unix_secs(SystemTime::now());
-        let claims = match token::extract(&parts.uri, &parts.headers) {
-            None => Err(token::TokenError::Missing),
-            Some(t) => token::verify(key, &t, parts.uri.path(), now),
-        };
-        let claims = match claims {
+        let claims = match token::check(key, &parts.uri, &parts.headers, SystemTime::now()) {
             Ok(c) => c,
             Err(e) => return Some(json_error(e.code(), &e.to_string())),
         };
@@ -465,12 +430,6 @@ fn from_keyframe(h: &HeaderMap) -> bool {
         })
 }
 
-pub(crate) fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,7 +438,15 @@ mod tests {
     fn routes() {
         assert_eq!(route(&Method::GET, "/_keyframe/healthz"), Endpoint::Healthz);
         assert_eq!(route(&Method::POST, "/_keyframe/purge"), Endpoint::Purge);
-        assert_eq!(route(&Method::GET, "/_keyframe/purge"), Endpoint::Reserved);
+        assert_eq!(
+            route(&Method::GET, "/_keyframe/purge"),
+            Endpoint::MethodNotAllowed("POST")
+        );
+        assert_eq!(
+            route(&Method::POST, "/_keyframe/healthz"),
+            Endpoint::MethodNotAllowed("GET, HEAD")
+        );
+        assert_eq!(route(&Method::GET, "/_keyframe/other"), Endpoint::Reserved);
         assert_eq!(route(&Method::GET, "/v1/objects/x"), Endpoint::Proxy);
         assert_eq!(route(&Method::POST, "/anything"), Endpoint::Proxy);
     }

@@ -808,3 +808,57 @@ async fn the_disk_tier_serves_after_a_restart_without_the_origin() {
         "the restarted edge could not serve from its disk tier"
     );
 }
+
+// Where the edge answers itself it answers as the origin does (issue 19, item 3):
+// a 416 and a 412 say `Accept-Ranges: bytes`, and its own paths asked with a
+// method they do not take get 405 with `Allow`, not 404.
+#[tokio::test]
+async fn the_edges_own_answers_match_the_origins() {
+    let origin = TestOrigin::start().await;
+    origin.put("/v1/objects/a.mp4", Obj::cacheable(data(10_000, 4), 3600));
+    let edge = TestEdge::start(config(&[origin.url()], 4096)).await;
+    let client = reqwest::Client::new();
+    let url = edge.url("/v1/objects/a.mp4");
+    let (status, _, _) = get(&client, &url, None).await;
+    assert_eq!(status, 200);
+
+    let (status, h, _) = get(&client, &url, Some("bytes=20000-")).await;
+    assert_eq!(status, 416);
+    assert_eq!(h["content-range"], "bytes */10000");
+    assert_eq!(
+        h.get("accept-ranges").map(|v| v.as_bytes()),
+        Some(&b"bytes"[..])
+    );
+
+    let r = client
+        .get(&url)
+        .header("if-match", "\"not-it\"")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 412);
+    assert_eq!(r.headers()["accept-ranges"], "bytes");
+
+    for (method, path, allow) in [
+        (reqwest::Method::POST, "/_keyframe/healthz", "GET, HEAD"),
+        (reqwest::Method::PUT, "/_keyframe/metrics", "GET, HEAD"),
+        (reqwest::Method::GET, "/_keyframe/purge", "POST"),
+    ] {
+        let r = client
+            .request(method.clone(), edge.url(path))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["code"], "method_not_allowed", "{method} {path}");
+    }
+    let r = client
+        .get(edge.url("/_keyframe/nothing"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+    edge.shutdown().await;
+}

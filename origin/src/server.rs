@@ -28,10 +28,12 @@ use keyframe_core::key::parse_key;
 use keyframe_core::store::{self, Store};
 use keyframe_core::token::{self, TokenKey};
 use keyframe_core::ErrorCode;
-use keyframe_http::conditional::{self, Precondition, Validators};
+use keyframe_http::access::{self, Loudness};
+use keyframe_http::conditional::{self, Validators};
 use keyframe_http::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
-use keyframe_http::metrics::{latency_histogram, render, HttpMetrics, StatusLabels};
-use keyframe_http::range::{self, ByteRange, RangeDecision};
+use keyframe_http::metrics::{latency_histogram, render, HttpMetrics};
+use keyframe_http::plan::{self, Plan, PlanBody, Representation};
+use keyframe_http::range::{self, ByteRange};
 
 use crate::config::Config;
 
@@ -431,43 +433,11 @@ impl Server {
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let started = Instant::now();
         let m = &self.inner.metrics.http;
-        m.in_flight.inc();
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let resp = self.respond(&req).await;
-        m.in_flight.dec();
-        let status = resp.status();
-        m.requests
-            .get_or_create(&StatusLabels {
-                status: status.as_u16(),
-            })
-            .inc();
-        m.duration.observe(started.elapsed().as_secs_f64());
-        let length = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        // The access line is written when the body ends or is dropped, with the bytes
-        // that actually went out: a download cut at 68 MB logs 68 MB, not the length.
-        resp.map(|body| {
-            AccessLogged {
-                body,
-                line: AccessLine {
-                    peer,
-                    method,
-                    path,
-                    status,
-                    started,
-                    length,
-                    sent: 0,
-                    ended: false,
-                },
-            }
-            .boxed_unsync()
+        access::observe("origin", m, req, peer, Loudness::Info, |req| async move {
+            self.respond(&req).await
         })
+        .await
     }
 
     async fn respond(&self, req: &Request<Incoming>) -> Response<Body> {
@@ -490,15 +460,7 @@ impl Server {
                 );
                 r
             }
-            Endpoint::MethodNotAllowed(allow) => {
-                let mut r = json_error(
-                    ErrorCode::MethodNotAllowed,
-                    "this path allows only GET and HEAD",
-                );
-                r.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static(allow));
-                r
-            }
+            Endpoint::MethodNotAllowed(allow) => http_server::method_not_allowed(allow),
             Endpoint::NotFound => json_error(ErrorCode::NotFound, "no such path"),
             Endpoint::Object(raw_key) => self.object(req, raw_key).await,
         }
@@ -506,15 +468,7 @@ impl Server {
 
     async fn object(&self, req: &Request<Incoming>, raw_key: &str) -> Response<Body> {
         if let Some(key) = &self.inner.token_key {
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default();
-            let checked = match token::extract(req.uri(), req.headers()) {
-                None => Err(token::TokenError::Missing),
-                Some(t) => token::verify(key, &t, req.uri().path(), now),
-            };
-            if let Err(e) = checked {
+            if let Err(e) = token::check(key, req.uri(), req.headers(), SystemTime::now()) {
                 return json_error(e.code(), &e.to_string());
             }
         }
@@ -546,116 +500,72 @@ impl Server {
         path: Path,
         info: &ObjectInfo,
     ) -> Response<Body> {
-        let validators = Validators {
-            etag: &info.etag,
-            last_modified: Some(info.last_modified),
-        };
         let method = if head_only { Method::HEAD } else { Method::GET };
-        let mut resp = Response::new(empty());
+        let boundary = || range::boundary_for(&info.etag);
+        let rep = Representation {
+            validators: Validators {
+                etag: &info.etag,
+                last_modified: Some(info.last_modified),
+            },
+            len: info.size,
+            content_type: info.content_type,
+            ranges: true,
+            boundary: &boundary,
+        };
+        let limits = plan::Limits {
+            max_ranges: self.inner.config_max_ranges(),
+        };
+        let Plan {
+            status,
+            headers: planned,
+            body,
+        } = plan::plan(&method, headers, &rep, limits);
+        if let PlanBody::Error { code, message } = body {
+            let mut r = json_error(code, message);
+            r.headers_mut().extend(planned);
+            return r;
+        }
         let mut hm = HeaderMap::new();
-        let h = &mut hm;
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if let Some(v) = &info.etag_header {
-            h.insert(header::ETAG, v.clone());
+            hm.insert(header::ETAG, v.clone());
         }
         if let Some(v) = &info.last_modified_header {
-            h.insert(header::LAST_MODIFIED, v.clone());
+            hm.insert(header::LAST_MODIFIED, v.clone());
         }
         if let Some(v) = &self.inner.cache_control {
-            h.insert(header::CACHE_CONTROL, v.clone());
+            hm.insert(header::CACHE_CONTROL, v.clone());
         }
-        match conditional::evaluate(&method, headers, &validators) {
-            Precondition::Proceed => {}
-            Precondition::NotModified => {
-                *resp.status_mut() = StatusCode::NOT_MODIFIED;
-                *resp.headers_mut() = hm;
-                return resp;
-            }
-            Precondition::Failed => {
-                let mut r = json_error(
-                    ErrorCode::PreconditionFailed,
-                    "a precondition of the request does not hold",
-                );
-                r.headers_mut()
-                    .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-                return r;
-            }
+        if status == StatusCode::NOT_MODIFIED {
+            hm.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        } else {
+            hm.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(info.content_type),
+            );
         }
-        let range_header = headers.get(header::RANGE).map(|v| v.as_bytes());
-        let decision =
-            if range_header.is_some() && conditional::if_range_allows(headers, &validators) {
-                range::evaluate(range_header, info.size, self.inner.config_max_ranges())
-            } else {
-                RangeDecision::Full
-            };
-        let h = &mut hm;
-        match decision {
-            RangeDecision::Full => {
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(info.content_type),
-                );
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
-                if !head_only {
-                    *resp.body_mut() = self
-                        .single_body(
-                            path,
-                            ByteRange {
-                                start: 0,
-                                end: info.size,
-                            },
-                        )
-                        .await;
-                }
+        // The plan's Content-Type (multipart) wins over the object's.
+        hm.extend(planned);
+        let mut resp = Response::new(match body {
+            PlanBody::Empty | PlanBody::Error { .. } => empty(),
+            PlanBody::Whole => {
+                let whole = ByteRange {
+                    start: 0,
+                    end: info.size,
+                };
+                self.single_body(path, whole).await
             }
-            RangeDecision::Unsatisfiable => {
-                let mut r = json_error(
-                    ErrorCode::RangeNotSatisfiable,
-                    "no requested range overlaps the object",
-                );
-                if let Ok(v) = HeaderValue::from_str(&range::unsatisfied_content_range(info.size)) {
-                    r.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                r.headers_mut()
-                    .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-                return r;
+            PlanBody::Range(r) => self.single_body(path, r).await,
+            PlanBody::Multipart { boundary, ranges } => {
+                let parts = Multipart {
+                    boundary,
+                    content_type: info.content_type,
+                    size: info.size,
+                    ranges: ranges.clone(),
+                };
+                self.body(path, ranges, Some(parts))
             }
-            RangeDecision::Partial(ranges) if ranges.len() == 1 => {
-                let r = ranges[0];
-                *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(info.content_type),
-                );
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.len()));
-                if let Ok(v) = HeaderValue::from_str(&range::content_range(r, info.size)) {
-                    h.insert(header::CONTENT_RANGE, v);
-                }
-                if !head_only {
-                    *resp.body_mut() = self.single_body(path, r).await;
-                }
-            }
-            RangeDecision::Partial(ranges) => {
-                let boundary = range::boundary_for(&info.etag);
-                let total = range::multipart_len(&boundary, info.content_type, &ranges, info.size);
-                *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-                if let Ok(v) =
-                    HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}"))
-                {
-                    h.insert(header::CONTENT_TYPE, v);
-                }
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
-                if !head_only {
-                    let parts = Multipart {
-                        boundary,
-                        content_type: info.content_type,
-                        size: info.size,
-                        ranges: ranges.clone(),
-                    };
-                    *resp.body_mut() = self.body(path, ranges.clone(), Some(parts));
-                }
-            }
-        }
+        });
+        *resp.status_mut() = status;
         *resp.headers_mut() = hm;
         resp
     }
@@ -670,7 +580,6 @@ impl Server {
                 self.observe_storage(started, res.is_err());
                 if let Ok(b) = res {
                     if b.len() as u64 == r.len() {
-                        self.inner.metrics.http.response_bytes.inc_by(r.len());
                         return full(b);
                     }
                 }
@@ -682,7 +591,6 @@ impl Server {
 
     /// A streaming body of `ranges` of the object, framed as multipart when asked.
     fn body(&self, path: Path, ranges: Vec<ByteRange>, multipart: Option<Multipart>) -> Body {
-        let bytes_counter = self.inner.metrics.http.response_bytes.clone();
         let server = self.clone();
         let stream = futures::stream::iter(ranges.into_iter().enumerate())
             .flat_map(move |(i, r)| {
@@ -702,87 +610,12 @@ impl Server {
                     .chain(server.read(path.clone(), r.start..r.end))
                     .chain(futures::stream::iter(tail))
             })
-            .inspect_ok(move |b| {
-                bytes_counter.inc_by(b.len() as u64);
-            })
             .map_ok(Frame::data)
             .map_err(|e| {
                 tracing::warn!(error = %e, "storage read failed mid-body; aborting the response");
                 Box::new(e) as BoxError
             });
         StreamBody::new(stream).boxed_unsync()
-    }
-}
-
-/// A response body that writes the request's access line when it ends or is
-/// dropped, counting the bytes it handed to the connection.
-struct AccessLogged {
-    body: Body,
-    line: AccessLine,
-}
-
-/// What the access line says.
-struct AccessLine {
-    peer: SocketAddr,
-    method: Method,
-    path: String,
-    status: StatusCode,
-    started: Instant,
-    /// The `Content-Length` the response announced.
-    length: Option<u64>,
-    /// Body bytes handed to the connection.
-    sent: u64,
-    /// The body reached its end (or an error ended it).
-    ended: bool,
-}
-
-impl http_body::Body for AccessLogged {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        match &polled {
-            std::task::Poll::Ready(Some(Ok(frame))) => {
-                if let Some(d) = frame.data_ref() {
-                    self.line.sent += d.len() as u64;
-                }
-            }
-            std::task::Poll::Ready(None) => self.line.ended = true,
-            std::task::Poll::Ready(Some(Err(_))) | std::task::Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for AccessLogged {
-    fn drop(&mut self) {
-        let l = &self.line;
-        let complete =
-            l.ended || http_body::Body::is_end_stream(&self.body) || l.length == Some(l.sent);
-        tracing::info!(
-            target: "keyframe::access",
-            server = "origin",
-            peer = %l.peer,
-            method = %l.method,
-            path = l.path,
-            status = l.status.as_u16(),
-            bytes = l.sent,
-            complete,
-            micros = l.started.elapsed().as_micros() as u64,
-            "request"
-        );
     }
 }
 

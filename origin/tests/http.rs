@@ -380,3 +380,32 @@ async fn a_storage_failure_mid_body_aborts_the_response() {
         "a short body was passed off as complete"
     );
 }
+
+/// Issue 19, item 9: the origin answers under the id its client (an edge) sent,
+/// and under one of its own when there was none or it was not safe to log.
+#[tokio::test]
+async fn answers_carry_the_request_id() {
+    let client = reqwest::Client::new();
+    let t = testing::local();
+    put(&t, "a.bin", b"abc").await;
+    let srv = start(&t, Config::default()).await;
+    let url = format!("{}/v1/objects/a.bin", srv.base);
+    let r = client
+        .get(&url)
+        .header("x-request-id", "edge-7d1c")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(h(&r, "x-request-id"), "edge-7d1c");
+    for sent in [None, Some("not safe")] {
+        let mut rb = client.get(format!("{}/v1/objects/missing.bin", srv.base));
+        if let Some(s) = sent {
+            rb = rb.header("x-request-id", s);
+        }
+        let r = rb.send().await.expect("get");
+        assert_eq!(r.status(), 404);
+        let id = h(&r, "x-request-id");
+        assert_eq!(id.len(), 16, "{sent:?}: {id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{sent:?}: {id}");
+    }
+}

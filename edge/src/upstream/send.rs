@@ -18,9 +18,10 @@ impl Server {
         &self,
         method: Method,
         path_q: &str,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         key: &str,
     ) -> Result<(Response<Incoming>, Arc<Upstream>), Outcome> {
+        keyframe_http::access::pass_on(&mut headers);
         let order = self.inner.upstreams.order(key, SystemTime::now());
         let n = order.len();
         let mut last = Outcome::Failed {
@@ -47,10 +48,20 @@ impl Server {
                 .await
             {
                 Ok(Ok(resp)) => {
+                    let elapsed = started.elapsed();
                     self.inner
                         .metrics
                         .upstream_latency
-                        .observe(started.elapsed().as_secs_f64());
+                        .observe(elapsed.as_secs_f64());
+                    tracing::debug!(
+                        target: "keyframe::upstream",
+                        upstream = %up.name,
+                        %method,
+                        path = path_q,
+                        status = resp.status().as_u16(),
+                        micros = elapsed.as_micros() as u64,
+                        "upstream request"
+                    );
                     if resp.status().is_server_error() {
                         self.upstream_failed(&up, Failure::Status(resp.status()));
                         if i + 1 < n {

@@ -329,6 +329,24 @@ fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&b| b == b'*')
 }
 
+/// The one token check of every server that asks for tokens: the request's token
+/// ([`extract`]) checked ([`verify`]) for its path at `now`; `Missing` without one.
+pub fn check(
+    key: &TokenKey,
+    uri: &Uri,
+    headers: &HeaderMap,
+    now: std::time::SystemTime,
+) -> Result<TokenClaims, TokenError> {
+    let now = now
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    match extract(uri, headers) {
+        None => Err(TokenError::Missing),
+        Some(t) => verify(key, &t, uri.path(), now),
+    }
+}
+
 /// The token of a request: the query parameter `__token__`, or else the cookie of that
 /// name (from any `Cookie` header line), percent-decoded. Empty values are ignored.
 pub fn extract(uri: &Uri, headers: &HeaderMap) -> Option<String> {

@@ -64,6 +64,19 @@ pub fn json_error(code: ErrorCode, message: &str) -> Response<Body> {
     resp
 }
 
+/// 405 for a path that allows only the methods `allow` lists (e.g. `GET, HEAD`),
+/// with `Allow` (RFC 9110 §15.5.6).
+pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let only = allow.replace(", ", " and ");
+    let mut r = json_error(
+        ErrorCode::MethodNotAllowed,
+        &format!("this path allows only {only}"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
 /// Connection limits and timeouts of a server.
 #[derive(Clone, Debug)]
 pub struct Limits {

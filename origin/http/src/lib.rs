@@ -3,9 +3,11 @@
 //! zero-copy (`sendfile`) connection, the metrics registry, and the RFC 9110 range
 //! and conditional-request logic as pure functions.
 
+pub mod access;
 pub mod conditional;
 pub mod http_server;
 pub mod metrics;
+pub mod plan;
 pub mod range;
 pub mod tls;
 pub mod zerocopy;

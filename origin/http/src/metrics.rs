@@ -31,7 +31,7 @@ pub struct StatusLabels {
 /// `keyframe_http_response_bytes_total`, `keyframe_http_in_flight_requests`,
 /// `keyframe_http_request_duration_seconds`, and the process's
 /// `keyframe_log_lines_dropped_total`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct HttpMetrics {
     pub requests: Family<StatusLabels, Counter>,
     pub response_bytes: Counter,
