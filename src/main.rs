@@ -220,7 +220,12 @@ async fn run(
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest(cmd) => {
-            let args = cmd.args;
+            let mut args = cmd.args;
+            // Renditions are encoded next to the data, not in a small /tmp.
+            let tmp = shared.data_dir.join("tmp");
+            if std::fs::create_dir_all(&tmp).is_ok() {
+                args.temp_dir = Some(tmp);
+            }
             args.check().map_err(ConfigError)?;
             let ok = if args.server.is_some() {
                 keyframe_ingest::cli::run_remote(&args).await

@@ -78,6 +78,10 @@ pub struct IngestArgs {
     /// storage and the database directly.
     #[arg(long, value_name = "URL", conflicts_with_all = ["avatar", "faststart", "allow_broken", "if_new"])]
     pub server: Option<String>,
+    /// Where temporary files go (the ladder's renditions while they are encoded,
+    /// spooled input): the binary sets `<data-dir>/tmp`; the system's when unset.
+    #[arg(skip)]
+    pub temp_dir: Option<PathBuf>,
     /// The catalog's admin token, for --server.
     #[arg(
         long,
@@ -149,6 +153,7 @@ impl IngestArgs {
             allow_broken: self.allow_broken,
             if_new: self.if_new,
             ladder: self.ladder.clone(),
+            temp_dir: self.temp_dir.clone(),
             ..IngestOptions::default()
         })
     }
