@@ -11,7 +11,9 @@ use std::process::Command;
 
 use common::*;
 use keyframe_ingest::cmaf;
-use keyframe_ingest::{ingest, IngestError, IngestOptions, LadderSpec, Tools};
+use keyframe_ingest::{ingest, IngestError, IngestOptions, LadderSpec, Progress, Stage, Tools};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A test master: `seconds` of testsrc at `size` (`WxH`) with a tone, through
 /// `video_args` (codec, pixel format, filters), or a tone alone when `size` is
@@ -255,6 +257,25 @@ async fn check_ladder(
     }
 }
 
+/// What a progress display is told.
+#[derive(Default)]
+struct Seen {
+    total: Mutex<Option<Option<u64>>>,
+    done_ms: AtomicU64,
+}
+
+impl Progress for Seen {
+    fn stage(&self, stage: Stage) {
+        if let Stage::Transcoding { total_ms } = stage {
+            *self.total.lock().expect("lock") = Some(total_ms);
+        }
+    }
+    fn bytes(&self, _done: u64) {}
+    fn transcoded(&self, done_ms: u64) {
+        self.done_ms.fetch_max(done_ms, Ordering::Relaxed);
+    }
+}
+
 #[tokio::test]
 async fn a_ladder_is_packaged_over_byte_ranges_of_single_files() {
     if !have_ffmpeg() {
@@ -272,9 +293,20 @@ async fn a_ladder_is_packaged_over_byte_ranges_of_single_files() {
         let ts = keyframe_origin::testing::local();
         let (store, db) = (&ts.store, &tdb.db);
         // 360 and 240 are above the master's 180: left out.
-        let r = ingest(store, db, m.as_path(), &ladder(&[360, 240, 180, 90]))
-            .await
-            .expect(tdb.name);
+        let seen = Arc::new(Seen::default());
+        let o = IngestOptions {
+            progress: Some(seen.clone()),
+            ..ladder(&[360, 240, 180, 90])
+        };
+        let r = ingest(store, db, m.as_path(), &o).await.expect(tdb.name);
+        // The progress bar follows ffmpeg's `-progress` to the end of the master.
+        let total = *seen.total.lock().expect("lock");
+        assert!(
+            matches!(total, Some(Some(t)) if (6900..=7100).contains(&t)),
+            "a transcoding stage with the master's duration: {total:?}"
+        );
+        let done = seen.done_ms.load(Ordering::Relaxed);
+        assert!((6500..=7200).contains(&done), "transcoded up to {done} ms");
         let c = check_ladder(store, &r, dir.path()).await;
         assert_eq!(
             c.renditions,
