@@ -466,3 +466,89 @@ async fn a_region_title_plays_on_a_node_of_that_region() {
         assert!(node.terminate().success());
     }
 }
+
+/// `ingest --server` makes the same ladder as a local ingest: the catalog's upload
+/// runs the pipeline with the `--ladder` the client asked for, and the node's edge
+/// serves the multivariant playlist.
+#[tokio::test]
+async fn remote_ingest_makes_the_ladder_too() {
+    if !common::have_tools(&["ffmpeg", "ffprobe"], "remote ladder test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clip = tmp.path().join("clip.mp4");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=duration=3:size=320x180:rate=25")
+        .args(["-f", "lavfi", "-i", "sine=duration=3", "-c:v", "libx264"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
+        .arg(&clip)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+    let node = Running::start(
+        serve_node(
+            &tmp.path().join("node"),
+            &["--admin-token", "s3cret-admin-token"],
+        ),
+        3,
+    );
+    let roles = |out: &str| -> (Vec<String>, Value) {
+        let r = json_lines(out).remove(0);
+        let mut roles: Vec<String> = r["ladder"]
+            .as_array()
+            .expect("ladder")
+            .iter()
+            .map(|a| a["role"].as_str().expect("role").to_string())
+            .collect();
+        roles.sort();
+        (roles, r)
+    };
+    let (code, out, err) = run(
+        &tmp.path().join("admin"),
+        &[
+            "ingest",
+            "--json",
+            "--ladder",
+            "90",
+            "--server",
+            node.url("catalog"),
+            "--admin-token",
+            "s3cret-admin-token",
+            path_of(&clip),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (remote, r) = roles(&out);
+    let (code, out, err) = run(
+        &tmp.path().join("local"),
+        &["ingest", "--json", "--ladder", "90", path_of(&clip)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(remote, roles(&out).0);
+    assert_eq!(
+        remote,
+        [
+            "dash",
+            "hls",
+            "hls-media",
+            "hls-media",
+            "rendition",
+            "rendition"
+        ]
+    );
+    let hls = r["ladder"]
+        .as_array()
+        .expect("ladder")
+        .iter()
+        .find(|a| a["role"] == "hls")
+        .and_then(|a| a["path"].as_str())
+        .expect("hls")
+        .to_string();
+    let got = reqwest::get(format!("{}{hls}", node.url("edge")))
+        .await
+        .expect("get");
+    assert_eq!(got.status(), 200);
+    assert!(got.text().await.expect("text").starts_with("#EXTM3U\n"));
+    assert!(node.terminate().success());
+}

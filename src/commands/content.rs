@@ -11,8 +11,13 @@ use crate::{exit, Failure};
 /// through a catalog's admin API.
 pub async fn ingest(
     shared: &Shared,
-    args: keyframe_ingest::IngestArgs,
+    mut args: keyframe_ingest::IngestArgs,
 ) -> Result<ExitCode, Failure> {
+    // Renditions are encoded next to the data, not in a small /tmp.
+    let tmp = shared.data_dir.join("tmp");
+    if std::fs::create_dir_all(&tmp).is_ok() {
+        args.temp_dir = Some(tmp);
+    }
     args.check().map_err(ConfigError)?;
     let ok = if args.server.is_some() {
         keyframe_ingest::cli::run_remote(&args).await
