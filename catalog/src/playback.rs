@@ -238,10 +238,10 @@ mod tests {
         assert_eq!(base, "http://e/v1/objects/t/master.m3u8");
         assert!(urls[1].ends_with(token), "one token for both");
         for path in ["t/master.m3u8", "t/a.mpd", "t/v1.mp4", "t/v1.m3u8"] {
-            keyframe_origin::token::verify(&key, token, &format!("/v1/objects/{path}"), 1)
+            keyframe_core::token::verify(&key, token, &format!("/v1/objects/{path}"), 1)
                 .expect(path);
         }
-        assert!(keyframe_origin::token::verify(&key, token, "/v1/objects/t/other.mp4", 1).is_err());
+        assert!(keyframe_core::token::verify(&key, token, "/v1/objects/t/other.mp4", 1).is_err());
         let plain = Signer::new(None)
             .urls_sharing_token("http://e", &["a.mpd"], &["a.mpd"], 1, None)
             .expect("urls");

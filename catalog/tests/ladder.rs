@@ -2,12 +2,12 @@
 //! PostgreSQL: `/play` adds the HLS and DASH manifest URLs, and the one token of
 //! the answer opens every object of the title and nothing of another title.
 
-mod common;
+use crate::common;
 
 use common::{config, right, title, Server, TOKEN_KEY};
 use keyframe_catalog::ladder::RenditionRow;
 use keyframe_catalog::meta::Asset;
-use keyframe_origin::token::{verify, TokenKey};
+use keyframe_core::token::{verify, TokenKey};
 use reqwest::StatusCode;
 
 fn asset(role: &str, key: &str, mime: &str) -> Asset {

@@ -9,6 +9,7 @@ mod accounts;
 mod content;
 mod history;
 mod hot;
+mod ladder;
 mod openapi;
 mod recommend;
 mod recommend_bench;

@@ -4,7 +4,7 @@
 //! awkward masters (audio only, portrait, variable frame rate, 10-bit HEVC, cut
 //! short, a failing encoder) give the right ladder or nothing at all.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -149,7 +149,7 @@ struct Checked {
 
 /// Everything the manifests promise, checked against the stored objects.
 async fn check_ladder(
-    store: &keyframe_origin::store::Store,
+    store: &keyframe_core::store::Store,
     r: &keyframe_ingest::IngestReport,
     dir: &Path,
 ) -> Checked {
