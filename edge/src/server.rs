@@ -30,7 +30,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use keyframe_origin::cors::{Cors, CorsError};
 use keyframe_origin::http_server::{self, json_error, text_response, Body};
+use keyframe_origin::manifest::Propagation;
 use keyframe_origin::metrics::StatusLabels;
 use keyframe_origin::region::RegionMap;
 use keyframe_origin::token::{self, TokenKey};
@@ -123,6 +125,8 @@ pub enum ConfigError {
     /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
     #[error(transparent)]
     Tls(#[from] keyframe_origin::tls::TlsError),
+    #[error(transparent)]
+    Cors(#[from] CorsError),
 }
 
 /// Aborts a background task when dropped (when `run` returns).
@@ -154,6 +158,7 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     pub(crate) metrics: EdgeMetrics,
     pub(crate) upstream_timeout: Duration,
+    pub(crate) cors: Cors,
 }
 
 /// An edge server.
@@ -217,6 +222,7 @@ impl Server {
             .map(TokenKey::from_config)
             .transpose()?;
         let regions = config.region_map()?;
+        let cors = Cors::from_config(&config.cors_allowed_origins)?;
         // Checked here so a bad pair is a configuration error; `run` loads it.
         config.tls()?;
         let connector = upstream_connector(
@@ -282,6 +288,7 @@ impl Server {
                 registry,
                 metrics,
                 upstream_timeout,
+                cors,
                 config,
             }),
         };
@@ -361,7 +368,12 @@ impl Server {
             Endpoint::Purge => self.purge(req).await,
             Endpoint::Reserved => json_error(StatusCode::NOT_FOUND, "not_found", "no such path"),
             Endpoint::Proxy => {
-                let mut resp = self.proxy(req, peer).await;
+                let origin = req.headers().get(header::ORIGIN).cloned();
+                let mut resp = match self.inner.cors.preflight(&method, req.headers()) {
+                    Some(r) => r,
+                    None => self.proxy_propagating(req, peer).await,
+                };
+                self.inner.cors.apply(origin.as_ref(), resp.headers_mut());
                 if !resp.headers().contains_key("cache-status") {
                     // Answered by the edge itself (a refused token or region, a
                     // malformed request, only-if-cached): neither a hit nor
@@ -419,6 +431,24 @@ impl Server {
             })
             .boxed_unsync();
         Response::from_parts(parts, body)
+    }
+
+    /// [`Server::proxy`], with the request's checked query token carried into the
+    /// references of a manifest it answers with (`keyframe_origin::manifest`).
+    async fn proxy_propagating(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let propagation = Propagation::of(req.uri()).filter(|_| self.inner.token_key.is_some());
+        let Some(p) = propagation else {
+            return self.proxy(req, peer).await;
+        };
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        p.whole_manifest(&path, req.headers_mut());
+        let resp = self.proxy(req, peer).await;
+        p.apply(&method, resp).await
     }
 
     /// The refusal to send, if the request's token or region does not allow it.

@@ -6,8 +6,10 @@
 
 pub mod conditional;
 pub mod config;
+pub mod cors;
 pub mod http_server;
 pub mod key;
+pub mod manifest;
 pub mod metrics;
 pub mod mime;
 pub mod range;

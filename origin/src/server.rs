@@ -26,8 +26,10 @@ use tokio::net::TcpListener;
 
 use crate::conditional::{self, Precondition, Validators};
 use crate::config::Config;
+use crate::cors::Cors;
 use crate::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
 use crate::key::parse_key;
+use crate::manifest::Propagation;
 use crate::metrics::{latency_histogram, render, HttpMetrics, StatusLabels};
 use crate::range::{self, ByteRange, RangeDecision};
 use crate::store::{self, Store};
@@ -144,6 +146,8 @@ struct Inner {
     cache_control: Option<HeaderValue>,
     /// TLS to terminate, loaded once from `tls_cert` and `tls_key`.
     tls: Option<crate::tls::Tls>,
+    /// Who may fetch objects from other origins' pages.
+    cors: Cors,
 }
 
 /// Positional reads from the files of a `file://` store, with open handles kept:
@@ -255,6 +259,8 @@ pub enum ConfigError {
     /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Cors(#[from] crate::cors::CorsError),
 }
 
 impl Server {
@@ -268,6 +274,7 @@ impl Server {
             .map(TokenKey::from_config)
             .transpose()?;
         let tls = config.tls()?;
+        let cors = Cors::from_config(&config.cors_allowed_origins)?;
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         let storage_latency = latency_histogram();
@@ -307,6 +314,7 @@ impl Server {
                 local: None,
                 cache_control,
                 tls,
+                cors,
             }),
         })
     }
@@ -434,7 +442,14 @@ impl Server {
         m.in_flight.inc();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let resp = self.respond(&req).await;
+        let mut resp = match self.inner.cors.preflight(req.method(), req.headers()) {
+            Some(r) => r,
+            None => self.respond(&req).await,
+        };
+        if path.starts_with(OBJECTS_PREFIX) {
+            let origin = req.headers().get(header::ORIGIN);
+            self.inner.cors.apply(origin, resp.headers_mut());
+        }
         m.in_flight.dec();
         let status = resp.status();
         m.requests
@@ -500,11 +515,25 @@ impl Server {
                 r
             }
             Endpoint::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", "no such path"),
-            Endpoint::Object(raw_key) => self.object(req, raw_key).await,
+            Endpoint::Object(raw_key) => {
+                // A checked token in the query goes on into the manifest's references.
+                match Propagation::of(req.uri()).filter(|_| self.inner.token_key.is_some()) {
+                    Some(p) => {
+                        p.apply(req.method(), self.object(req, raw_key, Some(&p)).await)
+                            .await
+                    }
+                    None => self.object(req, raw_key, None).await,
+                }
+            }
         }
     }
 
-    async fn object(&self, req: &Request<Incoming>, raw_key: &str) -> Response<Body> {
+    async fn object(
+        &self,
+        req: &Request<Incoming>,
+        raw_key: &str,
+        propagation: Option<&Propagation>,
+    ) -> Response<Body> {
         if let Some(key) = &self.inner.token_key {
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -537,8 +566,11 @@ impl Server {
             }
         };
         let head_only = req.method() == Method::HEAD;
-        self.object_response(req.headers(), head_only, path, &info)
-            .await
+        let mut headers = std::borrow::Cow::Borrowed(req.headers());
+        if let Some(p) = propagation {
+            p.whole_manifest(req.uri().path(), headers.to_mut());
+        }
+        self.object_response(&headers, head_only, path, &info).await
     }
 
     /// Builds the response for an object whose metadata is known.
