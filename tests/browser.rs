@@ -13,8 +13,17 @@
 //! the crashpad handlers Chromium detaches (`setsid`, double fork) are found among
 //! its children and killed too. Nothing the test started outlives it.
 //!
-//! Skipped when chromium, chromedriver or ffmpeg are missing, except under
-//! `CI=true` (`.ci/run` installs them).
+//! Adaptive streaming: hls.js (HLS) and Shaka Player (DASH, and HLS) play a ladder
+//! through a token-checking edge from a page on another origin (CORS), given only
+//! the signed manifest URL, seek, and switch down a rung when the network is
+//! throttled (DevTools' `Network.emulateNetworkConditions`) and back up when it
+//! is not, as the players' own events say (hls.js `LEVEL_SWITCHED`, Shaka
+//! `adaptation` and `getStats()`). Shaka comes from npm at the version
+//! `catalog/web/package-lock.json` pins (`npm ci` in `.ci/run`), and the
+//! vendored hls.js must be the file that lockfile installs.
+//!
+//! Skipped when chromium, chromedriver or ffmpeg (or, for the ladder, the npm
+//! packages) are missing, except under `CI=true` (`.ci/run` installs them).
 
 mod common;
 
@@ -330,7 +339,12 @@ impl Driver {
 
     /// Polls `script` (an expression) until it is true.
     async fn wait(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_for(what, script, Duration::from_secs(30)).await;
+    }
+
+    /// Polls `script` (an expression) until it is true, for at most `within`.
+    async fn wait_for(&self, what: &str, script: &str, within: Duration) {
+        let deadline = Instant::now() + within;
         loop {
             if self.js(&format!("return !!({script});")).await == true {
                 return;
@@ -349,6 +363,28 @@ impl Driver {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A Chrome DevTools Protocol command, through chromedriver.
+    async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": cmd, "params": params })),
+        )
+        .await
+    }
+
+    /// Throttles the page's downloads to `bytes_per_sec`, or lifts it (None).
+    async fn throttle(&self, bytes_per_sec: Option<u64>) {
+        let rate = bytes_per_sec.map_or(-1.0, |b| b as f64);
+        self.cdp("Network.enable", json!({})).await;
+        self.cdp(
+            "Network.emulateNetworkConditions",
+            json!({"offline": false, "latency": if bytes_per_sec.is_some() { 20 } else { 0 },
+                   "downloadThroughput": rate, "uploadThroughput": -1.0}),
+        )
+        .await;
     }
 
     async fn screenshot(&self, path: &Path) {
@@ -704,4 +740,196 @@ async fn a_film_paused_past_its_token_resumes_in_chromium() {
         .js("return document.getElementById('video').currentSrc")
         .await;
     assert_ne!(src.as_str(), Some(old_src.as_str()), "plays on a fresh URL");
+}
+
+/// Where `npm ci` put catalog/web's packages: `$KEYFRAME_TEST_NODE_MODULES`
+/// (`.ci/run` sets it), or `catalog/web/node_modules`.
+fn node_modules() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("KEYFRAME_TEST_NODE_MODULES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/web/node_modules"));
+    dir.join("shaka-player/dist/shaka-player.compiled.js")
+        .is_file()
+        .then_some(dir)
+}
+
+/// Serves the files of `dir` over plain HTTP/1.1 on a loopback port of its own (so
+/// the page's origin is not the edge's) from a thread; its base URL.
+fn static_server(dir: std::path::PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&conn);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                // The rest of the head, up to its blank line.
+                loop {
+                    let mut l = String::new();
+                    match reader.read_line(&mut l) {
+                        Ok(n) if n > 2 => continue,
+                        _ => break,
+                    }
+                }
+                let name = path.trim_start_matches('/').split('?').next().unwrap_or("");
+                let (status, body) = match std::fs::read(dir.join(name)) {
+                    Ok(b) if !name.contains("..") && !name.is_empty() => ("200 OK", b),
+                    _ => ("404 Not Found", b"not found".to_vec()),
+                };
+                let kind = if name.ends_with(".js") {
+                    "text/javascript"
+                } else {
+                    "text/html"
+                };
+                let mut out = &conn;
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = out.write_all(&body);
+            });
+        }
+    });
+    base
+}
+
+/// The player page: both libraries, and functions that start each one on a URL
+/// and record its rendition switches (`events`) and errors.
+const PLAYERS_PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>players</title>
+<video id="video" muted playsinline width="320" height="180"></video><p id="status"></p>
+<script src="hls.min.js"></script><script src="shaka-player.compiled.js"></script>
+<script>
+window.events = []; window.errors = [];
+const v = document.getElementById("video");
+const note = (e) => { window.events.push(Object.assign({ at: performance.now(), t: v.currentTime }, e));
+  document.getElementById("status").textContent = JSON.stringify(window.events.slice(-3)); };
+// Short buffers, so that the players keep fetching (and choosing) as they play.
+window.startHlsJs = (url) => {
+  const hls = new Hls({ startLevel: 1, maxBufferLength: 6, maxMaxBufferLength: 8, backBufferLength: 4,
+                        abrEwmaFastVoD: 1, abrEwmaSlowVoD: 3, abrEwmaDefaultEstimate: 3e6 });
+  window.player = hls;
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => note({ kind: "switch", height: hls.levels[d.level].height }));
+  hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.errors.push(`${d.type}:${d.details}:${d.response ? d.response.code : ""}`); });
+  hls.loadSource(url); hls.attachMedia(v); v.play().catch((e) => window.errors.push(`play:${e}`));
+};
+window.startShaka = async (url) => {
+  shaka.polyfill.installAll();
+  const p = new shaka.Player(); window.player = p;
+  await p.attach(v);
+  p.configure({ streaming: { bufferingGoal: 6, rebufferingGoal: 1, bufferBehind: 4 },
+                abr: { enabled: true, switchInterval: 1, defaultBandwidthEstimate: 3e6, restrictToElementSize: false } });
+  p.addEventListener("adaptation", () => note({ kind: "switch", height: p.getStats().height }));
+  p.addEventListener("error", (e) => window.errors.push(`shaka:${e.detail.code}`));
+  try { await p.load(url); } catch (e) { window.errors.push(`load:${e.code}`); return; }
+  note({ kind: "loaded", height: p.getStats().height });
+  v.play().catch((e) => window.errors.push(`play:${e}`));
+};
+</script>"#;
+
+/// Plays `url` with `start` (a function of the page), seeks, and if `throttle`,
+/// checks the switch down under a throttled network and back up without it.
+async fn play_adaptively(d: &Driver, page: &str, start: &str, url: &str, throttle: bool) {
+    d.goto(page).await;
+    d.wait("the player libraries", "window.Hls && window.shaka")
+        .await;
+    d.js(&format!("{start}({url:?}); return true;")).await;
+    let long = Duration::from_secs(60);
+    d.wait_for(
+        "playback at the top rung",
+        "document.getElementById('video').currentTime > 1 && \
+         window.events.some((e) => e.height === 180)",
+        long,
+    )
+    .await;
+    d.js("document.getElementById('video').currentTime = 8; return true;")
+        .await;
+    d.wait_for(
+        "playback on after the seek",
+        "document.getElementById('video').currentTime > 9",
+        long,
+    )
+    .await;
+    if throttle {
+        let mark = d.js("return performance.now()").await;
+        d.throttle(Some(40_000)).await;
+        d.wait_for(
+            "a switch down a rung on a throttled network",
+            &format!("window.events.some((e) => e.kind === 'switch' && e.height === 90 && e.at > {mark})"),
+            long,
+        )
+        .await;
+        let mark = d.js("return performance.now()").await;
+        d.throttle(None).await;
+        d.wait_for(
+            "a switch back up once the network is free",
+            &format!("window.events.some((e) => e.kind === 'switch' && e.height === 180 && e.at > {mark})"),
+            long,
+        )
+        .await;
+    }
+    let errors = d.js("return window.errors").await;
+    assert_eq!(errors, json!([]), "{start} {url}: player errors");
+}
+
+#[tokio::test]
+async fn hls_js_and_shaka_play_a_ladder_through_a_token_edge_and_adapt() {
+    use common::ladder::{make_ladder, sign, store_ladder, TOKEN_KEY};
+    let Some(browser) = chromium() else {
+        missing("chromium is not installed", "ABR browser test");
+        return;
+    };
+    if !have_tools(&["chromedriver", "ffmpeg"], "ABR browser test") {
+        return;
+    }
+    let Some(modules) = node_modules() else {
+        missing(
+            "the npm packages are not installed (npm ci in catalog/web, or KEYFRAME_TEST_NODE_MODULES)",
+            "ABR browser test",
+        );
+        return;
+    };
+    // The vendored hls.js is the file the lockfile's package holds (npm checked
+    // the package against the lockfile's integrity hash).
+    let vendored = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/web/vendor/hls.min.js");
+    let vendored = std::fs::read(vendored).expect("vendored hls.js");
+    let installed = std::fs::read(modules.join("hls.js/dist/hls.min.js")).expect("npm's hls.js");
+    assert!(
+        vendored == installed,
+        "catalog/web/vendor/hls.min.js is not the pinned hls.js"
+    );
+
+    let _one = ONE_BROWSER.lock().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ladder = tmp.path().join("ladder");
+    make_ladder(&ladder, 60);
+    let data = tmp.path().join("data");
+    let prefix = store_ladder(&data, &ladder, "a");
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(&site).expect("site");
+    std::fs::write(site.join("index.html"), PLAYERS_PAGE).expect("page");
+    std::fs::write(site.join("hls.min.js"), &installed).expect("hls.js");
+    std::fs::copy(
+        modules.join("shaka-player/dist/shaka-player.compiled.js"),
+        site.join("shaka-player.compiled.js"),
+    )
+    .expect("shaka");
+    let page = format!("{}/index.html", static_server(site));
+
+    let node = Running::start(common::serve_node(&data, &["--token-key", TOKEN_KEY]), 3);
+    let edge = node.url("edge").to_string();
+    let param = keyframe_origin::manifest::token_param(&sign(&prefix, Duration::from_secs(3600)));
+    let hls = format!("{edge}{prefix}master.m3u8?{param}");
+    let dash = format!("{edge}{prefix}stream.mpd?{param}");
+
+    let d = Driver::start(browser).await;
+    play_adaptively(&d, &page, "startHlsJs", &hls, true).await;
+    play_adaptively(&d, &page, "startShaka", &dash, true).await;
+    play_adaptively(&d, &page, "startShaka", &hls, false).await;
 }

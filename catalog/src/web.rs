@@ -74,9 +74,17 @@ mod tests {
             serde_json::from_str(include_str!("../web/package.json")).expect("package.json");
         let lock: serde_json::Value =
             serde_json::from_str(include_str!("../web/package-lock.json")).expect("lockfile");
-        let pinned = pkg["dependencies"]["hls.js"].as_str().expect("hls.js pinned");
-        assert!(pinned.chars().all(|c| c.is_ascii_digit() || c == '.'), "{pinned} is not an exact version");
+        let pinned = pkg["dependencies"]["hls.js"]
+            .as_str()
+            .expect("hls.js pinned");
+        assert!(
+            pinned.chars().all(|c| c.is_ascii_digit() || c == '.'),
+            "{pinned} is not an exact version"
+        );
         assert_eq!(lock["packages"]["node_modules/hls.js"]["version"], pinned);
-        assert!(super::HLS_JS.contains(&format!("\"{pinned}\"")), "the file is not hls.js {pinned}");
+        assert!(
+            super::HLS_JS.contains(&format!("\"{pinned}\"")),
+            "the file is not hls.js {pinned}"
+        );
     }
 }

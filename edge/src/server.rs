@@ -371,9 +371,12 @@ impl Server {
                 let origin = req.headers().get(header::ORIGIN).cloned();
                 let mut resp = match self.inner.cors.preflight(&method, req.headers()) {
                     Some(r) => r,
-                    None => self.proxy_propagating(req, peer).await,
+                    None => {
+                        let mut r = self.proxy_propagating(req, peer).await;
+                        self.inner.cors.apply(origin.as_ref(), r.headers_mut());
+                        r
+                    }
                 };
-                self.inner.cors.apply(origin.as_ref(), resp.headers_mut());
                 if !resp.headers().contains_key("cache-status") {
                     // Answered by the edge itself (a refused token or region, a
                     // malformed request, only-if-cached): neither a hit nor

@@ -442,14 +442,18 @@ impl Server {
         m.in_flight.inc();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut resp = match self.inner.cors.preflight(req.method(), req.headers()) {
-            Some(r) => r,
-            None => self.respond(&req).await,
+        let objects = path.starts_with(OBJECTS_PREFIX);
+        let resp = match self.inner.cors.preflight(req.method(), req.headers()) {
+            Some(r) if objects => r,
+            _ => {
+                let mut r = self.respond(&req).await;
+                if objects {
+                    let origin = req.headers().get(header::ORIGIN);
+                    self.inner.cors.apply(origin, r.headers_mut());
+                }
+                r
+            }
         };
-        if path.starts_with(OBJECTS_PREFIX) {
-            let origin = req.headers().get(header::ORIGIN);
-            self.inner.cors.apply(origin, resp.headers_mut());
-        }
         m.in_flight.dec();
         let status = resp.status();
         m.requests
