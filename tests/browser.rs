@@ -811,9 +811,13 @@ const v = document.getElementById("video");
 const note = (e) => { window.events.push(Object.assign({ at: performance.now(), t: v.currentTime }, e));
   document.getElementById("status").textContent = JSON.stringify(window.events.slice(-3)); };
 // Short buffers, so that the players keep fetching (and choosing) as they play.
+// The height of the rung playing now, as the player itself reports it.
+window.height = () => window.player instanceof Hls
+  ? (window.player.levels[window.player.currentLevel] || {}).height
+  : window.player.getStats().height;
 window.startHlsJs = (url) => {
   const hls = new Hls({ startLevel: 1, maxBufferLength: 6, maxMaxBufferLength: 8, backBufferLength: 4,
-                        abrEwmaFastVoD: 1, abrEwmaSlowVoD: 3, abrEwmaDefaultEstimate: 3e6 });
+                        abrEwmaFastVoD: 0.5, abrEwmaSlowVoD: 1, abrEwmaDefaultEstimate: 3e6 });
   window.player = hls;
   hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => note({ kind: "switch", height: hls.levels[d.level].height }));
   hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.errors.push(`${d.type}:${d.details}:${d.response ? d.response.code : ""}`); });
@@ -865,6 +869,23 @@ async fn play_adaptively(d: &Driver, page: &str, start: &str, url: &str, throttl
             long,
         )
         .await;
+        // And it plays on at that rung while the network stays slow.
+        let t = d
+            .js("return document.getElementById('video').currentTime")
+            .await
+            .as_f64()
+            .expect("currentTime");
+        d.wait_for(
+            "playback on at the lower rung",
+            &format!("document.getElementById('video').currentTime > {t} + 3"),
+            long,
+        )
+        .await;
+        assert_eq!(
+            d.js("return window.height()").await,
+            json!(90),
+            "{start} {url}: rung under throttling"
+        );
         let mark = d.js("return performance.now()").await;
         d.throttle(None).await;
         d.wait_for(
@@ -876,6 +897,8 @@ async fn play_adaptively(d: &Driver, page: &str, start: &str, url: &str, throttl
     }
     let errors = d.js("return window.errors").await;
     assert_eq!(errors, json!([]), "{start} {url}: player errors");
+    let events = d.js("return window.events").await;
+    eprintln!("{start}: rendition events {events}");
 }
 
 #[tokio::test]
@@ -908,7 +931,7 @@ async fn hls_js_and_shaka_play_a_ladder_through_a_token_edge_and_adapt() {
     let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
     let ladder = tmp.path().join("ladder");
-    make_ladder(&ladder, 60);
+    make_ladder(&ladder, 80);
     let data = tmp.path().join("data");
     let prefix = store_ladder(&data, &ladder, "a");
     let site = tmp.path().join("site");
