@@ -234,8 +234,8 @@ pub fn rewrite_dash(text: &str, param: &str) -> String {
             ("<?", "?>"),
             ("<!", ">"),
         ] {
-            if from.starts_with(open) {
-                let end = from[open.len()..]
+            if let Some(inner) = from.strip_prefix(open) {
+                let end = inner
                     .find(close)
                     .map_or(from.len(), |i| open.len() + i + close.len());
                 out.push_str(&from[..end]);
