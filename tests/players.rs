@@ -263,6 +263,16 @@ async fn a_ladder_plays_through_a_token_edge_and_its_manifests_carry_the_token()
     let again = r.text().await.expect("body");
     assert_eq!(again.replace(&format!("?{other}"), ""), stored);
 
+    // HEAD states no length it cannot know (the rewritten body's, or none).
+    let r = http.head(master.clone()).send().await.expect("head");
+    assert_eq!(r.status(), 200);
+    let head_length = header(&r, "content-length");
+    assert!(
+        head_length.is_empty() || head_length == length.to_string(),
+        "HEAD Content-Length {head_length}, GET body {length}"
+    );
+    assert_eq!(header(&r, "etag"), etag);
+
     // A Range on a manifest is ignored: the whole rewritten playlist, 200.
     let r = get(master.clone())
         .header("Range", "bytes=0-9")
