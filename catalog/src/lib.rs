@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod forwarded;
 pub mod history;
+pub mod ladder;
 pub mod listing;
 pub mod meta;
 pub mod meta_ingest;

@@ -58,6 +58,8 @@ pub struct NewContent {
     pub categories: Vec<String>,
     pub assets: Vec<Asset>,
     pub rights: Vec<Right>,
+    /// The adaptive-streaming ladder's renditions (their assets are in `assets`).
+    pub renditions: Vec<crate::ladder::RenditionRow>,
 }
 
 /// A title as stored.
@@ -265,6 +267,9 @@ impl Db {
             .await
             .map_err(map_err)?;
         }
+        crate::ladder::insert(&mut tx, &id, &new.renditions)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         self.content(&id).await
     }

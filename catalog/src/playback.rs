@@ -96,6 +96,42 @@ impl Signer {
         )?;
         Ok(format!("{edge}{path}?__token__={}", query_escape(&token)))
     }
+
+    /// The URLs of `keys` on `edge` under ONE token whose `acl` lists the path of
+    /// every key in `acl_keys` (`!`-separated): a player given one of them (an HLS
+    /// or DASH manifest) may fetch every object of the title, and nothing else.
+    pub fn urls_sharing_token(
+        &self,
+        edge: &str,
+        keys: &[&str],
+        acl_keys: &[&str],
+        exp_unix: u64,
+        region: Option<&str>,
+    ) -> Result<Vec<String>, TokenError> {
+        let path = |k: &str| format!("/v1/objects/{k}");
+        let Some(key) = &self.key else {
+            return Ok(keys.iter().map(|k| format!("{edge}{}", path(k))).collect());
+        };
+        let acl = acl_keys
+            .iter()
+            .map(|k| path(k))
+            .collect::<Vec<_>>()
+            .join("!");
+        let token = sign(
+            key,
+            &TokenClaims {
+                start: None,
+                exp: exp_unix,
+                acl,
+                data: region.map(|r| format!("regions:{r}")),
+            },
+        )?;
+        let q = query_escape(&token);
+        Ok(keys
+            .iter()
+            .map(|k| format!("{edge}{}?__token__={q}", path(k)))
+            .collect())
+    }
 }
 
 /// Percent-encodes what may not stand in a query value as is. A token's own
@@ -182,6 +218,34 @@ mod tests {
         assert_eq!(claims.regions(), Some(vec!["eu"]));
         assert!(keyframe_origin::token::verify(&key, token, "/v1/objects/a/c.mp4", 1).is_err());
         assert_eq!(query_escape("a b&c+d#e%"), "a%20b%26c%2Bd%23e%25");
+    }
+
+    #[test]
+    fn one_token_opens_every_object_of_a_title_and_no_other() {
+        let key = TokenKey::from_config(&"ab".repeat(16)).expect("key");
+        let signer = Signer::new(Some(key.clone()));
+        let urls = signer
+            .urls_sharing_token(
+                "http://e",
+                &["t/master.m3u8", "t/a.mpd"],
+                &["t/master.m3u8", "t/a.mpd", "t/v1.mp4", "t/v1.m3u8"],
+                4_000_000_000,
+                Some("eu"),
+            )
+            .expect("urls");
+        assert_eq!(urls.len(), 2);
+        let (base, token) = urls[0].split_once("?__token__=").expect("token");
+        assert_eq!(base, "http://e/v1/objects/t/master.m3u8");
+        assert!(urls[1].ends_with(token), "one token for both");
+        for path in ["t/master.m3u8", "t/a.mpd", "t/v1.mp4", "t/v1.m3u8"] {
+            keyframe_origin::token::verify(&key, token, &format!("/v1/objects/{path}"), 1)
+                .expect(path);
+        }
+        assert!(keyframe_origin::token::verify(&key, token, "/v1/objects/t/other.mp4", 1).is_err());
+        let plain = Signer::new(None)
+            .urls_sharing_token("http://e", &["a.mpd"], &["a.mpd"], 1, None)
+            .expect("urls");
+        assert_eq!(plain, vec!["http://e/v1/objects/a.mpd".to_string()]);
     }
 
     #[test]

@@ -177,6 +177,7 @@ impl crate::uploads::Uploads for StoreUploads {
                     ..Default::default()
                 }],
                 rights,
+                renditions: Vec::new(),
             })
             .await
             .map_err(|e| UploadError::Failed(e.to_string()))?;

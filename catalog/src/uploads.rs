@@ -27,6 +27,9 @@ pub struct ContentUpload {
     pub content_type: Option<String>,
     /// The request's `Content-Length`, if it gave one.
     pub size_hint: Option<u64>,
+    /// The adaptive-streaming ladder's rungs (short sides, largest first); empty =
+    /// none, progressive only.
+    pub ladder: Vec<u32>,
 }
 
 /// A file the ingest pipeline stored and committed: the shape of `ingest --json`,
@@ -75,6 +78,10 @@ pub struct IngestedContent {
     /// Posters and image variants made from it.
     #[serde(default)]
     pub assets: Vec<IngestedAsset>,
+    /// Its adaptive-streaming ladder: renditions (role `rendition`), HLS playlists
+    /// (`hls-media`, and `hls` for the multivariant one) and the DASH MPD (`dash`).
+    #[serde(default)]
+    pub ladder: Vec<IngestedAsset>,
     /// What could not be done, or should be known, but did not stop the ingest.
     #[serde(default)]
     pub warnings: Vec<String>,

@@ -34,6 +34,7 @@ fn sample() -> NewContent {
                 available_until: Some(20),
             },
         ],
+        renditions: Vec::new(),
     }
 }
 

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::error::IngestError;
 use crate::gc::{gc, GcReport};
+use crate::ladder::LadderSpec;
 use crate::pipeline::{ingest, ingest_avatar, IngestOptions, Progress, Stage};
 use crate::remote::{Remote, RemoteMeta};
 use crate::source::Source;
@@ -58,6 +59,11 @@ pub struct IngestArgs {
     /// title instead.
     #[arg(long)]
     pub if_new: bool,
+    /// The adaptive-streaming ladder made for audio and video (HLS and DASH over
+    /// CMAF renditions, needs ffmpeg): short sides of the video rungs, never above
+    /// the master's, or `none` for the progressive file only.
+    #[arg(long, value_name = "H,…|none", default_value = "1080,720,480,360,240", value_parser = LadderSpec::parse)]
+    pub ladder: LadderSpec,
     /// Ingest a profile image for this user instead of content (one FILE).
     #[arg(
         long,
@@ -142,6 +148,7 @@ impl IngestArgs {
             faststart: self.faststart,
             allow_broken: self.allow_broken,
             if_new: self.if_new,
+            ladder: self.ladder.clone(),
             ..IngestOptions::default()
         })
     }
@@ -228,6 +235,7 @@ pub async fn run_remote(args: &IngestArgs) -> bool {
         regions: args.regions.clone(),
         available_from: args.available_from,
         available_until: args.available_until,
+        ladder: Some(ladder_text(&args.ladder)),
     };
     let terminal = std::io::stderr().is_terminal();
     let mut all_ok = true;
@@ -402,6 +410,19 @@ pub fn report_line(file: &Path, c: &IngestedContent, user_id: Option<&str>) -> S
     )
 }
 
+/// A ladder as `--ladder` and the admin API spell it.
+fn ladder_text(l: &LadderSpec) -> String {
+    if l.enabled() {
+        l.rungs
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        "none".into()
+    }
+}
+
 /// A progress bar on stderr, drawn only on a terminal.
 #[derive(Clone)]
 struct Bar(ProgressBar);
@@ -451,6 +472,26 @@ impl Progress for Bar {
                     self.0.set_message("uploading");
                 }
             }
+            Stage::Transcoding { total_ms } => {
+                match total_ms {
+                    Some(t) if t > 0 => {
+                        self.0.set_length(t);
+                        self.0.set_position(0);
+                        self.0.set_style(
+                            ProgressStyle::with_template(
+                                "{prefix} transcoding [{bar:30}] {percent}% eta {eta}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                        );
+                    }
+                    _ => {
+                        self.0.set_style(spinner());
+                        self.0.set_message("transcoding");
+                    }
+                }
+                self.0.enable_steady_tick(Duration::from_millis(120));
+            }
             other => {
                 self.0.set_style(spinner());
                 self.0.set_message(match other {
@@ -465,6 +506,10 @@ impl Progress for Bar {
 
     fn bytes(&self, done: u64) {
         self.0.set_position(done);
+    }
+
+    fn transcoded(&self, done_ms: u64) {
+        self.0.set_position(done_ms);
     }
 }
 

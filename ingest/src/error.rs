@@ -37,6 +37,10 @@ pub enum IngestError {
     UnknownUser(String),
     #[error("{0}")]
     Tool(String),
+    /// The adaptive-streaming ladder could not be made from this master (ffmpeg
+    /// failed on it, or a rendition is not what the packager needs).
+    #[error("{0}")]
+    Transcode(String),
     #[error("object key '{key}' is not valid: {why}")]
     Key { key: String, why: String },
     #[error("object storage failed: {0}")]

@@ -12,9 +12,12 @@
 //! moment leaves at most unreferenced objects, which [`gc`] finds.
 
 pub mod cli;
+pub mod cmaf;
 pub mod error;
 pub mod gc;
 pub mod images;
+pub mod ladder;
+pub mod manifest;
 pub mod mp4;
 pub mod objects;
 pub mod pipeline;
@@ -27,6 +30,7 @@ pub mod uploads;
 pub use cli::{run_cli, run_gc, GcArgs, IngestArgs};
 pub use error::IngestError;
 pub use gc::{gc, GcReport, Orphan};
+pub use ladder::LadderSpec;
 pub use pipeline::{ingest, ingest_avatar, IngestOptions, IngestReport, Progress, Stage};
 pub use probe::{MediaInfo, Tools};
 pub use source::Source;

@@ -11,13 +11,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use keyframe_catalog::ladder::RenditionRow;
 use keyframe_catalog::meta::{new_id, Asset, NewContent, Right, ANY_REGION};
 use keyframe_catalog::{Db, DbError};
 use keyframe_origin::store::Store;
 use serde::Serialize;
 
+use crate::cmaf::{self, TrackKind};
 use crate::error::IngestError;
 use crate::images::{self, Encoded, ImageFailure, VARIANT_WIDTHS};
+use crate::ladder::{self, LadderSpec};
+use crate::manifest;
 use crate::mp4;
 use crate::objects::{self, OnBytes, Stored, UploadPlan};
 use crate::probe::{self, MediaInfo, Tools};
@@ -33,6 +37,11 @@ pub enum Stage {
         total: Option<u64>,
     },
     Pictures,
+    /// Encoding the ladder; the total is the master's duration in ms when known,
+    /// and progress comes through [`Progress::transcoded`].
+    Transcoding {
+        total_ms: Option<u64>,
+    },
     Committing,
 }
 
@@ -40,6 +49,8 @@ pub enum Stage {
 pub trait Progress: Send + Sync {
     fn stage(&self, stage: Stage);
     fn bytes(&self, done: u64);
+    /// Media time encoded so far while transcoding, in ms.
+    fn transcoded(&self, _done_ms: u64) {}
 }
 
 /// How to ingest one input.
@@ -59,6 +70,9 @@ pub struct IngestOptions {
     /// Make no new title when the same bytes are already a title's source: report
     /// that title instead.
     pub if_new: bool,
+    /// The adaptive-streaming ladder to make for audio and video (default: none;
+    /// `keyframe ingest` and the catalog's upload ask for [`LadderSpec::default`]).
+    pub ladder: LadderSpec,
     /// The external tools to use (default: what is on `PATH`).
     pub tools: Tools,
     /// Where temporary files go (spooled streams, rewrites, posters); the system's
@@ -77,6 +91,7 @@ impl std::fmt::Debug for IngestOptions {
             .field("faststart", &self.faststart)
             .field("allow_broken", &self.allow_broken)
             .field("if_new", &self.if_new)
+            .field("ladder", &self.ladder)
             .field("tools", &self.tools)
             .field("temp_dir", &self.temp_dir)
             .field("progress", &self.progress.is_some())
@@ -95,6 +110,7 @@ impl Default for IngestOptions {
             faststart: false,
             allow_broken: false,
             if_new: false,
+            ladder: LadderSpec::none(),
             tools: Tools::detect(),
             temp_dir: None,
             progress: None,
@@ -142,6 +158,10 @@ pub struct IngestReport {
     pub skipped: bool,
     /// Posters and image variants, as committed.
     pub derived: Vec<Asset>,
+    /// The adaptive-streaming ladder, as committed: renditions (role `rendition`),
+    /// HLS media playlists (`hls-media`), the HLS multivariant playlist (`hls`) and
+    /// the DASH MPD (`dash`); empty without a ladder.
+    pub ladder: Vec<Asset>,
     /// What could not be done but did not stop the ingest (a missing tool, say).
     pub warnings: Vec<String>,
 }
@@ -266,6 +286,24 @@ pub async fn ingest(
         }
     }
 
+    // The ladder is encoded and indexed before anything is uploaded: a rung that
+    // fails fails the title with nothing stored.
+    let mut encoded = None;
+    if opts.ladder.enabled() && (kind == "video" || kind == "audio") {
+        match (&opts.tools.ffmpeg, &opts.tools.ffprobe, opened.input.path()) {
+            (None, _, _) => warnings.push(
+                "ffmpeg is not on PATH: no adaptive ladder, progressive playback only".into(),
+            ),
+            (Some(_), None, _) => warnings.push(
+                "ffprobe is not on PATH: no adaptive ladder, progressive playback only".into(),
+            ),
+            (Some(ffmpeg), Some(_), Some(path)) => {
+                encoded = encode_ladder(ffmpeg, path, &info, opts).await?;
+            }
+            (Some(_), Some(_), None) => {}
+        }
+    }
+
     let stored = upload(store, db, opened.input, mime, opts).await?;
     drop(opened.temp);
 
@@ -290,6 +328,12 @@ pub async fn ingest(
         let s = objects::put_small(store, db, pic.bytes, pic.mime).await?;
         derived.push(picture_asset(&role, &s, pic.mime, pic.width, pic.height));
     }
+
+    let (ladder_assets, renditions) = match &encoded {
+        Some(e) => store_ladder(store, db, e, opts).await?,
+        None => (Vec::new(), Vec::new()),
+    };
+    drop(encoded);
 
     let mut asset = source_asset("source", &stored, mime, &info, faststart);
     asset.width = asset.width.or(pictures.width.map(i64::from));
@@ -323,6 +367,7 @@ pub async fn ingest(
     };
     let mut assets = vec![asset.clone()];
     assets.extend(derived.iter().cloned());
+    assets.extend(ladder_assets.iter().cloned());
     let content = db
         .create_content(&NewContent {
             title: title.clone(),
@@ -331,6 +376,7 @@ pub async fn ingest(
             categories: opts.categories.clone(),
             assets,
             rights,
+            renditions,
         })
         .await?;
     Ok(IngestReport {
@@ -344,6 +390,7 @@ pub async fn ingest(
         same_bytes_as,
         skipped: false,
         derived,
+        ladder: ladder_assets,
         warnings,
     })
 }
@@ -380,6 +427,7 @@ async fn existing_title(
         same_bytes_as: titles,
         skipped: true,
         derived,
+        ladder: Vec::new(),
         warnings: Vec::new(),
     })
 }
@@ -441,6 +489,7 @@ pub async fn ingest_avatar(
         same_bytes_as: Vec::new(),
         skipped: false,
         derived,
+        ladder: Vec::new(),
         warnings: Vec::new(),
     })
 }
@@ -503,6 +552,188 @@ async fn video_poster(
     })
     .await
     .map_err(|e| format!("poster worker failed: {e}"))?
+}
+
+/// A ladder encoded into a temporary directory (removed on drop) and indexed.
+struct Ladder {
+    _dir: tempfile::TempDir,
+    segment_secs: u32,
+    /// (file, its index, its media type), video rungs largest first, audio last.
+    files: Vec<(PathBuf, cmaf::Rendition, &'static str)>,
+}
+
+/// Encodes the ladder of the master at `path` (video rungs that fit its picture,
+/// and its audio) and reads each rendition's fragment index. `None` when the
+/// master has neither video nor audio to make renditions of.
+async fn encode_ladder(
+    ffmpeg: &Path,
+    path: &Path,
+    info: &MediaInfo,
+    opts: &IngestOptions,
+) -> Result<Option<Ladder>, IngestError> {
+    let rungs = match (info.has_video(), info.width, info.height) {
+        (true, Some(w), Some(h)) => opts
+            .ladder
+            .rungs_for(u32::try_from(w).unwrap_or(0), u32::try_from(h).unwrap_or(0)),
+        _ => Vec::new(),
+    };
+    let audio = info.audio_codec.is_some();
+    if rungs.is_empty() && !audio {
+        return Ok(None);
+    }
+    let dir = source::temp_dir_in(opts.temp_dir.as_deref())?;
+    let segment_secs = opts.ladder.segment_secs;
+    let (args, outputs) = ladder::ffmpeg_args(path, &rungs, audio, segment_secs, dir.path());
+    opts.stage(Stage::Transcoding {
+        total_ms: info.duration_ms.and_then(|d| u64::try_from(d).ok()),
+    });
+    let progress = opts.progress.clone();
+    ladder::run(ffmpeg, &args, &move |ms| {
+        if let Some(p) = &progress {
+            p.transcoded(ms);
+        }
+    })
+    .await?;
+    let mut files = Vec::new();
+    for out in outputs {
+        let p = out.path.clone();
+        let index = tokio::task::spawn_blocking(move || {
+            let mut f = std::fs::File::open(&p)?;
+            let len = f.metadata()?.len();
+            cmaf::read(&mut f, len)
+        })
+        .await
+        .map_err(|e| IngestError::Transcode(format!("indexing a rendition failed: {e}")))?
+        .map_err(|e| {
+            IngestError::Transcode(format!(
+                "rendition {} is not a usable fragmented MP4: {e}",
+                out.path.display()
+            ))
+        })?;
+        let video = matches!(index.kind, TrackKind::Video { .. });
+        if let Some(n) = index.fragments.iter().position(|f| !f.starts_with_sync) {
+            if video {
+                return Err(IngestError::Transcode(format!(
+                    "segment {n} of the {}p rendition does not start with a keyframe",
+                    out.rung.unwrap_or(0)
+                )));
+            }
+        }
+        let mime = if video { "video/mp4" } else { "audio/mp4" };
+        files.push((out.path, index, mime));
+    }
+    Ok(Some(Ladder {
+        _dir: dir,
+        segment_secs,
+        files,
+    }))
+}
+
+/// Uploads the renditions, then writes and stores their manifests: the asset rows
+/// and rendition rows to commit with the title.
+async fn store_ladder(
+    store: &Store,
+    db: &Db,
+    l: &Ladder,
+    opts: &IngestOptions,
+) -> Result<(Vec<Asset>, Vec<RenditionRow>), IngestError> {
+    let mut assets = Vec::new();
+    let mut rows = Vec::new();
+    let mut keys = Vec::new();
+    for (path, index, mime) in &l.files {
+        let len = tokio::fs::metadata(path)
+            .await
+            .map_err(IngestError::TempFile)?
+            .len();
+        let s = upload(
+            store,
+            db,
+            Input::File {
+                path: path.clone(),
+                len,
+            },
+            mime,
+            opts,
+        )
+        .await?;
+        let mut a = Asset {
+            id: new_id(),
+            role: "rendition".into(),
+            object_key: s.key.clone(),
+            size: to_i64(s.size),
+            sha256: s.sha256.clone(),
+            mime: (*mime).to_string(),
+            duration_ms: Some((index.duration_secs() * 1000.0).round() as i64),
+            bitrate: Some(to_i64(index.average_bandwidth())),
+            container: Some("cmaf".into()),
+            ..Asset::default()
+        };
+        let kind = match index.kind {
+            TrackKind::Video { width, height } => {
+                a.width = Some(i64::from(width));
+                a.height = Some(i64::from(height));
+                a.video_codec = Some(index.codecs.clone());
+                "video"
+            }
+            TrackKind::Audio { .. } => {
+                a.audio_codec = Some(index.codecs.clone());
+                "audio"
+            }
+        };
+        rows.push(RenditionRow {
+            asset_id: a.id.clone(),
+            kind: kind.into(),
+            codecs: index.codecs.clone(),
+            bandwidth: to_i64(index.peak_bandwidth()),
+            average_bandwidth: to_i64(index.average_bandwidth()),
+            segments: to_i64(index.fragments.len() as u64),
+        });
+        assets.push(a);
+        keys.push(s.key);
+    }
+    let stored: Vec<manifest::Stored> = l
+        .files
+        .iter()
+        .zip(&keys)
+        .map(|((_, index, _), key)| manifest::Stored {
+            key,
+            rendition: index,
+        })
+        .collect();
+    let mut playlists = Vec::new();
+    for s in &stored {
+        let text = manifest::media_playlist(s);
+        let p = put_manifest(store, db, text, HLS_TYPE, "hls-media").await?;
+        playlists.push(p.object_key.clone());
+        assets.push(p);
+    }
+    let master = manifest::multivariant(&stored, &playlists);
+    assets.push(put_manifest(store, db, master, HLS_TYPE, "hls").await?);
+    let mpd = manifest::mpd(&stored, l.segment_secs);
+    assets.push(put_manifest(store, db, mpd, DASH_TYPE, "dash").await?);
+    Ok((assets, rows))
+}
+
+const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
+const DASH_TYPE: &str = "application/dash+xml";
+
+async fn put_manifest(
+    store: &Store,
+    db: &Db,
+    text: String,
+    mime: &'static str,
+    role: &str,
+) -> Result<Asset, IngestError> {
+    let s = objects::put_small(store, db, text.into_bytes(), mime).await?;
+    Ok(Asset {
+        id: new_id(),
+        role: role.into(),
+        object_key: s.key,
+        size: to_i64(s.size),
+        sha256: s.sha256,
+        mime: mime.into(),
+        ..Asset::default()
+    })
 }
 
 /// The top-level layout of an ISO media file; unknown (no index, not truncated)

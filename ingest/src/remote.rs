@@ -43,6 +43,8 @@ pub struct RemoteMeta {
     pub regions: Vec<String>,
     pub available_from: Option<i64>,
     pub available_until: Option<i64>,
+    /// The ladder, as `--ladder` spells it.
+    pub ladder: Option<String>,
 }
 
 /// A client for one catalog.
@@ -117,6 +119,9 @@ impl Remote {
             }
             if let Some(t) = meta.available_until {
                 q.append_pair("available_until", &t.to_string());
+            }
+            if let Some(l) = &meta.ladder {
+                q.append_pair("ladder", l);
             }
         }
         // Ask first: a refusal (a wrong token, a bad parameter) comes back before

@@ -10,6 +10,7 @@ use keyframe_catalog::Db;
 use keyframe_origin::store::Store;
 
 use crate::error::IngestError;
+use crate::ladder::LadderSpec;
 use crate::pipeline::{ingest, ingest_avatar, IngestOptions, IngestReport};
 use crate::source::Source;
 
@@ -50,20 +51,21 @@ pub fn ingested(r: &IngestReport) -> IngestedContent {
         video_codec: a.video_codec.clone(),
         audio_codec: a.audio_codec.clone(),
         faststart: a.faststart,
-        assets: r
-            .derived
-            .iter()
-            .map(|d| IngestedAsset {
-                role: d.role.clone(),
-                key: d.object_key.clone(),
-                size: u64::try_from(d.size).unwrap_or(0),
-                mime: d.mime.clone(),
-                width: d.width,
-                height: d.height,
-                path: format!("/v1/objects/{}", d.object_key),
-            })
-            .collect(),
+        assets: r.derived.iter().map(ingested_asset).collect(),
+        ladder: r.ladder.iter().map(ingested_asset).collect(),
         warnings: r.warnings.clone(),
+    }
+}
+
+fn ingested_asset(d: &keyframe_catalog::meta::Asset) -> IngestedAsset {
+    IngestedAsset {
+        role: d.role.clone(),
+        key: d.object_key.clone(),
+        size: u64::try_from(d.size).unwrap_or(0),
+        mime: d.mime.clone(),
+        width: d.width,
+        height: d.height,
+        path: format!("/v1/objects/{}", d.object_key),
     }
 }
 
@@ -73,6 +75,7 @@ fn upload_error(e: IngestError) -> UploadError {
         IngestError::Input(io) => UploadError::Body(io.to_string()),
         e @ (IngestError::Empty
         | IngestError::Broken(_)
+        | IngestError::Transcode(_)
         | IngestError::CorruptImage(_)
         | IngestError::UnsupportedAvatar(_)
         | IngestError::ImageTooLarge(_)
@@ -97,6 +100,10 @@ impl Uploads for PipelineUploads {
             description: upload.description.clone().unwrap_or_default(),
             categories: upload.categories.clone(),
             rights: upload.rights.clone(),
+            ladder: LadderSpec {
+                rungs: upload.ladder.clone(),
+                ..LadderSpec::default()
+            },
             ..IngestOptions::default()
         };
         let report = ingest(&self.store, &self.db, source, &opts)

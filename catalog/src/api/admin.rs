@@ -239,6 +239,9 @@ pub struct IngestParams {
     pub available_from: Option<i64>,
     /// End of the availability window, Unix milliseconds.
     pub available_until: Option<i64>,
+    /// The adaptive-streaming ladder for audio and video: short sides of the video
+    /// rungs (`1080,720,480,360,240`, the default) or `none` (progressive only).
+    pub ladder: Option<String>,
 }
 
 fn list(v: Option<&str>) -> Vec<String> {
@@ -299,6 +302,12 @@ fn checked_upload(
         rights,
         content_type: header_text(headers, "content-type").map(String::from),
         size_hint: header_text(headers, "content-length").and_then(|v| v.parse().ok()),
+        ladder: match p.ladder.as_deref() {
+            Some(l) => {
+                crate::ladder::parse_rungs(l).map_err(|e| ApiError::invalid("ladder", &e))?
+            }
+            None => crate::ladder::DEFAULT_RUNGS.to_vec(),
+        },
     })
 }
 

@@ -341,10 +341,7 @@ pub async fn play(
         src.duration_ms,
         open.available_until,
     );
-    let url = s
-        .signer
-        .url(&edge, &src.object_key, exp, region)
-        .map_err(|e| ApiError::internal("signing a playback URL", e))?;
+    let (url, hls, dash) = play_urls(&s, &c, &edge, &src.object_key, exp, region)?;
     if params.renew != Some(true) {
         if let Err(e) = s.db.add_view(&c.id).await {
             tracing::warn!(error = %e, content = %c.id, "could not count a view");
@@ -362,7 +359,37 @@ pub async fn play(
         mime: src.mime.clone(),
         duration_ms: src.duration_ms,
         resume_position_ms: resume.position_ms,
+        hls,
+        dash,
     }))
+}
+
+/// The progressive URL, and with a ladder the HLS and DASH manifest URLs, all
+/// three under one token for every object of the title (`ladder::playable_keys`).
+fn play_urls(
+    s: &AppState,
+    c: &crate::meta::Content,
+    edge: &str,
+    source_key: &str,
+    exp: u64,
+    region: Option<&str>,
+) -> Result<(String, Option<String>, Option<String>), ApiError> {
+    let signing = |e| ApiError::internal("signing a playback URL", e);
+    let Some((hls, dash)) = crate::ladder::manifests(c) else {
+        let url = s
+            .signer
+            .url(edge, source_key, exp, region)
+            .map_err(signing)?;
+        return Ok((url, None, None));
+    };
+    let acl = crate::ladder::playable_keys(c);
+    let mut urls = s
+        .signer
+        .urls_sharing_token(edge, &[source_key, hls, dash], &acl, exp, region)
+        .map_err(signing)?
+        .into_iter();
+    let mut next = || urls.next().unwrap_or_default();
+    Ok((next(), Some(next()), Some(next())))
 }
 
 /// The categories in use.

@@ -129,6 +129,14 @@ pub struct PlayResponse {
     pub duration_ms: Option<i64>,
     /// Where the viewer left off, in ms (`null` until watch history exists).
     pub resume_position_ms: Option<i64>,
+    /// The HLS multivariant playlist on the edge, when the title has an adaptive
+    /// ladder (absent otherwise). `url`, `hls` and `dash` then share one token whose
+    /// `acl` lists every object of the title (renditions and playlists included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hls: Option<String>,
+    /// The DASH MPD on the edge, when the title has an adaptive ladder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dash: Option<String>,
 }
 
 /// A user as they see themselves (never the password hash).

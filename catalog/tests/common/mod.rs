@@ -234,6 +234,7 @@ pub fn title(name: &str, description: &str, categories: &[&str], rights: Vec<Rig
             },
         ],
         rights,
+        renditions: Vec::new(),
     }
 }
 

@@ -130,6 +130,7 @@ pub async fn count(db: &Db, table: &str) -> i64 {
         "content" => "SELECT COUNT(*) FROM content",
         "assets" => "SELECT COUNT(*) FROM assets",
         "rights" => "SELECT COUNT(*) FROM rights",
+        "renditions" => "SELECT COUNT(*) FROM renditions",
         other => panic!("no count for {other}"),
     };
     sqlx::query(sql)
