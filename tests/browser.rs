@@ -956,3 +956,98 @@ async fn hls_js_and_shaka_play_a_ladder_through_a_token_edge_and_adapt() {
     play_adaptively(&d, &page, "startShaka", &dash, true).await;
     play_adaptively(&d, &page, "startShaka", &hls, false).await;
 }
+
+#[tokio::test]
+async fn the_page_plays_an_ingested_ladder_with_a_quality_menu_and_falls_back_without_hls_js() {
+    let Some(browser) = chromium() else {
+        missing("chromium is not installed", "browser test");
+        return;
+    };
+    if !have_tools(&["chromedriver", "ffmpeg"], "browser test") {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let clip = tmp.path().join("pattern.webm");
+    make_clip(&clip);
+    let out = keyframe()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["ingest", "--json", "--title", "Ladder", "--ladder", "240,120"])
+        .arg(&clip)
+        .output()
+        .expect("ingest");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .find(|l| !l.is_empty())
+            .expect("a JSON line"),
+    )
+    .expect("ingest JSON");
+    let id = v["content_id"].as_str().expect("content_id").to_string();
+    let node = serve(&data, &[("KEYFRAME_PUBLIC_CONTENT", "true")]);
+    let catalog = node.url("catalog").to_string();
+    let edge = node.url("edge").to_string();
+    let d = Driver::start(browser).await;
+
+    // hls.js (vendored) plays the ladder through the edge; the menu offers Auto and
+    // each rung, and picking one plays that rung.
+    d.goto(&format!("{catalog}/title/{id}")).await;
+    d.wait("the title dialog", "document.getElementById('title-dialog').open")
+        .await;
+    d.click("#play").await;
+    d.wait(
+        "adaptive playback",
+        "window.keyframePlayer.mode === 'hls.js' && document.getElementById('video').currentTime > 1",
+    )
+    .await;
+    let menu = d
+        .js("return [...document.querySelectorAll('#quality option')].map((o) => o.textContent)")
+        .await;
+    let menu: Vec<String> = serde_json::from_value(menu).expect("menu");
+    assert_eq!(menu.len(), 3, "{menu:?}");
+    assert!(menu[0].starts_with("Auto"), "{menu:?}");
+    assert!(menu[1].starts_with("240p") && menu[2].starts_with("120p"), "{menu:?}");
+    assert_eq!(d.js("return document.getElementById('quality-wrap').hidden").await, false);
+    let urls = d
+        .js("return performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/v1/objects/'))")
+        .await;
+    let urls: Vec<String> = serde_json::from_value(urls).expect("urls");
+    assert!(
+        urls.len() > 3 && urls.iter().all(|u| u.starts_with(&edge) && u.contains("__token__=")),
+        "every manifest and segment request goes to the edge with the token: {urls:?}"
+    );
+    d.js("const q = document.getElementById('quality'); q.value = q.options[2].value; \
+          q.dispatchEvent(new Event('change')); return true;")
+        .await;
+    d.wait(
+        "the 120p rung playing",
+        "(() => { const h = window.keyframePlayer.hls; return h && !h.autoLevelEnabled && \
+           h.levels[h.currentLevel] && h.levels[h.currentLevel].height === 120; })()",
+    )
+    .await;
+    d.js("const q = document.getElementById('quality'); q.value = '-1'; \
+          q.dispatchEvent(new Event('change')); return true;")
+        .await;
+    d.wait("Auto again", "window.keyframePlayer.hls.autoLevelEnabled").await;
+
+    // Without the library (blocked), the progressive file plays.
+    d.cdp("Network.enable", json!({})).await;
+    d.cdp("Network.setBlockedURLs", json!({"urls": ["*/vendor/hls.min.js"]}))
+        .await;
+    d.cdp("Network.setCacheDisabled", json!({"cacheDisabled": true}))
+        .await;
+    d.refresh().await;
+    d.wait("the title dialog", "document.getElementById('title-dialog').open")
+        .await;
+    assert_eq!(d.js("return typeof window.Hls").await, "undefined");
+    d.click("#play").await;
+    d.wait(
+        "progressive playback",
+        "window.keyframePlayer.mode === 'progressive' && document.getElementById('video').currentTime > 1",
+    )
+    .await;
+    assert_eq!(d.js("return document.getElementById('quality-wrap').hidden").await, true);
+}

@@ -368,3 +368,56 @@ async fn a_ladder_plays_through_a_token_edge_and_its_manifests_carry_the_token()
     assert_eq!(header(&r, "access-control-allow-origin"), "*");
     assert!(node.terminate().success());
 }
+
+/// Ingests `clip` with `--ladder RUNGS` into `data`; its content id.
+fn ingest_ladder(data: &Path, clip: &Path, rungs: &str) -> String {
+    let out = common::keyframe()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["ingest", "--json", "--title", "Ladder", "--ladder", rungs])
+        .arg(clip)
+        .output()
+        .expect("ingest");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .find(|l| !l.is_empty())
+        .expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_slice(line).expect("ingest JSON");
+    v["content_id"].as_str().expect("content_id").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingested_ladder_plays_in_ffprobe_and_ffmpeg_from_the_catalogs_url_cold_and_warm() {
+    if !have_tools(&["ffmpeg", "ffprobe"], "player tests") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clip = tmp.path().join("clip.mp4");
+    make_clip(&clip, true);
+    let data = tmp.path().join("data");
+    let id = ingest_ladder(&data, &clip, "240,120");
+    let mut cmd = serve_node(&data, &["--token-key", TOKEN_KEY]);
+    cmd.env("KEYFRAME_PUBLIC_CONTENT", "true");
+    let node = Running::start(cmd, 3);
+    let play: serde_json::Value = reqwest::get(format!("{}/api/content/{id}/play", node.url("catalog")))
+        .await
+        .expect("play")
+        .json()
+        .await
+        .expect("play JSON");
+    let hls = play["hls"].as_str().unwrap_or_else(|| panic!("no hls URL in {play}"));
+    assert!(play["dash"].is_string(), "no dash URL in {play}");
+    assert!(hls.starts_with(node.url("edge")) && hls.contains("__token__="), "{hls}");
+    // The catalog's one URL is all ffprobe and ffmpeg get: cold edge, then warm.
+    for pass in ["cold", "warm"] {
+        let d = tokio::task::block_in_place(|| probe_and_seek(hls))
+            .unwrap_or_else(|e| panic!("{pass} edge: {e}"));
+        assert!((9.0..11.0).contains(&d), "{pass} edge: duration {d}");
+    }
+    // Without the token's query, the playlist is refused.
+    let bare = hls.split('?').next().expect("path");
+    assert_eq!(reqwest::get(bare).await.expect("bare").status(), 403);
+    assert!(node.terminate().success());
+}

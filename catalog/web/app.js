@@ -478,7 +478,7 @@
   // ---- adaptive streaming ---------------------------------------------------
   // A title with a ladder comes with an HLS URL besides its progressive file: it
   // plays through hls.js (vendored, /vendor/hls.min.js) where Media Source
-  // Extensions exist, else natively (Safari), else the progressive file does.
+  // Extensions exist, else natively (iOS without MSE), else the progressive file.
   // Every request carries the play URL's token: the edge writes it into each
   // reference of the playlists it serves. `window.keyframePlayer` tells how the
   // current title plays (tests and curious viewers read it).
@@ -535,7 +535,10 @@
       hls.attachMedia(v);
       return;
     }
-    if (p.hls && v.canPlayType("application/vnd.apple.mpegurl")) {
+    // Native HLS only where there is no MSE at all (older iOS): Chromium says
+    // "maybe" to the type and then fails on byte-range fMP4 playlists.
+    const mse = window.MediaSource || window.ManagedMediaSource;
+    if (p.hls && !mse && v.canPlayType("application/vnd.apple.mpegurl")) {
       player.mode = "native-hls";
       v.src = p.hls;
       return;
