@@ -13,9 +13,11 @@
 //! the crashpad handlers Chromium detaches (`setsid`, double fork) are found among
 //! its children and killed too. Nothing the test started outlives it.
 //!
-//! Adaptive streaming: hls.js (HLS) and Shaka Player (DASH, and HLS) play a ladder
-//! through a token-checking edge from a page on another origin (CORS), given only
-//! the signed manifest URL, seek, and switch down a rung when the network is
+//! Adaptive streaming: the page plays an ingested ladder through hls.js (vendored)
+//! with a quality menu (Auto and each rung), and the progressive file when hls.js
+//! is blocked. hls.js (HLS) and Shaka Player (DASH, and HLS) play an ingested
+//! ladder through a token-checking edge from a page on another origin (CORS),
+//! given only the URLs the catalog's play answer holds, seek, and switch down a rung when the network is
 //! throttled (DevTools' `Network.emulateNetworkConditions`) and back up when it
 //! is not, as the players' own events say (hls.js `LEVEL_SWITCHED`, Shaka
 //! `adaptation` and `getStats()`). Shaka comes from npm at the version
@@ -840,6 +842,7 @@ window.startShaka = async (url) => {
 /// Plays `url` with `start` (a function of the page), seeks, and if `throttle`,
 /// checks the switch down under a throttled network and back up without it.
 async fn play_adaptively(d: &Driver, page: &str, start: &str, url: &str, throttle: bool) {
+    let (top, low) = (360, 180);
     d.goto(page).await;
     d.wait("the player libraries", "window.Hls && window.shaka")
         .await;
@@ -847,8 +850,10 @@ async fn play_adaptively(d: &Driver, page: &str, start: &str, url: &str, throttl
     let long = Duration::from_secs(60);
     d.wait_for(
         "playback at the top rung",
-        "document.getElementById('video').currentTime > 1 && \
-         window.events.some((e) => e.height === 180)",
+        &format!(
+            "document.getElementById('video').currentTime > 1 && \
+         window.events.some((e) => e.height === {top})"
+        ),
         long,
     )
     .await;
@@ -862,10 +867,11 @@ async fn play_adaptively(d: &Driver, page: &str, start: &str, url: &str, throttl
     .await;
     if throttle {
         let mark = d.js("return performance.now()").await;
-        d.throttle(Some(40_000)).await;
+        // 640 kbit/s: the 180p rung and audio (~480 kbit/s) fit, the 360p one does not.
+        d.throttle(Some(80_000)).await;
         d.wait_for(
             "a switch down a rung on a throttled network",
-            &format!("window.events.some((e) => e.kind === 'switch' && e.height === 90 && e.at > {mark})"),
+            &format!("window.events.some((e) => e.kind === 'switch' && e.height === {low} && e.at > {mark})"),
             long,
         )
         .await;
@@ -883,14 +889,14 @@ async fn play_adaptively(d: &Driver, page: &str, start: &str, url: &str, throttl
         .await;
         assert_eq!(
             d.js("return window.height()").await,
-            json!(90),
+            json!(low),
             "{start} {url}: rung under throttling"
         );
         let mark = d.js("return performance.now()").await;
         d.throttle(None).await;
         d.wait_for(
             "a switch back up once the network is free",
-            &format!("window.events.some((e) => e.kind === 'switch' && e.height === 180 && e.at > {mark})"),
+            &format!("window.events.some((e) => e.kind === 'switch' && e.height === {top} && e.at > {mark})"),
             long,
         )
         .await;
@@ -903,7 +909,6 @@ async fn play_adaptively(d: &Driver, page: &str, start: &str, url: &str, throttl
 
 #[tokio::test]
 async fn hls_js_and_shaka_play_a_ladder_through_a_token_edge_and_adapt() {
-    use common::ladder::{make_ladder, sign, store_ladder, TOKEN_KEY};
     let Some(browser) = chromium() else {
         missing("chromium is not installed", "ABR browser test");
         return;
@@ -930,10 +935,65 @@ async fn hls_js_and_shaka_play_a_ladder_through_a_token_edge_and_adapt() {
 
     let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
-    let ladder = tmp.path().join("ladder");
-    make_ladder(&ladder, 80);
+    // An 80-second 360p master with noise (so the rungs reach their bit rates),
+    // ingested with a 360p and a 180p rung.
+    let master = tmp.path().join("master.mp4");
+    let st = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg("testsrc2=duration=80:size=640x360:rate=25")
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=80"])
+        .args([
+            "-vf",
+            "noise=alls=25:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .args([
+            "-b:v",
+            "2M",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+            "-shortest",
+        ])
+        .arg(&master)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success(), "ffmpeg could not make the master");
     let data = tmp.path().join("data");
-    let prefix = store_ladder(&data, &ladder, "a");
+    let out = keyframe()
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "ingest", "--json", "--title", "Ladder", "--ladder", "360,180",
+        ])
+        .arg(&master)
+        .output()
+        .expect("ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .find(|l| !l.is_empty())
+            .expect("a JSON line"),
+    )
+    .expect("ingest JSON");
+    let id = v["content_id"].as_str().expect("content_id");
     let site = tmp.path().join("site");
     std::fs::create_dir_all(&site).expect("site");
     std::fs::write(site.join("index.html"), PLAYERS_PAGE).expect("page");
@@ -945,11 +1005,22 @@ async fn hls_js_and_shaka_play_a_ladder_through_a_token_edge_and_adapt() {
     .expect("shaka");
     let page = format!("{}/index.html", static_server(site));
 
-    let node = Running::start(common::serve_node(&data, &["--token-key", TOKEN_KEY]), 3);
-    let edge = node.url("edge").to_string();
-    let param = keyframe_origin::manifest::token_param(&sign(&prefix, Duration::from_secs(3600)));
-    let hls = format!("{edge}{prefix}master.m3u8?{param}");
-    let dash = format!("{edge}{prefix}stream.mpd?{param}");
+    // The players get the URLs the catalog returns, and nothing else.
+    let node = serve(&data, &[("KEYFRAME_PUBLIC_CONTENT", "true")]);
+    let play: Value = reqwest::get(format!("{}/api/content/{id}/play", node.url("catalog")))
+        .await
+        .expect("play")
+        .json()
+        .await
+        .expect("play JSON");
+    let hls = play["hls"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no hls in {play}"))
+        .to_string();
+    let dash = play["dash"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no dash in {play}"))
+        .to_string();
 
     let d = Driver::start(browser).await;
     play_adaptively(&d, &page, "startHlsJs", &hls, true).await;
@@ -974,11 +1045,17 @@ async fn the_page_plays_an_ingested_ladder_with_a_quality_menu_and_falls_back_wi
     let out = keyframe()
         .arg("--data-dir")
         .arg(&data)
-        .args(["ingest", "--json", "--title", "Ladder", "--ladder", "240,120"])
+        .args([
+            "ingest", "--json", "--title", "Ladder", "--ladder", "240,120",
+        ])
         .arg(&clip)
         .output()
         .expect("ingest");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(
         out.stdout
             .split(|b| *b == b'\n')
@@ -995,8 +1072,11 @@ async fn the_page_plays_an_ingested_ladder_with_a_quality_menu_and_falls_back_wi
     // hls.js (vendored) plays the ladder through the edge; the menu offers Auto and
     // each rung, and picking one plays that rung.
     d.goto(&format!("{catalog}/title/{id}")).await;
-    d.wait("the title dialog", "document.getElementById('title-dialog').open")
-        .await;
+    d.wait(
+        "the title dialog",
+        "document.getElementById('title-dialog').open",
+    )
+    .await;
     d.click("#play").await;
     d.wait(
         "adaptive playback",
@@ -1009,39 +1089,60 @@ async fn the_page_plays_an_ingested_ladder_with_a_quality_menu_and_falls_back_wi
     let menu: Vec<String> = serde_json::from_value(menu).expect("menu");
     assert_eq!(menu.len(), 3, "{menu:?}");
     assert!(menu[0].starts_with("Auto"), "{menu:?}");
-    assert!(menu[1].starts_with("240p") && menu[2].starts_with("120p"), "{menu:?}");
-    assert_eq!(d.js("return document.getElementById('quality-wrap').hidden").await, false);
+    assert!(
+        menu[1].starts_with("240p") && menu[2].starts_with("120p"),
+        "{menu:?}"
+    );
+    assert_eq!(
+        d.js("return document.getElementById('quality-wrap').hidden")
+            .await,
+        false
+    );
     let urls = d
         .js("return performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.includes('/v1/objects/'))")
         .await;
     let urls: Vec<String> = serde_json::from_value(urls).expect("urls");
     assert!(
-        urls.len() > 3 && urls.iter().all(|u| u.starts_with(&edge) && u.contains("__token__=")),
+        urls.len() > 3
+            && urls
+                .iter()
+                .all(|u| u.starts_with(&edge) && u.contains("__token__=")),
         "every manifest and segment request goes to the edge with the token: {urls:?}"
     );
-    d.js("const q = document.getElementById('quality'); q.value = q.options[2].value; \
-          q.dispatchEvent(new Event('change')); return true;")
-        .await;
+    d.js(
+        "const q = document.getElementById('quality'); q.value = q.options[2].value; \
+          q.dispatchEvent(new Event('change')); return true;",
+    )
+    .await;
     d.wait(
         "the 120p rung playing",
         "(() => { const h = window.keyframePlayer.hls; return h && !h.autoLevelEnabled && \
            h.levels[h.currentLevel] && h.levels[h.currentLevel].height === 120; })()",
     )
     .await;
-    d.js("const q = document.getElementById('quality'); q.value = '-1'; \
-          q.dispatchEvent(new Event('change')); return true;")
+    d.js(
+        "const q = document.getElementById('quality'); q.value = '-1'; \
+          q.dispatchEvent(new Event('change')); return true;",
+    )
+    .await;
+    d.wait("Auto again", "window.keyframePlayer.hls.autoLevelEnabled")
         .await;
-    d.wait("Auto again", "window.keyframePlayer.hls.autoLevelEnabled").await;
 
     // Without the library (blocked), the progressive file plays.
     d.cdp("Network.enable", json!({})).await;
-    d.cdp("Network.setBlockedURLs", json!({"urls": ["*/vendor/hls.min.js"]}))
-        .await;
+    d.cdp(
+        "Network.setBlockedURLs",
+        json!({"urls": ["*/vendor/hls.min.js"]}),
+    )
+    .await;
     d.cdp("Network.setCacheDisabled", json!({"cacheDisabled": true}))
         .await;
     d.refresh().await;
-    d.wait("the title dialog", "document.getElementById('title-dialog').open")
-        .await;
+    d.wait(
+        "the title dialog",
+        "document.getElementById('title-dialog').open",
+    )
+    .await;
     assert_eq!(d.js("return typeof window.Hls").await, "undefined");
     d.click("#play").await;
     d.wait(
@@ -1049,5 +1150,9 @@ async fn the_page_plays_an_ingested_ladder_with_a_quality_menu_and_falls_back_wi
         "window.keyframePlayer.mode === 'progressive' && document.getElementById('video').currentTime > 1",
     )
     .await;
-    assert_eq!(d.js("return document.getElementById('quality-wrap').hidden").await, true);
+    assert_eq!(
+        d.js("return document.getElementById('quality-wrap').hidden")
+            .await,
+        true
+    );
 }

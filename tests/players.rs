@@ -378,7 +378,11 @@ fn ingest_ladder(data: &Path, clip: &Path, rungs: &str) -> String {
         .arg(clip)
         .output()
         .expect("ingest");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = out
         .stdout
         .split(|b| *b == b'\n')
@@ -401,15 +405,21 @@ async fn an_ingested_ladder_plays_in_ffprobe_and_ffmpeg_from_the_catalogs_url_co
     let mut cmd = serve_node(&data, &["--token-key", TOKEN_KEY]);
     cmd.env("KEYFRAME_PUBLIC_CONTENT", "true");
     let node = Running::start(cmd, 3);
-    let play: serde_json::Value = reqwest::get(format!("{}/api/content/{id}/play", node.url("catalog")))
-        .await
-        .expect("play")
-        .json()
-        .await
-        .expect("play JSON");
-    let hls = play["hls"].as_str().unwrap_or_else(|| panic!("no hls URL in {play}"));
+    let play: serde_json::Value =
+        reqwest::get(format!("{}/api/content/{id}/play", node.url("catalog")))
+            .await
+            .expect("play")
+            .json()
+            .await
+            .expect("play JSON");
+    let hls = play["hls"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no hls URL in {play}"));
     assert!(play["dash"].is_string(), "no dash URL in {play}");
-    assert!(hls.starts_with(node.url("edge")) && hls.contains("__token__="), "{hls}");
+    assert!(
+        hls.starts_with(node.url("edge")) && hls.contains("__token__="),
+        "{hls}"
+    );
     // The catalog's one URL is all ffprobe and ffmpeg get: cold edge, then warm.
     for pass in ["cold", "warm"] {
         let d = tokio::task::block_in_place(|| probe_and_seek(hls))

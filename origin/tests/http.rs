@@ -465,7 +465,12 @@ async fn with_a_token_key_manifests_carry_the_token_and_cors_follows_the_allowed
         .expect("other");
     assert_eq!(h(&r, "access-control-allow-origin"), "");
     assert!(h(&r, "vary").contains("Origin"));
-    let r = client.get(&url).header("Origin", page).send().await.expect("no token");
+    let r = client
+        .get(&url)
+        .header("Origin", page)
+        .send()
+        .await
+        .expect("no token");
     assert_eq!(r.status(), 403);
     assert_eq!(h(&r, "access-control-allow-origin"), page);
     for (origin, status) in [(page, 204), ("https://other.example", 403)] {
