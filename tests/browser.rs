@@ -126,12 +126,13 @@ fn make_big_clip(dir: &Path) -> std::path::PathBuf {
     big
 }
 
-/// Ingests `clip` as `title` in `categories`; its content id.
+/// Ingests `clip` as `title` in `categories`, progressive only (`--ladder none`:
+/// these tests follow the signed URL of the file itself); its content id.
 fn ingest(data: &Path, clip: &Path, title: &str, categories: &[&str]) -> String {
     let mut cmd = keyframe();
     cmd.arg("--data-dir")
         .arg(data)
-        .args(["ingest", "--json", "--title", title]);
+        .args(["ingest", "--json", "--ladder", "none", "--title", title]);
     for c in categories {
         cmd.args(["--category", c]);
     }

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::cors::Cors;
 use crate::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
 use crate::key::parse_key;
-use crate::manifest::Propagation;
+use crate::manifest::{self, Propagation};
 use crate::metrics::{latency_histogram, render, HttpMetrics, StatusLabels};
 use crate::range::{self, ByteRange, RangeDecision};
 use crate::store::{self, Store};
@@ -571,7 +571,7 @@ impl Server {
         };
         let head_only = req.method() == Method::HEAD;
         let mut headers = std::borrow::Cow::Borrowed(req.headers());
-        if let Some(p) = propagation {
+        if let Some(p) = propagation.filter(|_| manifest::is_manifest_path(req.uri().path())) {
             p.whole_manifest(req.uri().path(), headers.to_mut());
         }
         self.object_response(&headers, head_only, path, &info).await
