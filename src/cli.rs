@@ -227,11 +227,24 @@ pub struct ServeFlags {
     #[command(flatten)]
     #[serde(flatten)]
     pub cache: CacheFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cors: CorsFlags,
     /// HTTPS for the edge and the catalog (the origin behind the edge stays on
     /// plain HTTP, on loopback).
     #[command(flatten)]
     #[serde(flatten)]
     pub tls: TlsFlags,
+}
+
+/// Cross-origin access to media (origin and edge).
+#[derive(Debug, Args, Serialize)]
+pub struct CorsFlags {
+    /// Origins whose pages may fetch media (CORS), comma-separated: `*` for any,
+    /// or origins like https://app.example.com; empty for no CORS headers [default: *].
+    #[arg(long, value_name = "ORIGIN[,ORIGIN…]")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_allowed_origins: Option<String>,
 }
 
 /// Token and admin keys.
@@ -283,6 +296,9 @@ pub struct OriginFlags {
     pub storage: StoreFlags,
     #[command(flatten)]
     #[serde(flatten)]
+    pub cors: CorsFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
     pub tls: TlsFlags,
 }
 
@@ -329,6 +345,9 @@ pub struct EdgeFlags {
     #[command(flatten)]
     #[serde(flatten)]
     pub cache: CacheFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cors: CorsFlags,
     #[command(flatten)]
     #[serde(flatten)]
     pub keys: KeyFlags,

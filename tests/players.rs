@@ -1,14 +1,20 @@
 //! Real players against the origin and through the edge: ffprobe reads an MP4's
 //! duration (including one whose index sits at the end), ffmpeg seeks to the
 //! middle and decodes, aria2c downloads in parallel segments and gets identical
-//! bytes. Skipped when the tools are absent, except under `CI=true`.
+//! bytes. An adaptive ladder (HLS and DASH over byte ranges) plays in ffprobe and
+//! ffmpeg through a token-checking edge, cold and warm, given only the signed
+//! URL of its multivariant playlist: the edge carries the token into every
+//! reference of the manifests it serves. Skipped when the tools are absent,
+//! except under `CI=true`.
 
 use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
+use common::ladder::{make_ladder, sign, store_ladder, TOKEN_KEY};
 use common::{have_tools, serve_node, Running};
+use keyframe_http::manifest::token_param;
 
 fn encoder() -> &'static str {
     let out = Command::new("ffmpeg")
@@ -130,6 +136,299 @@ fn ffprobe_ffmpeg_and_aria2c_through_origin_and_edge() {
             assert!(got == want, "{server} {clip}: aria2c bytes differ");
         }
     }
+    assert!(node.terminate().success());
+}
+
+/// ffprobe's duration of `url`, and whether ffmpeg seeks to `-ss 6` and decodes a
+/// frame there (both with their stderr on failure).
+fn probe_and_seek(url: &str) -> Result<f64, String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .expect("ffprobe");
+    if !out.status.success() {
+        return Err(format!("ffprobe: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let d: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| format!("ffprobe said {:?}", String::from_utf8_lossy(&out.stdout)))?;
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-ss", "6", "-i", url])
+        .args(["-frames:v", "1", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    if !out.status.success() {
+        return Err(format!(
+            "ffmpeg -ss 6: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(d)
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ladder_plays_through_a_token_edge_and_its_manifests_carry_the_token() {
+    if !have_tools(&["ffmpeg", "ffprobe"], "player tests") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ladder = tmp.path().join("ladder");
+    make_ladder(&ladder, 12);
+    let data = tmp.path().join("data");
+    let a = store_ladder(&data, &ladder, "a");
+    let b = store_ladder(&data, &ladder, "b");
+    let node = Running::start(serve_node(&data, &["--token-key", TOKEN_KEY]), 3);
+    let edge = node.url("edge").to_string();
+    let origin = node.url("origin").to_string();
+    let param = token_param(&sign(&a, std::time::Duration::from_secs(3600)));
+    let master = format!("{edge}{a}master.m3u8?{param}");
+
+    // ffprobe and ffmpeg know only the signed playlist URL: cold, then warm.
+    for pass in ["cold", "warm"] {
+        let d = tokio::task::block_in_place(|| probe_and_seek(&master))
+            .unwrap_or_else(|e| panic!("{pass} edge: {e}"));
+        assert!((11.0..13.5).contains(&d), "{pass} edge: duration {d}");
+    }
+
+    let http = reqwest::Client::new();
+    let get = |url: String| http.get(url).header("Origin", "https://page.example");
+    // The multivariant playlist: every reference carries the token; the answer
+    // has its own length and entity tag, and offers no ranges.
+    let r = get(master.clone()).send().await.expect("master");
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "access-control-allow-origin"), "*");
+    assert!(header(&r, "access-control-expose-headers").contains("Content-Range"));
+    assert_eq!(header(&r, "accept-ranges"), "none");
+    let etag = header(&r, "etag").to_string();
+    let length: usize = header(&r, "content-length").parse().expect("length");
+    let text = r.text().await.expect("body");
+    assert_eq!(text.len(), length, "Content-Length is the rewritten body's");
+    let stored = http
+        .get(format!("{origin}{a}master.m3u8"))
+        .send()
+        .await
+        .expect("origin");
+    let stored_etag = header(&stored, "etag").to_string();
+    let stored = stored.text().await.expect("stored body");
+    assert!(
+        !stored.contains("__token__"),
+        "objects are stored as ingested"
+    );
+    assert_ne!(etag, stored_etag, "a rewritten body has its own entity tag");
+    assert_eq!(
+        text.replace(&format!("?{param}"), ""),
+        stored,
+        "the token is the only change"
+    );
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        assert!(line.ends_with(&format!("?{param}")), "{line}");
+    }
+    assert!(
+        text.contains(&format!("URI=\"media_2.m3u8?{param}\"")),
+        "{text}"
+    );
+
+    // Served again from the cache (the stored, unrewritten manifest), with this
+    // request's own token: the token is no part of the cache key.
+    let other = token_param(&sign(&a, std::time::Duration::from_secs(7200)));
+    assert_ne!(other, param);
+    let r = get(format!("{edge}{a}master.m3u8?{other}"))
+        .send()
+        .await
+        .expect("again");
+    assert!(
+        header(&r, "cache-status").contains("hit"),
+        "{:?}",
+        r.headers()
+    );
+    let again = r.text().await.expect("body");
+    assert_eq!(again.replace(&format!("?{other}"), ""), stored);
+
+    // HEAD states no length it cannot know (the rewritten body's, or none).
+    let r = http.head(master.clone()).send().await.expect("head");
+    assert_eq!(r.status(), 200);
+    let head_length = header(&r, "content-length");
+    assert!(
+        head_length.is_empty() || head_length == length.to_string(),
+        "HEAD Content-Length {head_length}, GET body {length}"
+    );
+    assert_eq!(header(&r, "etag"), etag);
+
+    // A Range on a manifest is ignored: the whole rewritten playlist, 200.
+    let r = get(master.clone())
+        .header("Range", "bytes=0-9")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), text);
+
+    // Every reference of a media playlist opens with nothing but what it says.
+    let media = get(format!("{edge}{a}media_0.m3u8?{param}"))
+        .send()
+        .await
+        .expect("media playlist")
+        .text()
+        .await
+        .expect("body");
+    let init = media
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|l| l.split('"').next())
+        .expect("an EXT-X-MAP");
+    let r = get(format!("{edge}{a}{init}"))
+        .header("Range", "bytes=0-99")
+        .send()
+        .await
+        .expect("init");
+    assert_eq!(r.status(), 206, "{init}");
+    assert_eq!(header(&r, "access-control-allow-origin"), "*");
+    // The MPD: BaseURLs carry it too.
+    let mpd = get(format!("{edge}{a}stream.mpd?{param}"))
+        .send()
+        .await
+        .expect("mpd")
+        .text()
+        .await
+        .expect("body");
+    let base = mpd
+        .split("<BaseURL>")
+        .nth(1)
+        .and_then(|s| s.split("</BaseURL>").next())
+        .expect("a BaseURL");
+    assert_eq!(base, format!("stream-stream0.mp4?{param}"));
+    let r = get(format!("{edge}{a}{base}"))
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .expect("rendition");
+    assert_eq!(r.status(), 206);
+    // A switch to another rendition and back: what was cached stays cached.
+    let r = get(format!("{edge}{a}stream-stream1.mp4?{param}"))
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .expect("other rendition");
+    assert_eq!(r.status(), 206);
+    let r = get(format!("{edge}{a}{base}"))
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .expect("rendition again");
+    assert!(
+        header(&r, "cache-status").contains("hit"),
+        "{:?}",
+        r.headers()
+    );
+
+    // Title A's token does not open title B; the refusal is readable cross-origin.
+    for url in [
+        format!("{edge}{b}master.m3u8?{param}"),
+        format!("{edge}{b}stream-stream0.mp4?{param}"),
+        format!("{edge}{a}master.m3u8"),
+    ] {
+        let r = get(url.clone()).send().await.expect("refused");
+        assert_eq!(r.status(), 403, "{url}");
+        assert_eq!(header(&r, "access-control-allow-origin"), "*", "{url}");
+    }
+
+    // A preflight for a range request is answered by the edge.
+    let r = http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{edge}{a}stream-stream0.mp4?{param}"),
+        )
+        .header("Origin", "https://page.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "range")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(r.status(), 204);
+    assert!(header(&r, "access-control-allow-headers").contains("Range"));
+    assert_eq!(header(&r, "access-control-allow-origin"), "*");
+    assert!(node.terminate().success());
+}
+
+/// Ingests `clip` with `--ladder RUNGS` into `data`; its content id.
+fn ingest_ladder(data: &Path, clip: &Path, rungs: &str) -> String {
+    let out = common::keyframe()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["ingest", "--json", "--title", "Ladder", "--ladder", rungs])
+        .arg(clip)
+        .output()
+        .expect("ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .find(|l| !l.is_empty())
+        .expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_slice(line).expect("ingest JSON");
+    v["content_id"].as_str().expect("content_id").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingested_ladder_plays_in_ffprobe_and_ffmpeg_from_the_catalogs_url_cold_and_warm() {
+    if !have_tools(&["ffmpeg", "ffprobe"], "player tests") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clip = tmp.path().join("clip.mp4");
+    make_clip(&clip, true);
+    let data = tmp.path().join("data");
+    let id = ingest_ladder(&data, &clip, "240,120");
+    let mut cmd = serve_node(&data, &["--token-key", TOKEN_KEY]);
+    cmd.env("KEYFRAME_PUBLIC_CONTENT", "true");
+    let node = Running::start(cmd, 3);
+    let play: serde_json::Value =
+        reqwest::get(format!("{}/api/content/{id}/play", node.url("catalog")))
+            .await
+            .expect("play")
+            .json()
+            .await
+            .expect("play JSON");
+    let hls = play["hls"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no hls URL in {play}"));
+    assert!(play["dash"].is_string(), "no dash URL in {play}");
+    assert!(
+        hls.starts_with(node.url("edge")) && hls.contains("__token__="),
+        "{hls}"
+    );
+    // The catalog's one URL is all ffprobe and ffmpeg get: cold edge, then warm.
+    for pass in ["cold", "warm"] {
+        let d = tokio::task::block_in_place(|| probe_and_seek(hls))
+            .unwrap_or_else(|e| panic!("{pass} edge: {e}"));
+        assert!((9.0..11.0).contains(&d), "{pass} edge: duration {d}");
+    }
+    // Without the token's query, the playlist is refused.
+    let bare = hls.split('?').next().expect("path");
+    assert_eq!(reqwest::get(bare).await.expect("bare").status(), 403);
     assert!(node.terminate().success());
 }
 

@@ -256,6 +256,7 @@ impl Catalog {
             .route("/category/{name}", get(crate::web::index))
             .route("/app.js", get(crate::web::script))
             .route("/app.css", get(crate::web::style))
+            .route("/vendor/hls.min.js", get(crate::web::hls_js))
             .route("/_keyframe/healthz", get(healthz))
             .route("/_keyframe/metrics", get(metrics))
             .fallback(|| async {

@@ -475,6 +475,78 @@
 
   const video = () => $("video");
 
+  // ---- adaptive streaming ---------------------------------------------------
+  // A title with a ladder comes with an HLS URL besides its progressive file: it
+  // plays through hls.js (vendored, /vendor/hls.min.js) where Media Source
+  // Extensions exist, else natively (iOS without MSE), else the progressive file.
+  // Every request carries the play URL's token: the edge writes it into each
+  // reference of the playlists it serves. `window.keyframePlayer` tells how the
+  // current title plays (tests and curious viewers read it).
+  const player = { mode: "none", hls: null };
+  window.keyframePlayer = player;
+
+  function detach() {
+    if (player.hls) { player.hls.destroy(); player.hls = null; }
+    player.mode = "none";
+    $("quality-wrap").hidden = true;
+    $("quality").replaceChildren();
+  }
+
+  function rungLabel(level) {
+    const kbps = Math.round((level.bitrate || 0) / 1000);
+    return level.height ? `${level.height}p · ${kbps} kb/s` : `${kbps} kb/s`;
+  }
+
+  // The quality menu: Auto (with the rung playing now) and each rung, best first.
+  function fillQuality(hls) {
+    const q = $("quality");
+    const auto = el("option", { value: "-1" }, "Auto");
+    const rungs = hls.levels
+      .map((level, i) => ({ level, i }))
+      .sort((a, b) => (b.level.height - a.level.height) || (b.level.bitrate - a.level.bitrate))
+      .map(({ level, i }) => el("option", { value: String(i) }, rungLabel(level)));
+    q.replaceChildren(auto, ...rungs);
+    q.value = hls.autoLevelEnabled ? "-1" : String(hls.currentLevel);
+    $("quality-wrap").hidden = rungs.length < 2;
+  }
+
+  // Plays `p` (a /play answer) in `v`: adaptively when it can, progressively when not.
+  function attach(v, p) {
+    detach();
+    const Hls = window.Hls;
+    if (p.hls && Hls && Hls.isSupported()) {
+      const hls = new Hls({ capLevelToPlayerSize: false, startLevel: -1 });
+      player.hls = hls;
+      player.mode = "hls.js";
+      hls.on(Hls.Events.MANIFEST_PARSED, () => fillQuality(hls));
+      hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
+        const level = hls.levels[data.level];
+        const auto = $("quality").querySelector('option[value="-1"]');
+        if (auto && level) auto.textContent = hls.autoLevelEnabled ? `Auto (${rungLabel(level)})` : "Auto";
+      });
+      hls.on(Hls.Events.ERROR, (_, data) => {
+        if (!data.fatal || player.hls !== hls) return;
+        // The ladder will not play here: the progressive file will.
+        detach();
+        player.mode = "progressive";
+        v.src = p.url;
+      });
+      hls.loadSource(p.hls);
+      hls.attachMedia(v);
+      return;
+    }
+    // Native HLS only where there is no MSE at all (older iOS): Chromium says
+    // "maybe" to the type and then fails on byte-range fMP4 playlists.
+    const mse = window.MediaSource || window.ManagedMediaSource;
+    if (p.hls && !mse && v.canPlayType("application/vnd.apple.mpegurl")) {
+      player.mode = "native-hls";
+      v.src = p.hls;
+      return;
+    }
+    player.mode = "progressive";
+    v.src = p.url; // the edge serves byte ranges: seeking fetches only what it needs
+  }
+
   async function openTitle(id) {
     let detail;
     try {
@@ -502,6 +574,7 @@
     if (detail.poster) { poster.src = detail.poster.url; poster.hidden = false; } else { poster.removeAttribute("src"); poster.hidden = true; }
     const v = video();
     v.pause();
+    detach();
     v.removeAttribute("src");
     v.preload = "none";
     v.load();
@@ -555,7 +628,7 @@
     v.hidden = false;
     $("detail-poster").hidden = true;
     v.preload = "auto"; // a renewed URL loads at once, paused or not
-    v.src = p.url; // the edge serves byte ranges: seeking fetches only what it needs
+    attach(v, p);
     v.addEventListener("loadedmetadata", () => {
       if (start > 0 && start < v.duration - 5) v.currentTime = start;
     }, { once: true });
@@ -589,7 +662,7 @@
       pb.expiresAt = p.expires_at;
       // Where the viewer is now (playing on from the buffer, or a seek meanwhile).
       const pos = v.currentTime > 0 ? v.currentTime : at;
-      v.src = p.url;
+      attach(v, p);
       await new Promise((resolve) => {
         v.addEventListener("loadedmetadata", resolve, { once: true });
         v.addEventListener("error", resolve, { once: true });
@@ -690,10 +763,15 @@
       say("Playback failed. Press Play to try again.", true);
     });
     $("play").addEventListener("click", play);
+    $("quality").addEventListener("change", () => {
+      // -1 is Auto: hls.js picks the rung by throughput again.
+      if (player.hls) player.hls.currentLevel = Number($("quality").value);
+    });
     $("detail-close").addEventListener("click", () => $("title-dialog").close());
     $("title-dialog").addEventListener("close", () => {
       report("pause");
       v.pause();
+      detach();
       state.current = null;
       state.playback = { id: null, expiresAt: 0, renewing: false, retried: false, lastTime: 0, startReported: false };
       // Closed by the viewer (not by history): go back to the view underneath.

@@ -110,6 +110,11 @@ pub struct Config {
     /// descriptor per chunk). Default false: over loopback it measured slower than
     /// copying (bench/RESULTS.md); try it where clients are across a real NIC.
     pub sendfile: bool,
+    /// Origins whose pages may fetch media through this edge (CORS): `*` for any,
+    /// or origins like `https://app.example.com`; an empty list sends no CORS
+    /// headers. The edge's policy replaces whatever an upstream sent. Default `*`.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -145,6 +150,7 @@ impl Default for Config {
             health_check_paths: BTreeMap::new(),
             health_check_strict: false,
             sendfile: false,
+            cors_allowed_origins: vec!["*".into()],
         }
     }
 }

@@ -34,6 +34,8 @@ use keyframe_core::token::{self, TokenKey};
 use keyframe_core::ErrorCode;
 use keyframe_http::access::{self, Loudness};
 use keyframe_http::http_server::{self, json_error, text_response, Body};
+use keyframe_http::cors::{Cors, CorsError};
+use keyframe_http::manifest::Propagation;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -128,6 +130,8 @@ pub enum ConfigError {
     /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
     #[error(transparent)]
     Tls(#[from] keyframe_http::tls::TlsError),
+    #[error(transparent)]
+    Cors(#[from] CorsError),
 }
 
 /// Aborts a background task when dropped (when `run` returns).
@@ -159,6 +163,7 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     pub(crate) metrics: EdgeMetrics,
     pub(crate) upstream_timeout: Duration,
+    pub(crate) cors: Cors,
 }
 
 /// An edge server.
@@ -222,6 +227,7 @@ impl Server {
             .map(TokenKey::from_config)
             .transpose()?;
         let regions = config.region_map()?;
+        let cors = Cors::from_config(&config.cors_allowed_origins)?;
         // Checked here so a bad pair is a configuration error; `run` loads it.
         config.tls()?;
         let connector = upstream_connector(
@@ -287,6 +293,7 @@ impl Server {
                 registry,
                 metrics,
                 upstream_timeout,
+                cors,
                 config,
             }),
         };
@@ -368,7 +375,15 @@ impl Server {
                 Endpoint::MethodNotAllowed(allow) => http_server::method_not_allowed(allow),
                 Endpoint::Reserved => json_error(ErrorCode::NotFound, "no such path"),
                 Endpoint::Proxy => {
-                    let mut resp = self.proxy(req, peer).await;
+                    let origin = req.headers().get(header::ORIGIN).cloned();
+                    let mut resp = match self.inner.cors.preflight(req.method(), req.headers()) {
+                        Some(r) => r,
+                        None => {
+                            let mut r = self.proxy_propagating(req, peer).await;
+                            self.inner.cors.apply(origin.as_ref(), r.headers_mut());
+                            r
+                        }
+                    };
                     if !resp.headers().contains_key("cache-status") {
                         // Answered by the edge itself (a refused token or region, a
                         // malformed request, only-if-cached): neither a hit nor
@@ -390,6 +405,24 @@ impl Server {
             resp
         })
         .await
+    }
+
+    /// [`Server::proxy`], with the request's checked query token carried into the
+    /// references of a manifest it answers with (`keyframe_http::manifest`).
+    async fn proxy_propagating(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let propagation = Propagation::of(req.uri()).filter(|_| self.inner.token_key.is_some());
+        let Some(p) = propagation else {
+            return self.proxy(req, peer).await;
+        };
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        p.whole_manifest(&path, req.headers_mut());
+        let resp = self.proxy(req, peer).await;
+        p.apply(&method, resp).await
     }
 
     /// The refusal to send, if the request's token or region does not allow it.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use keyframe_core::config::string_list;
 use keyframe_core::size::ByteSize;
 use keyframe_http::http_server::Limits;
 use keyframe_http::tls::{Tls, TlsError};
@@ -48,6 +49,10 @@ pub struct Config {
     /// The most ranges one request may ask for after overlapping and adjacent ones are
     /// merged; more are answered with the whole object, never amplified. Default 16.
     pub max_ranges: usize,
+    /// Origins whose pages may fetch objects (CORS): `*` for any, or origins like
+    /// `https://app.example.com`; an empty list sends no CORS headers. Default `*`.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -65,6 +70,7 @@ impl Default for Config {
             tls_key: None,
             metadata_cache_entries: 100_000,
             max_ranges: 16,
+            cors_allowed_origins: vec!["*".into()],
         }
     }
 }

@@ -36,6 +36,8 @@ use keyframe_http::plan::{self, Plan, PlanBody, Representation};
 use keyframe_http::range::{self, ByteRange};
 
 use crate::config::Config;
+use keyframe_http::cors::Cors;
+use keyframe_http::manifest::{self, Propagation};
 
 /// The URL prefix objects are served under.
 pub const OBJECTS_PREFIX: &str = "/v1/objects/";
@@ -148,6 +150,8 @@ struct Inner {
     cache_control: Option<HeaderValue>,
     /// TLS to terminate, loaded once from `tls_cert` and `tls_key`.
     tls: Option<keyframe_http::tls::Tls>,
+    /// Who may fetch objects from other origins' pages.
+    cors: Cors,
 }
 
 /// Positional reads from the files of a `file://` store, with open handles kept:
@@ -259,6 +263,8 @@ pub enum ConfigError {
     /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
     #[error(transparent)]
     Tls(#[from] keyframe_http::tls::TlsError),
+    #[error(transparent)]
+    Cors(#[from] keyframe_http::cors::CorsError),
 }
 
 impl Server {
@@ -272,6 +278,7 @@ impl Server {
             .map(TokenKey::from_config)
             .transpose()?;
         let tls = config.tls()?;
+        let cors = Cors::from_config(&config.cors_allowed_origins)?;
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         let storage_latency = latency_histogram();
@@ -311,6 +318,7 @@ impl Server {
                 local: None,
                 cache_control,
                 tls,
+                cors,
             }),
         })
     }
@@ -435,7 +443,18 @@ impl Server {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let m = &self.inner.metrics.http;
         access::observe("origin", m, req, peer, Loudness::Info, |req| async move {
-            self.respond(&req).await
+            let objects = req.uri().path().starts_with(OBJECTS_PREFIX);
+            match self.inner.cors.preflight(req.method(), req.headers()) {
+                Some(r) if objects => r,
+                _ => {
+                    let mut r = self.respond(&req).await;
+                    if objects {
+                        let origin = req.headers().get(header::ORIGIN);
+                        self.inner.cors.apply(origin, r.headers_mut());
+                    }
+                    r
+                }
+            }
         })
         .await
     }
@@ -462,11 +481,25 @@ impl Server {
             }
             Endpoint::MethodNotAllowed(allow) => http_server::method_not_allowed(allow),
             Endpoint::NotFound => json_error(ErrorCode::NotFound, "no such path"),
-            Endpoint::Object(raw_key) => self.object(req, raw_key).await,
+            Endpoint::Object(raw_key) => {
+                // A checked token in the query goes on into the manifest's references.
+                match Propagation::of(req.uri()).filter(|_| self.inner.token_key.is_some()) {
+                    Some(p) => {
+                        p.apply(req.method(), self.object(req, raw_key, Some(&p)).await)
+                            .await
+                    }
+                    None => self.object(req, raw_key, None).await,
+                }
+            }
         }
     }
 
-    async fn object(&self, req: &Request<Incoming>, raw_key: &str) -> Response<Body> {
+    async fn object(
+        &self,
+        req: &Request<Incoming>,
+        raw_key: &str,
+        propagation: Option<&Propagation>,
+    ) -> Response<Body> {
         if let Some(key) = &self.inner.token_key {
             if let Err(e) = token::check(key, req.uri(), req.headers(), SystemTime::now()) {
                 return json_error(e.code(), &e.to_string());
@@ -488,8 +521,11 @@ impl Server {
             }
         };
         let head_only = req.method() == Method::HEAD;
-        self.object_response(req.headers(), head_only, path, &info)
-            .await
+        let mut headers = std::borrow::Cow::Borrowed(req.headers());
+        if let Some(p) = propagation.filter(|_| manifest::is_manifest_path(req.uri().path())) {
+            p.whole_manifest(req.uri().path(), headers.to_mut());
+        }
+        self.object_response(&headers, head_only, path, &info).await
     }
 
     /// Builds the response for an object whose metadata is known.

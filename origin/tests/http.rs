@@ -409,3 +409,108 @@ async fn answers_carry_the_request_id() {
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{sent:?}: {id}");
     }
 }
+
+#[tokio::test]
+async fn with_a_token_key_manifests_carry_the_token_and_cors_follows_the_allowed_origins() {
+    use keyframe_http::manifest::token_param;
+    use keyframe_core::token::{sign, TokenClaims, TokenKey};
+    let client = reqwest::Client::new();
+    let t = testing::local();
+    let playlist = "#EXTM3U\n#EXT-X-MAP:URI=\"v.mp4\",BYTERANGE=\"10@0\"\n#EXTINF:2,\nv.mp4\n";
+    put(&t, "p/v.m3u8", playlist.as_bytes()).await;
+    let mpd = "<MPD><Period><BaseURL>v.mp4</BaseURL></Period></MPD>";
+    put(&t, "p/v.mpd", mpd.as_bytes()).await;
+    let key_text = "a1".repeat(32);
+    let srv = start(
+        &t,
+        Config {
+            token_key: Some(key_text.clone()),
+            cors_allowed_origins: vec!["https://page.example".into()],
+            ..Config::default()
+        },
+    )
+    .await;
+    let key = TokenKey::from_config(&key_text).expect("key");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let claims = TokenClaims {
+        start: None,
+        exp: now + 60,
+        acl: "/v1/objects/p/*".into(),
+        data: None,
+    };
+    let param = token_param(&sign(&key, &claims).expect("sign"));
+    let url = format!("{}/v1/objects/p/v.m3u8", srv.base);
+    let page = "https://page.example";
+
+    let r = client
+        .get(format!("{url}?{param}"))
+        .header("Origin", page)
+        .header("Range", "bytes=0-3")
+        .send()
+        .await
+        .expect("get");
+    // The Range is ignored: the whole playlist, rewritten, with its own length and tag.
+    assert_eq!(r.status(), 200);
+    assert_eq!(h(&r, "access-control-allow-origin"), page);
+    assert!(h(&r, "vary").contains("Origin"));
+    assert_eq!(h(&r, "accept-ranges"), "none");
+    let etag = h(&r, "etag").to_string();
+    let length: usize = h(&r, "content-length").parse().expect("length");
+    let text = r.text().await.expect("body");
+    assert_eq!(text.len(), length);
+    assert_eq!(
+        text,
+        format!("#EXTM3U\n#EXT-X-MAP:URI=\"v.mp4?{param}\",BYTERANGE=\"10@0\"\n#EXTINF:2,\nv.mp4?{param}\n")
+    );
+    let r = client
+        .get(format!("{}/v1/objects/p/v.mpd?{param}", srv.base))
+        .send()
+        .await
+        .expect("mpd");
+    assert_eq!(
+        r.text().await.expect("body"),
+        format!("<MPD><Period><BaseURL>v.mp4?{param}</BaseURL></Period></MPD>")
+    );
+    // A token in a cookie is checked but not written into the references.
+    let r = client
+        .get(&url)
+        .header("Cookie", param.as_str())
+        .send()
+        .await
+        .expect("cookie");
+    assert_eq!(r.status(), 200);
+    assert_ne!(h(&r, "etag"), etag);
+    assert_eq!(r.text().await.expect("body"), playlist);
+
+    // Another origin gets no CORS grant; a refusal is readable by the allowed one.
+    let r = client
+        .get(format!("{url}?{param}"))
+        .header("Origin", "https://other.example")
+        .send()
+        .await
+        .expect("other");
+    assert_eq!(h(&r, "access-control-allow-origin"), "");
+    assert!(h(&r, "vary").contains("Origin"));
+    let r = client
+        .get(&url)
+        .header("Origin", page)
+        .send()
+        .await
+        .expect("no token");
+    assert_eq!(r.status(), 403);
+    assert_eq!(h(&r, "access-control-allow-origin"), page);
+    for (origin, status) in [(page, 204), ("https://other.example", 403)] {
+        let r = client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "range")
+            .send()
+            .await
+            .expect("preflight");
+        assert_eq!(r.status(), status, "{origin}");
+    }
+}

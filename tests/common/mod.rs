@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 
+pub mod ladder;
+
 /// The built binary.
 pub fn keyframe() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_keyframe"));

@@ -82,6 +82,10 @@ error_codes! {
     NotCached = "not_cached", GATEWAY_TIMEOUT;
     /// A credential (the edge's purge token) is missing or wrong, or the action is off.
     Forbidden = "forbidden", FORBIDDEN;
+    /// A CORS preflight from a page origin the allowed-origins list does not name.
+    CorsOrigin = "cors_origin", FORBIDDEN;
+    /// A manifest whose body failed while it was read for token propagation.
+    ManifestUnreadable = "manifest_unreadable", BAD_GATEWAY;
 
     // ---- Playback tokens (`token`).
     /// No playback token where one is required.

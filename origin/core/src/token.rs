@@ -38,7 +38,8 @@ use sha2::Sha256;
 use crate::ErrorCode;
 
 /// The name of the query parameter and of the cookie that carry a token.
-const TOKEN_NAME: &str = "__token__";
+/// The query parameter and cookie name of a playback token.
+pub const TOKEN_NAME: &str = "__token__";
 
 /// Tokens longer than this are refused unread: real ones are a few hundred bytes,
 /// and the limit bounds the work an unauthenticated request can cause.
@@ -350,14 +351,8 @@ pub fn check(
 /// The token of a request: the query parameter `__token__`, or else the cookie of that
 /// name (from any `Cookie` header line), percent-decoded. Empty values are ignored.
 pub fn extract(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    if let Some(query) = uri.query() {
-        let found = query.split('&').find_map(|param| {
-            let (name, value) = param.split_once('=')?;
-            (is_token_name(name) && !value.is_empty()).then_some(value)
-        });
-        if let Some(value) = found {
-            return Some(decode_to_string(value.as_bytes()));
-        }
+    if let Some(token) = uri.query().and_then(query_token) {
+        return Some(token);
     }
     for line in headers.get_all(http::header::COOKIE) {
         for pair in line.as_bytes().split(|&b| b == b';') {
@@ -379,6 +374,18 @@ pub fn extract(uri: &Uri, headers: &HeaderMap) -> Option<String> {
         }
     }
     None
+}
+
+/// The token in a query string (its first non-empty `__token__` parameter),
+/// percent-decoded.
+pub fn query_token(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|param| {
+            let (name, value) = param.split_once('=')?;
+            (is_token_name(name) && !value.is_empty()).then_some(value)
+        })
+        .map(|value| decode_to_string(value.as_bytes()))
 }
 
 /// `query` without its `__token__` parameters, the others kept in order and byte for

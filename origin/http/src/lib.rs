@@ -5,7 +5,9 @@
 
 pub mod access;
 pub mod conditional;
+pub mod cors;
 pub mod http_server;
+pub mod manifest;
 pub mod metrics;
 pub mod plan;
 pub mod range;
