@@ -15,9 +15,12 @@ pub mod history;
 pub mod listing;
 pub mod meta;
 pub mod meta_ingest;
+#[cfg(test)]
+mod module_graph;
 pub mod playback;
 pub mod recommend;
 pub mod server;
+pub mod state;
 pub mod testing;
 pub mod uploads;
 pub mod web;

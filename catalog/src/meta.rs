@@ -97,8 +97,8 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-/// The region name in a right that stands for every region.
-pub const ANY_REGION: &str = "*";
+/// The region name in a right that stands for every region (named with the schema).
+pub use crate::db::schema::ANY_REGION;
 
 /// Changes to a title's metadata; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
@@ -450,9 +450,7 @@ impl Db {
         th: crate::history::fold::Thresholds,
         half_life_ms: i64,
     ) -> Result<Vec<String>, DbError> {
-        let mut tx = crate::history::store::begin_write(self)
-            .await
-            .map_err(map_err)?;
+        let mut tx = crate::db::batch::begin_write(self).await.map_err(map_err)?;
         let exists = sqlx::query("SELECT id FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(&mut *tx)

@@ -8,9 +8,10 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::error::ApiError;
 use super::extract::{
-    clear_session_cookie, cookie_in, device_cookie, session_cookie, unauthorized, ApiJson, Caller,
-    Client, DEVICE_COOKIE,
+    clear_session_cookie, cookie_in, device_cookie, header_text, header_value, session_cookie,
+    unauthorized, ApiJson, Caller, Client, DEVICE_COOKIE,
 };
 use super::views::{ErrorBody, SessionView, UserView, ViewCtx};
 use crate::auth::{new_session_token, Refused, Verified, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
@@ -18,8 +19,7 @@ use crate::cache::Change;
 use crate::db::DbError;
 use crate::forwarded::Https;
 use crate::meta::UserPatch;
-use crate::server::{header_value, ApiError, AppState};
-use crate::uploads::UploadError;
+use crate::state::AppState;
 
 /// A sign-up.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -624,7 +624,7 @@ pub async fn put_avatar(
             format!("the image is larger than {limit} bytes"),
         )
     };
-    if crate::server::header_text(&headers, "content-length")
+    if header_text(&headers, "content-length")
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > s.config.max_avatar_bytes)
     {
@@ -649,30 +649,9 @@ pub async fn put_avatar(
     s.uploads
         .ingest_avatar(&user.id, &user.username, bytes)
         .await
-        .map_err(upload_error)?;
+        .map_err(ApiError::from)?;
     s.changes.publish(Change::User(me.user_id.clone()));
     Ok(Json(me_view(&s, &client, &me.user_id).await?))
-}
-
-/// The API error for an upload the pipeline refused.
-pub(crate) fn upload_error(e: UploadError) -> ApiError {
-    match e {
-        UploadError::Unsupported(m) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_media", m)
-        }
-        UploadError::TooLarge => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the upload is too large",
-        ),
-        UploadError::Body(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_body", m),
-        UploadError::Unavailable => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ingest_unavailable",
-            "uploads are not available on this server",
-        ),
-        UploadError::Failed(m) => ApiError::internal("ingest failed", m),
-    }
 }
 
 #[cfg(test)]

@@ -6,15 +6,15 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, Caller, Client};
 use super::views::{
     source, CategoryCount, ContentDetail, ContentList, ErrorBody, PlayResponse, ViewCtx,
 };
 use crate::db::DbError;
 use crate::listing::{Availability, ContentQuery, Sort};
-use crate::meta::Content;
 use crate::playback::availability;
-use crate::server::{ApiError, AppState};
+use crate::state::AppState;
 
 /// The largest page.
 const MAX_LIMIT: u32 = 100;
@@ -167,33 +167,6 @@ fn bad_query(message: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
 }
 
-/// Whether `id` could be a content id; anything else is not looked up.
-fn plausible_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// A title from the hot cache, or 404 `content_not_found`.
-pub(crate) async fn load(s: &AppState, id: &str) -> Result<std::sync::Arc<Content>, ApiError> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "content_not_found",
-            "no such content",
-        )
-    };
-    if !plausible_id(id) {
-        return Err(not_found());
-    }
-    match s.hot.content(&s.db, id).await {
-        Ok(c) => Ok(c),
-        Err(DbError::NotFound) => Err(not_found()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// A title with its assets, where it stands in the caller's region, and the
 /// signed-in viewer's resume position.
 #[utoipa::path(
@@ -213,7 +186,7 @@ pub async fn get_content(
     client: Client,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ContentDetail>, ApiError> {
-    let c = load(&s, &id).await?;
+    let c = s.hot.title(&s.db, &id).await?;
     let ctx = ViewCtx {
         state: &s,
         region: client.region.as_deref(),
@@ -313,7 +286,7 @@ pub async fn play(
         Err(_) if s.config.public_content && !matches!(caller, Caller::BadSession(_)) => None,
         Err(e) => return Err(e),
     };
-    let c = load(&s, &id).await?;
+    let c = s.hot.title(&s.db, &id).await?;
     let now_ms = s.now_ms();
     let region = client.region.as_deref();
     let open = availability(&c.rights, region, now_ms);

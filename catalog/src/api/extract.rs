@@ -1,19 +1,22 @@
 //! Request extractors: JSON, query and path with `{error, code}` rejections; the
-//! client (address and region); and the caller (anonymous, a session, the admin).
+//! client (address and region); whether it came over HTTPS; the caller (anonymous,
+//! a session, the admin); and the header and cookie helpers they share.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
+use super::error::ApiError;
 use crate::auth::{secrets_equal, token_hash, well_formed_token};
 use crate::cache::Change;
 use crate::db::DbError;
+use crate::forwarded::{forwarded_https, DirectTls, Https};
 use crate::playback::valid_region;
-use crate::server::{header_text, ApiError, AppState};
+use crate::state::AppState;
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "kf_session";
@@ -127,6 +130,36 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
+impl FromRequestParts<AppState> for Https {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        if parts.extensions.get::<DirectTls>().is_some() {
+            return Ok(Https(true));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(Https(forwarded_https(&parts.headers, peer, |p| {
+            s.regions.is_trusted(p)
+        })))
+    }
+}
+
+/// The longest list a page or a recommendation list may ask for.
+const MAX_LIST_LIMIT: i64 = 100;
+
+/// A `limit` query parameter: 1–100, 24 when absent; otherwise 400 `invalid_query`.
+pub fn list_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let l = limit.unwrap_or(24);
+    if (1..=MAX_LIST_LIMIT).contains(&l) {
+        Ok(l)
+    } else {
+        Err(ApiError::bad_query("limit must be 1–100"))
+    }
+}
+
 /// A signed-in user's session.
 #[derive(Clone, Debug)]
 pub struct SignedIn {
@@ -215,7 +248,7 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 }
 
 /// The value of a cookie in these request headers, if any.
-pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -314,7 +347,7 @@ fn cross_site(parts: &Parts) -> Option<&'static str> {
 /// The `Set-Cookie` value that stores a session token in the browser.
 pub fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    crate::server::header_value(&format!(
+    header_value(&format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
     ))
 }
@@ -327,7 +360,7 @@ pub const DEVICE_COOKIE: &str = "kf_device";
 pub fn device_cookie(value: &str, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let max_age = crate::auth::DEVICE_TTL.as_secs();
-    crate::server::header_value(&format!(
+    header_value(&format!(
         "{DEVICE_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/api/sessions; Max-Age={max_age}{secure}"
     ))
 }
@@ -335,7 +368,17 @@ pub fn device_cookie(value: &str, secure: bool) -> HeaderValue {
 /// The `Set-Cookie` value that removes the session cookie.
 pub fn clear_session_cookie(secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    crate::server::header_value(&format!(
+    header_value(&format!(
         "{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}"
     ))
+}
+
+/// A header value from text that is known to be valid (a number, a fixed string).
+pub(crate) fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The value of a header as text, if present and visible ASCII.
+pub(crate) fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -5,8 +5,10 @@
 pub mod accounts;
 pub mod admin;
 pub mod content;
+pub mod error;
 pub mod extract;
 pub mod history;
+pub mod recommendations;
 pub mod views;
 
 use axum::extract::State;
@@ -17,7 +19,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -95,9 +97,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(history::continue_watching))
         .routes(routes!(history::hide_continue))
         .routes(routes!(history::export_history))
-        .routes(routes!(history::get_trending))
-        .routes(routes!(history::get_recommendations))
-        .routes(routes!(history::similar))
+        .routes(routes!(recommendations::get_trending))
+        .routes(routes!(recommendations::get_recommendations))
+        .routes(routes!(recommendations::similar))
         .routes(routes!(openapi_document))
 }
 

@@ -3,10 +3,11 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::error::ApiError;
 use crate::cache::CachedUser;
 use crate::meta::{Asset, Content, Right};
 use crate::playback::{availability, image_expiry, Availability};
-use crate::server::{ApiError, AppState};
+use crate::state::AppState;
 
 /// An error: `{error, code}`.
 #[derive(Debug, Serialize, ToSchema)]
