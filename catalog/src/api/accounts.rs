@@ -18,7 +18,7 @@ use crate::auth::{new_session_token, Refused, Verified, MAX_PASSWORD_BYTES, MIN_
 use crate::cache::Change;
 use crate::db::DbError;
 use crate::forwarded::Https;
-use crate::meta::UserPatch;
+use crate::meta::{User, UserPatch};
 use crate::state::AppState;
 
 /// A sign-up.
@@ -75,10 +75,17 @@ pub fn check_username(u: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
+/// 422 for a password longer than any that is hashed (a sign-in, a confirmation):
+/// the hash's cost must not grow with what a client sends.
+fn within_password_limit(field: &str, p: &str) -> Result<(), ApiError> {
     if p.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid(field, "must be at most 1024 bytes"));
     }
+    Ok(())
+}
+
+pub fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
+    within_password_limit(field, p)?;
     if p.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::invalid(field, "must be at least 8 characters"));
     }
@@ -266,6 +273,35 @@ fn rate_limited(username: &str, client: &Client, refused: Refused) -> ApiError {
     .with_header(header::RETRY_AFTER, header_value(&secs.to_string()))
 }
 
+/// Confirms a signed-in viewer's password before a change that needs it (a new
+/// password, deleting the account), under the same login limiter as sign-in: 429
+/// when throttled, 401 `invalid_credentials` with `wrong` when it does not match.
+async fn confirm_password(
+    s: &AppState,
+    client: &Client,
+    user: &User,
+    password: String,
+    wrong: &'static str,
+) -> Result<(), ApiError> {
+    if let Err(refused) = s.limiter.attempt(&user.username, client.ip, None) {
+        return Err(rate_limited(&user.username, client, refused));
+    }
+    let verified = s
+        .passwords
+        .verify(Some(user.password_hash.clone()), password)
+        .await
+        .map_err(|e| ApiError::internal("verifying a password", e))?;
+    if verified == Verified::Wrong {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            wrong,
+        ));
+    }
+    s.limiter.forgive(&user.username, client.ip, None);
+    Ok(())
+}
+
 /// Signs in: a new session, returned as JSON and as the `kf_session` cookie.
 #[utoipa::path(
     post,
@@ -290,9 +326,7 @@ pub async fn create_session(
     if body.username.len() > 256 {
         return Err(ApiError::invalid("username", "is too long"));
     }
-    if body.password.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
-    }
+    within_password_limit("password", &body.password)?;
     let device = cookie_in(&request_headers, DEVICE_COOKIE);
     if let Err(refused) = s.limiter.attempt(&body.username, client.ip, device) {
         return Err(rate_limited(&body.username, &client, refused));
@@ -481,29 +515,9 @@ pub async fn patch_me(
         let current = body.current_password.ok_or_else(|| {
             ApiError::invalid("current_password", "is needed to change the password")
         })?;
-        if current.len() > MAX_PASSWORD_BYTES {
-            return Err(ApiError::invalid(
-                "current_password",
-                "must be at most 1024 bytes",
-            ));
-        }
+        within_password_limit("current_password", &current)?;
         let user = s.db.user_by_id(&me.user_id).await?;
-        if let Err(refused) = s.limiter.attempt(&user.username, client.ip, None) {
-            return Err(rate_limited(&user.username, &client, refused));
-        }
-        let verified = s
-            .passwords
-            .verify(Some(user.password_hash), current)
-            .await
-            .map_err(|e| ApiError::internal("verifying a password", e))?;
-        if verified == Verified::Wrong {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "the current password is wrong",
-            ));
-        }
-        s.limiter.forgive(&user.username, client.ip, None);
+        confirm_password(&s, &client, &user, current, "the current password is wrong").await?;
         let hash = s
             .passwords
             .hash(new_password)
@@ -549,30 +563,13 @@ pub async fn delete_me(
     ApiJson(body): ApiJson<DeleteAccount>,
 ) -> Result<Response, ApiError> {
     let me = caller.require_user()?.clone();
-    if body.password.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
-    }
+    within_password_limit("password", &body.password)?;
     let user = match s.db.user_by_id(&me.user_id).await {
         Ok(u) => u,
         Err(DbError::NotFound) => return Err(unauthorized("invalid_session")),
         Err(e) => return Err(e.into()),
     };
-    if let Err(refused) = s.limiter.attempt(&user.username, client.ip, None) {
-        return Err(rate_limited(&user.username, &client, refused));
-    }
-    let verified = s
-        .passwords
-        .verify(Some(user.password_hash), body.password)
-        .await
-        .map_err(|e| ApiError::internal("verifying a password", e))?;
-    if verified == Verified::Wrong {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "the password is wrong",
-        ));
-    }
-    s.limiter.forgive(&user.username, client.ip, None);
+    confirm_password(&s, &client, &user, body.password, "the password is wrong").await?;
     s.db.delete_user(
         &user.id,
         s.config.history_thresholds(),
