@@ -15,6 +15,12 @@ use std::path::Path;
 /// A module path without `crate::` (`""` is the crate root).
 type Module = String;
 
+/// A path as written (segments), with the name it brings into scope.
+type Bound = (Vec<String>, String);
+
+/// A `use` statement: whether it is `pub`, and what it binds.
+type UseStatement = (bool, Vec<Bound>);
+
 /// One source file: its module path and its code.
 struct Source {
     module: Module,
@@ -130,7 +136,7 @@ fn tokens(s: &str) -> Vec<Token> {
 
 /// Expands a use tree (`a::{b, c::{d as e}}`) into its paths, each with the name it
 /// brings into scope.
-fn expand(t: &[Token], pos: &mut usize, prefix: &[String], out: &mut Vec<(Vec<String>, String)>) {
+fn expand(t: &[Token], pos: &mut usize, prefix: &[String], out: &mut Vec<Bound>) {
     let mut path = prefix.to_vec();
     loop {
         match t.get(*pos) {
@@ -178,7 +184,7 @@ fn expand(t: &[Token], pos: &mut usize, prefix: &[String], out: &mut Vec<(Vec<St
 
 /// The `use` statements of some code: (is `pub`, paths with the names they bind),
 /// and the code with them cut out.
-fn use_statements(code: &str) -> (Vec<(bool, Vec<(Vec<String>, String)>)>, String) {
+fn use_statements(code: &str) -> (Vec<UseStatement>, String) {
     let mut uses = Vec::new();
     let mut rest = String::new();
     let mut text = code;
