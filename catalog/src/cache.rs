@@ -259,6 +259,16 @@ impl HotCache {
         Ok(self.content(db, id).await?)
     }
 
+    /// A title a stored list names (history, trending, recommendations), or `None`
+    /// when it was deleted since the list was written: lists skip it.
+    pub async fn listed(&self, db: &Db, id: &str) -> Result<Option<Arc<Content>>, DbError> {
+        match self.content(db, id).await {
+            Ok(c) => Ok(Some(c)),
+            Err(DbError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A user with their avatar assets.
     pub async fn user(&self, db: &Db, id: &str) -> Result<Arc<CachedUser>, DbError> {
         self.read_through(&self.users, id, async {

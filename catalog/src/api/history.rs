@@ -292,10 +292,8 @@ async fn items(
     };
     let mut out = Vec::with_capacity(rows.len());
     for (id, st) in rows {
-        let c = match s.hot.content(&s.db, &id).await {
-            Ok(c) => c,
-            Err(DbError::NotFound) => continue,
-            Err(e) => return Err(e.into()),
+        let Some(c) = s.hot.listed(&s.db, &id).await? else {
+            continue;
         };
         let summary = ctx.summary(&c)?;
         if only_available && !summary.availability.available {
@@ -519,13 +517,8 @@ pub async fn export_history(
     let user = caller.require_user()?;
     let events = s.db.export_history(&user.user_id).await?;
     let mut titles = Vec::new();
-    let mut offset = 0;
-    loop {
-        let rows =
-            s.db.watch_history(&user.user_id, false, 1000, offset)
-                .await?;
-        let n = rows.len() as i64;
-        titles.extend(rows.into_iter().map(|(content_id, st)| ExportedTitle {
+    for (content_id, st) in s.db.whole_watch_history(&user.user_id).await? {
+        titles.push(ExportedTitle {
             content_id,
             position_ms: st.position_ms,
             resume_position_ms: st.resume_ms,
@@ -536,11 +529,7 @@ pub async fn export_history(
             first_watched_at: st.first_at,
             last_watched_at: st.last_at,
             hidden: st.hidden,
-        }));
-        if n < 1000 {
-            break;
-        }
-        offset += n;
+        });
     }
     let body = HistoryExport {
         user_id: user.user_id.clone(),

@@ -10,7 +10,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 use super::extract::{list_limit, ApiPath, ApiQuery, Caller, Client};
 use super::views::{ContentSummary, ErrorBody, ViewCtx};
-use crate::db::DbError;
 use crate::history::trending;
 use crate::playback::{availability, valid_region};
 use crate::recommend::{current_generation, current_list, item_subject, user_subject};
@@ -84,10 +83,8 @@ async fn trending_items(
         if skip.contains(&t.content_id) {
             continue;
         }
-        let c = match s.hot.content(&s.db, &t.content_id).await {
-            Ok(c) => c,
-            Err(DbError::NotFound) => continue,
-            Err(e) => return Err(e.into()),
+        let Some(c) = s.hot.listed(&s.db, &t.content_id).await? else {
+            continue;
         };
         out.push(ScoredItem {
             content: ctx.summary(&c)?,
@@ -174,10 +171,8 @@ pub async fn get_recommendations(
     let mut items = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for r in picks {
-        let c = match s.hot.content(&s.db, &r.content_id).await {
-            Ok(c) => c,
-            Err(DbError::NotFound) => continue,
-            Err(e) => return Err(e.into()),
+        let Some(c) = s.hot.listed(&s.db, &r.content_id).await? else {
+            continue;
         };
         if !availability(&c.rights, region, now).available {
             continue;
@@ -203,22 +198,13 @@ pub async fn get_recommendations(
     if (items.len() as i64) < limit {
         // Trending, minus what they have watched or were just offered.
         let mut skip = seen;
-        let mut offset = 0;
-        loop {
-            let rows =
-                s.db.watch_history(&user.user_id, false, 1000, offset)
-                    .await?;
-            let n = rows.len() as i64;
-            skip.extend(
-                rows.into_iter()
-                    .filter(|(_, st)| st.played || st.resume_ms.is_some())
-                    .map(|(c, _)| c),
-            );
-            if n < 1000 {
-                break;
-            }
-            offset += n;
-        }
+        skip.extend(
+            s.db.whole_watch_history(&user.user_id)
+                .await?
+                .into_iter()
+                .filter(|(_, st)| st.played || st.resume_ms.is_some())
+                .map(|(c, _)| c),
+        );
         let more = trending_items(&s, region, limit - items.len() as i64, &skip).await?;
         items.extend(more);
     }
@@ -261,10 +247,8 @@ pub async fn similar(
     let mut items = Vec::new();
     let mut seen = vec![c.id.clone()];
     for r in current_list(&s.db, &item_subject(&c.id), limit).await? {
-        let other = match s.hot.content(&s.db, &r.content_id).await {
-            Ok(o) => o,
-            Err(DbError::NotFound) => continue,
-            Err(e) => return Err(e.into()),
+        let Some(other) = s.hot.listed(&s.db, &r.content_id).await? else {
+            continue;
         };
         if !availability(&other.rights, region, now).available {
             continue;

@@ -520,6 +520,26 @@ impl Db {
         .map_err(map_err)
     }
 
+    /// All of a viewer's titles, most recently watched first, read a thousand at a
+    /// time.
+    pub async fn whole_watch_history(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, WatchState)>, DbError> {
+        const PAGE: i64 = 1000;
+        let mut all = Vec::new();
+        loop {
+            let rows = self
+                .watch_history(user_id, false, PAGE, all.len() as i64)
+                .await?;
+            let n = rows.len() as i64;
+            all.extend(rows);
+            if n < PAGE {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Hides a title from a viewer's "continue watching", keeping its position
     /// (a newer event shows it again). Whether the viewer had watched it.
     pub async fn hide_continue(&self, user_id: &str, content_id: &str) -> Result<bool, DbError> {
