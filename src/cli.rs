@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Provider};
-use keyframe_origin::size::ByteSize;
+use keyframe_core::size::ByteSize;
 use serde::{Deserialize, Serialize};
 
 /// Keyframe: a media content delivery service.

@@ -313,7 +313,7 @@ fn exit(ok: bool) -> ExitCode {
 
 /// The ingest pipeline behind the catalog's upload endpoints.
 fn uploads(
-    store: &keyframe_origin::store::Store,
+    store: &keyframe_core::store::Store,
     db: &keyframe_catalog::Db,
 ) -> std::sync::Arc<dyn keyframe_catalog::Uploads> {
     std::sync::Arc::new(keyframe_ingest::PipelineUploads::new(
@@ -404,7 +404,7 @@ async fn bind(what: &str, addr: std::net::SocketAddr, tls: bool) -> Result<TcpLi
 fn origin_server(
     shared: &Shared,
     config: keyframe_origin::Config,
-    store: keyframe_origin::store::Store,
+    store: keyframe_core::store::Store,
 ) -> Result<keyframe_origin::Server, Failure> {
     let server = keyframe_origin::Server::new(config, store)
         .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
@@ -442,7 +442,7 @@ fn local_addr(l: &TcpListener) -> Result<std::net::SocketAddr, Failure> {
     Ok(l.local_addr().context("local address")?)
 }
 
-fn open_store(shared: &Shared) -> Result<keyframe_origin::store::Store, Failure> {
+fn open_store(shared: &Shared) -> Result<keyframe_core::store::Store, Failure> {
     use keyframe_origin::store::StoreError;
     keyframe_origin::store::open(&shared.store_url()).map_err(|e| match e {
         // The URL is wrong: a configuration error.
@@ -535,7 +535,7 @@ fn init_tracing(shared: &Shared) -> Result<tracing_appender::non_blocking::Worke
             failed: failed.clone(),
         });
     let queue_full = writer.error_counter();
-    keyframe_origin::metrics::set_log_lines_dropped(move || {
+    keyframe_http::metrics::set_log_lines_dropped(move || {
         failed.load(std::sync::atomic::Ordering::Relaxed)
             + u64::try_from(queue_full.dropped_lines()).unwrap_or(u64::MAX)
     });

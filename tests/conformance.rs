@@ -31,7 +31,7 @@ async fn the_edge_passes_the_conformance_suite_but_its_known_failures() {
         .expect("test origin");
     let config = Config {
         upstream: vec![origin.url()],
-        cache_memory: keyframe_origin::size::ByteSize(64 << 20),
+        cache_memory: keyframe_core::size::ByteSize(64 << 20),
         // Probes would show up in no case's log, but need not run at all.
         health_check_secs: 0,
         ..Config::default()

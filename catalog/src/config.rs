@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use keyframe_origin::http_server::Limits;
-use keyframe_origin::region::RegionMap;
-use keyframe_origin::size::ByteSize;
-use keyframe_origin::tls::{Tls, TlsError};
-use keyframe_origin::token::TokenKey;
+use keyframe_core::region::RegionMap;
+use keyframe_core::size::ByteSize;
+use keyframe_core::token::TokenKey;
+use keyframe_http::http_server::Limits;
+use keyframe_http::tls::{Tls, TlsError};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of a catalog server.
@@ -64,18 +64,18 @@ pub struct Config {
     /// Peers (CIDR networks or addresses, e.g. a load balancer's) whose
     /// `region_header`, `client_ip_header` and `X-Forwarded-Proto` are believed; from
     /// anyone else they are ignored. Default: none.
-    #[serde(deserialize_with = "keyframe_origin::config::string_list")]
+    #[serde(deserialize_with = "keyframe_core::config::string_list")]
     pub trusted_proxies: Vec<String>,
     /// Networks mapped to regions, as `CIDR=REGION` entries (e.g. `10.0.0.0/8=eu`),
     /// used when no trusted region header names one. Default: none.
-    #[serde(deserialize_with = "keyframe_origin::config::string_list")]
+    #[serde(deserialize_with = "keyframe_core::config::string_list")]
     pub region_networks: Vec<String>,
     /// A MaxMind-format country database (`.mmdb`, e.g. GeoLite2-Country) that
     /// places client addresses outside `region_networks`. Default: none.
     pub region_geoip_db: Option<std::path::PathBuf>,
     /// The region of each country of `region_geoip_db`, as `CC=REGION` entries
     /// (e.g. `DE=eu`; `*=REGION` for the rest). Default: none.
-    #[serde(deserialize_with = "keyframe_origin::config::string_list")]
+    #[serde(deserialize_with = "keyframe_core::config::string_list")]
     pub region_countries: Vec<String>,
     /// The region of clients that neither the header nor the network table place;
     /// empty = unknown (such clients see only titles licensed to every region, `*`).
@@ -364,7 +364,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             max_connections,
             max_connections_per_address: match self.max_connections_per_address {
-                0 => keyframe_origin::http_server::per_address_default(max_connections),
+                0 => keyframe_http::http_server::per_address_default(max_connections),
                 n => n,
             },
             max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
@@ -377,7 +377,7 @@ impl Config {
 
     /// The client → region map from the region options.
     pub fn region_map(&self) -> Result<RegionMap, ConfigError> {
-        use keyframe_origin::region::RegionError;
+        use keyframe_core::region::RegionError;
         let header = Some(self.region_header.as_str()).filter(|h| !h.is_empty());
         RegionMap::new(header, &self.region_networks)
             .and_then(|m| m.trusting(&self.trusted_proxies))

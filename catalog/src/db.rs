@@ -134,7 +134,7 @@ impl Db {
             let first = tokio::time::timeout(Duration::from_secs(10), opts.connect())
                 .await
                 .map_err(|_| DbError::Unavailable("no answer within 10 s".into()))?
-                .map_err(|e| DbError::Unavailable(keyframe_origin::error_chain(&e)))?;
+                .map_err(|e| DbError::Unavailable(keyframe_core::error_chain(&e)))?;
             let _ = first.close().await;
         }
         let pool = AnyPoolOptions::new()

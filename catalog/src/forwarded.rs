@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn only_a_trusted_peer_is_believed() {
-        let proxies = keyframe_origin::region::RegionMap::new(None, &[])
+        let proxies = keyframe_core::region::RegionMap::new(None, &[])
             .and_then(|m| m.trusting(&["10.0.0.0/8".into(), "192.0.2.7".into()]))
             .expect("proxies");
         let trusted = |p| proxies.is_trusted(p);
@@ -109,7 +109,7 @@ mod tests {
             trusted
         ));
         // No proxies configured: nobody is trusted.
-        let none = keyframe_origin::region::RegionMap::new(None, &[]).expect("empty");
+        let none = keyframe_core::region::RegionMap::new(None, &[]).expect("empty");
         assert!(!forwarded_https(
             &headers(Some("https")),
             ip("127.0.0.1"),

@@ -21,6 +21,7 @@ pub mod playback;
 pub mod recommend;
 pub mod server;
 pub mod state;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod uploads;
 pub mod web;

@@ -6,7 +6,7 @@
 //! for playback, whose `data` is `regions:<region>` so that edges can check the
 //! region too.
 
-use keyframe_origin::token::{sign, TokenClaims, TokenError, TokenKey};
+use keyframe_core::token::{sign, TokenClaims, TokenError, TokenKey};
 
 use crate::meta::{Right, ANY_REGION};
 
@@ -178,9 +178,9 @@ mod tests {
         assert_eq!(base, "http://e/v1/objects/a/b.mp4");
         assert!(token.starts_with("exp=4000000000~acl=/v1/objects/a/b.mp4~data=regions:eu~hmac="));
         let claims =
-            keyframe_origin::token::verify(&key, token, "/v1/objects/a/b.mp4", 1).expect("valid");
+            keyframe_core::token::verify(&key, token, "/v1/objects/a/b.mp4", 1).expect("valid");
         assert_eq!(claims.regions(), Some(vec!["eu"]));
-        assert!(keyframe_origin::token::verify(&key, token, "/v1/objects/a/c.mp4", 1).is_err());
+        assert!(keyframe_core::token::verify(&key, token, "/v1/objects/a/c.mp4", 1).is_err());
         assert_eq!(query_escape("a b&c+d#e%"), "a%20b%26c%2Bd%23e%25");
     }
 

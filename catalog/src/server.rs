@@ -12,7 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use keyframe_origin::store::Store;
+use keyframe_core::store::Store;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -118,9 +118,7 @@ impl Catalog {
             })?
             .into();
         let mut registry = Registry::default();
-        let http = Arc::new(keyframe_origin::metrics::HttpMetrics::register(
-            &mut registry,
-        ));
+        let http = Arc::new(keyframe_http::metrics::HttpMetrics::register(&mut registry));
         let state = AppState {
             config: Arc::new(config),
             db: self.db,
@@ -168,7 +166,7 @@ impl Catalog {
     }
 
     /// Serves the catalog on `listener` until `shutdown` resolves, through the accept
-    /// loop of the origin and the edge (`keyframe_origin::http_server::serve`): its
+    /// loop of the origin and the edge (`keyframe_http::http_server::serve`): its
     /// header timeout from the accept, connection limits and graceful shutdown, and,
     /// with `tls_cert`/`tls_key`, HTTPS (the handshake under the header timeout).
     pub async fn run(
@@ -207,12 +205,12 @@ impl Catalog {
                 resp.map(|body| {
                     http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(
                         body,
-                        |e| -> keyframe_origin::http_server::BoxError { Box::new(e) },
+                        |e| -> keyframe_http::http_server::BoxError { Box::new(e) },
                     ))
                 })
             }
         };
-        keyframe_origin::http_server::serve(listener, limits, handler, shutdown).await;
+        keyframe_http::http_server::serve(listener, limits, handler, shutdown).await;
         // The router is gone (unless a connection outlived the grace period, which the
         // writer's wait below bounds): the history writer commits what is queued, then
         // ends.
@@ -226,7 +224,7 @@ impl Catalog {
 /// Counts every request by status, times it to the response head
 /// (`keyframe_http_request_duration_seconds`), and writes one access log line.
 async fn observe(
-    m: Arc<keyframe_origin::metrics::HttpMetrics>,
+    m: Arc<keyframe_http::metrics::HttpMetrics>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -239,7 +237,7 @@ async fn observe(
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     m.requests
-        .get_or_create(&keyframe_origin::metrics::StatusLabels { status })
+        .get_or_create(&keyframe_http::metrics::StatusLabels { status })
         .inc();
     m.duration.observe(elapsed.as_secs_f64());
     tracing::info!(
@@ -279,23 +277,21 @@ async fn healthz(State(s): State<AppState>) -> Result<&'static str, ApiError> {
             "the database is unreachable",
         )
     })?;
-    keyframe_origin::store::check(&*s.store)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "health check: storage unreachable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                "object storage is unreachable",
-            )
-        })?;
+    keyframe_core::store::check(&*s.store).await.map_err(|e| {
+        tracing::warn!(error = %e, "health check: storage unreachable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "object storage is unreachable",
+        )
+    })?;
     Ok("ok\n")
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, keyframe_origin::metrics::CONTENT_TYPE)],
-        keyframe_origin::metrics::render(&s.registry),
+        [(header::CONTENT_TYPE, keyframe_http::metrics::CONTENT_TYPE)],
+        keyframe_http::metrics::render(&s.registry),
     )
         .into_response()
 }

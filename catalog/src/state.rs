@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use keyframe_origin::region::RegionMap;
-use keyframe_origin::store::Store;
+use keyframe_core::region::RegionMap;
+use keyframe_core::store::Store;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::DropGuard;
 

@@ -101,7 +101,7 @@ pub async fn all() -> Vec<TestDb> {
 #[derive(Debug, Clone)]
 pub struct StoreUploads {
     pub db: Db,
-    pub store: keyframe_origin::store::Store,
+    pub store: keyframe_core::store::Store,
 }
 
 impl StoreUploads {
@@ -110,7 +110,7 @@ impl StoreUploads {
         use sha2::Digest;
         let sha = hex::encode(sha2::Sha256::digest(&bytes));
         let key = format!("sha256/{}/{sha}.{ext}", &sha[..2]);
-        let path = keyframe_origin::key::parse_key(&key).map_err(|e| e.to_string())?;
+        let path = keyframe_core::key::parse_key(&key).map_err(|e| e.to_string())?;
         self.store
             .put(&path, object_store::PutPayload::from(bytes))
             .await
@@ -136,8 +136,8 @@ impl crate::uploads::Uploads for StoreUploads {
         if bytes.is_empty() {
             return Err(UploadError::Unsupported("the upload is empty".into()));
         }
-        let mime = keyframe_origin::mime::type_for_key(&upload.filename).to_string();
-        let ext = keyframe_origin::mime::extension_for_type(&mime);
+        let mime = keyframe_core::mime::type_for_key(&upload.filename).to_string();
+        let ext = keyframe_core::mime::extension_for_type(&mime);
         let size = bytes.len() as u64;
         let (key, sha256) = self.put(bytes, ext).await.map_err(UploadError::Failed)?;
         let rights = if upload.rights.is_empty() {
@@ -208,7 +208,7 @@ impl crate::uploads::Uploads for StoreUploads {
         };
         let size = image.len();
         let (key, sha256) = self
-            .put(image, keyframe_origin::mime::extension_for_type(mime))
+            .put(image, keyframe_core::mime::extension_for_type(mime))
             .await
             .map_err(UploadError::Failed)?;
         self.db

@@ -2,7 +2,7 @@
 //!
 //! The ingest crate depends on the catalog, so the catalog cannot call it: the root
 //! binary implements [`Uploads`] with the ingest pipeline and hands it to
-//! [`crate::server::router`]. Tests use [`crate::testing::StoreUploads`].
+//! [`crate::server::router`]. Tests use `testing::StoreUploads` (the `testing` feature).
 
 use bytes::Bytes;
 use futures::stream::BoxStream;

@@ -7,7 +7,7 @@ mod common;
 use common::{assert_error, config, right, title, Server, ADMIN, TOKEN_KEY};
 use keyframe_catalog::meta::Right;
 use keyframe_catalog::Config;
-use keyframe_origin::token::{verify, TokenKey};
+use keyframe_core::token::{verify, TokenKey};
 use object_store::ObjectStoreExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -327,7 +327,7 @@ async fn detail_has_assets_media_and_a_null_resume_position() {
 /// The token in a playback URL, as edges and origins read it.
 fn token_of(url: &str) -> String {
     let uri: http::Uri = url.parse().expect("uri");
-    keyframe_origin::token::extract(&uri, &http::HeaderMap::new()).expect("token")
+    keyframe_core::token::extract(&uri, &http::HeaderMap::new()).expect("token")
 }
 
 #[tokio::test]
@@ -820,7 +820,7 @@ async fn admins_upload_content_through_the_pipeline() {
         assert_eq!(v["path"], format!("/v1/objects/{key}"));
         let stored = s
             .store
-            .get(&keyframe_origin::key::parse_key(key).expect("key"))
+            .get(&keyframe_core::key::parse_key(key).expect("key"))
             .await
             .expect("stored")
             .bytes()

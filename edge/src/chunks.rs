@@ -288,7 +288,7 @@ impl Buffers {
     pub fn chunk(self: &Arc<Self>, pieces: &[Bytes], total: usize) -> Bytes {
         if total >= MAPPED_MIN {
             if self.sealed {
-                if let Some(b) = keyframe_origin::zerocopy::sealed(pieces, total) {
+                if let Some(b) = keyframe_http::zerocopy::sealed(pieces, total) {
                     return b;
                 }
             }

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use keyframe_origin::config::{string_list, string_map};
-use keyframe_origin::http_server::Limits;
-use keyframe_origin::region::{RegionError, RegionMap};
-use keyframe_origin::size::ByteSize;
-use keyframe_origin::tls::{Tls, TlsError};
+use keyframe_core::config::{string_list, string_map};
+use keyframe_core::region::{RegionError, RegionMap};
+use keyframe_core::size::ByteSize;
+use keyframe_http::http_server::Limits;
+use keyframe_http::tls::{Tls, TlsError};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of an edge cache.
@@ -175,7 +175,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             max_connections: self.max_connections.max(1),
             max_connections_per_address: match self.max_connections_per_address {
-                0 => keyframe_origin::http_server::per_address_default(self.max_connections.max(1)),
+                0 => keyframe_http::http_server::per_address_default(self.max_connections.max(1)),
                 n => n,
             },
             max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{header, HeaderValue, Response};
-use keyframe_origin::http_server::{full, Body};
-use keyframe_origin::metrics::{render, HttpMetrics};
+use keyframe_http::http_server::{full, Body};
+use keyframe_http::metrics::{render, HttpMetrics};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -21,7 +21,7 @@ pub(crate) struct CacheLabels {
     pub(crate) cache_status: &'static str,
 }
 
-/// The edge's metrics (names documented in `keyframe_origin::metrics` style).
+/// The edge's metrics (names documented in `keyframe_http::metrics` style).
 #[derive(Debug)]
 pub(crate) struct EdgeMetrics {
     pub(crate) http: HttpMetrics,
@@ -57,10 +57,10 @@ impl EdgeMetrics {
             upstream_bytes: Counter::default(),
             upstream_requests: Counter::default(),
             upstream_errors: Counter::default(),
-            upstream_latency: keyframe_origin::metrics::latency_histogram(),
+            upstream_latency: keyframe_http::metrics::latency_histogram(),
             memory_bytes: Gauge::default(),
             sendfile_bytes: Counter::default(),
-            sendfile_seen: AtomicU64::new(keyframe_origin::zerocopy::sent_bytes()),
+            sendfile_seen: AtomicU64::new(keyframe_http::zerocopy::sent_bytes()),
             entries: Gauge::default(),
             upstream_healthy: Family::default(),
         };
@@ -147,13 +147,13 @@ impl Server {
         i.metrics
             .entries
             .set(i64::try_from(i.entries.entry_count()).unwrap_or(i64::MAX));
-        let sent = keyframe_origin::zerocopy::sent_bytes();
+        let sent = keyframe_http::zerocopy::sent_bytes();
         let seen = i.metrics.sendfile_seen.swap(sent, Ordering::Relaxed);
         i.metrics.sendfile_bytes.inc_by(sent.saturating_sub(seen));
         let mut r = Response::new(full(render(&i.registry)));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(keyframe_origin::metrics::CONTENT_TYPE),
+            HeaderValue::from_static(keyframe_http::metrics::CONTENT_TYPE),
         );
         r
     }

@@ -12,9 +12,9 @@ use http::response;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use keyframe_origin::conditional::{self, Precondition, Validators};
-use keyframe_origin::http_server::{empty, json_error, Body, BoxError};
-use keyframe_origin::range::{self, RangeDecision};
+use keyframe_http::conditional::{self, Precondition, Validators};
+use keyframe_http::http_server::{empty, json_error, Body, BoxError};
+use keyframe_http::range::{self, RangeDecision};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::entry::parse_content_range;

@@ -46,7 +46,7 @@ pub async fn probe(url: &Uri, ca: Option<&Path>, timeout: Duration) -> Result<u1
         let resp = client
             .request(req)
             .await
-            .map_err(|e| format!("{url}: {}", keyframe_origin::error_chain(&e)))?;
+            .map_err(|e| format!("{url}: {}", keyframe_core::error_chain(&e)))?;
         let status = resp.status();
         resp.into_body()
             .collect()

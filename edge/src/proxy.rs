@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use keyframe_origin::http_server::{full, json_error, Body};
+use keyframe_http::http_server::{full, json_error, Body};
 
 use crate::entry::Entry;
 use crate::fetch::Outcome;

@@ -8,7 +8,7 @@ use http::request::Parts;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use keyframe_origin::http_server::{full, json_error, Body};
+use keyframe_http::http_server::{full, json_error, Body};
 use serde::Deserialize;
 
 use crate::entry::Entry;

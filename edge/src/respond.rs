@@ -11,9 +11,9 @@ use http::request::Parts;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use keyframe_origin::conditional::{self, Precondition, Validators};
-use keyframe_origin::http_server::{empty, full, json_error, Body, BoxError};
-use keyframe_origin::range::{self, ByteRange, RangeDecision};
+use keyframe_http::conditional::{self, Precondition, Validators};
+use keyframe_http::http_server::{empty, full, json_error, Body, BoxError};
+use keyframe_http::range::{self, ByteRange, RangeDecision};
 
 use bytes::Bytes;
 

@@ -30,10 +30,10 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use keyframe_origin::http_server::{self, json_error, text_response, Body};
-use keyframe_origin::metrics::StatusLabels;
-use keyframe_origin::region::RegionMap;
-use keyframe_origin::token::{self, TokenKey};
+use keyframe_core::region::RegionMap;
+use keyframe_core::token::{self, TokenKey};
+use keyframe_http::http_server::{self, json_error, text_response, Body};
+use keyframe_http::metrics::StatusLabels;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
@@ -111,7 +111,7 @@ pub enum ConfigError {
     #[error("token-key: {0}")]
     TokenKey(#[from] token::TokenError),
     #[error("region-networks: {0}")]
-    Region(#[from] keyframe_origin::region::RegionError),
+    Region(#[from] keyframe_core::region::RegionError),
     #[error("cache-disk: {0}")]
     Disk(std::io::Error),
     /// `health_check_path` or `health_check_paths` is not a path or names no upstream.
@@ -122,7 +122,7 @@ pub enum ConfigError {
     UpstreamCa(String),
     /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
     #[error(transparent)]
-    Tls(#[from] keyframe_origin::tls::TlsError),
+    Tls(#[from] keyframe_http::tls::TlsError),
 }
 
 /// Aborts a background task when dropped (when `run` returns).
@@ -177,7 +177,7 @@ impl Server {
     pub fn new(config: Config) -> Result<Self, ConfigError> {
         if config.sendfile {
             // Every cached chunk of 64 KiB or more holds a descriptor (its memfd).
-            let files = keyframe_origin::zerocopy::raise_fd_limit();
+            let files = keyframe_http::zerocopy::raise_fd_limit();
             tracing::debug!(?files, "open files limit");
         }
         let mut bases: Vec<String> = Vec::new();

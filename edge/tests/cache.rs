@@ -55,11 +55,11 @@ async fn random_ranges_equal_the_origin_cold_and_warm_for_several_chunk_sizes() 
         }
         if chunk > 65536 {
             // Warm chunks of 64 KiB or more go out with sendfile, not copied.
-            let before = keyframe_origin::zerocopy::sent_bytes();
+            let before = keyframe_http::zerocopy::sent_bytes();
             let (status, _, body) = get(&client, &url, None).await;
             assert_eq!(status, 200);
             assert!(body.expect("body")[..] == bytes[..]);
-            let sent = keyframe_origin::zerocopy::sent_bytes() - before;
+            let sent = keyframe_http::zerocopy::sent_bytes() - before;
             assert!(
                 sent >= 3 * chunk,
                 "chunk {chunk}: only {sent} bytes went out with sendfile"
@@ -615,7 +615,7 @@ async fn purge_exact_prefix_and_soft() {
 
 #[tokio::test]
 async fn a_region_header_counts_only_from_a_trusted_proxy() {
-    use keyframe_origin::token::{sign, TokenClaims, TokenKey};
+    use keyframe_core::token::{sign, TokenClaims, TokenKey};
     let origin = TestOrigin::start().await;
     origin.put("/v1/objects/t.mp4", Obj::cacheable(data(5000, 8), 3600));
     let key_hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -657,7 +657,7 @@ async fn a_region_header_counts_only_from_a_trusted_proxy() {
 
 #[tokio::test]
 async fn tokens_guard_hits_and_misses_and_never_reach_the_key_or_upstream() {
-    use keyframe_origin::token::{sign, TokenClaims, TokenKey};
+    use keyframe_core::token::{sign, TokenClaims, TokenKey};
     let origin = TestOrigin::start().await;
     origin.put("/v1/objects/t.mp4", Obj::cacheable(data(5000, 8), 3600));
     let key_hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -762,7 +762,7 @@ async fn the_disk_tier_serves_after_a_restart_without_the_origin() {
     origin.put("/d.mp4", Obj::cacheable(bytes.clone(), 3600));
     let mut cfg = config(&[origin.url()], 65536);
     // A memory tier too small to hold the object: chunks spill to disk.
-    cfg.cache_memory = keyframe_origin::size::ByteSize(1 << 20);
+    cfg.cache_memory = keyframe_core::size::ByteSize(1 << 20);
     cfg.cache_disk = Some(tmp.path().to_path_buf());
     let edge = TestEdge::start(cfg.clone()).await;
     let client = reqwest::Client::new();

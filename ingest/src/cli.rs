@@ -12,7 +12,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keyframe_catalog::meta::{Right, ANY_REGION};
 use keyframe_catalog::Db;
-use keyframe_origin::store::Store;
+use keyframe_core::store::Store;
 use serde_json::json;
 
 use crate::error::IngestError;

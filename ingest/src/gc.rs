@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::TryStreamExt;
 use keyframe_catalog::Db;
-use keyframe_origin::store::Store;
+use keyframe_core::store::Store;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use keyframe_catalog::meta::{new_id, Asset, NewContent, Right, ANY_REGION};
 use keyframe_catalog::{Db, DbError};
-use keyframe_origin::store::Store;
+use keyframe_core::store::Store;
 use serde::Serialize;
 
 use crate::error::IngestError;
@@ -204,7 +204,7 @@ pub async fn ingest(
     if broken.is_none() && (kind == "video" || kind == "audio") {
         match (&opts.tools.ffprobe, opened.input.path()) {
             (Some(ffprobe), Some(path)) => {
-                let ext = keyframe_origin::mime::extension_for_type(mime);
+                let ext = keyframe_core::mime::extension_for_type(mime);
                 match probe::ffprobe(ffprobe, path, ext).await {
                     Ok(i) if i.video_codec.is_none() && i.audio_codec.is_none() => {
                         broken = Some("ffprobe finds no audio or video stream in it".into());
@@ -523,7 +523,7 @@ async fn mp4_layout(path: &Path) -> mp4::Layout {
 /// Why content named `name` is not what its name claims: the extension says audio
 /// or video (`.mp4`, `.mp3`, …) and the content was detected as neither (`kind`).
 fn claimed_media(name: &str, kind: &str) -> Option<String> {
-    let claimed = kind_for_mime(keyframe_origin::mime::type_for_key(name));
+    let claimed = kind_for_mime(keyframe_core::mime::type_for_key(name));
     if !matches!(claimed, "video" | "audio") || kind == "video" || kind == "audio" {
         return None;
     }

@@ -164,7 +164,7 @@ impl Remote {
     fn unreachable(&self, e: &reqwest::Error) -> RemoteError {
         RemoteError::Unreachable {
             url: self.endpoint.origin().ascii_serialization(),
-            why: keyframe_origin::error_chain(e),
+            why: keyframe_core::error_chain(e),
         }
     }
 }

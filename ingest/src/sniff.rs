@@ -1,7 +1,7 @@
 //! Media types from content, never from a file name: the `infer` crate on the first
 //! bytes, a few sniffers for types it does not know (MPEG-TS, WebVTT, HLS, DASH),
 //! and one normalisation so that every type maps onto the extension table of
-//! `keyframe_origin::mime` (which names the object and lets the origin serve it).
+//! `keyframe_core::mime` (which names the object and lets the origin serve it).
 
 /// How many leading bytes detection looks at.
 pub const SNIFF_LEN: usize = 8192;
@@ -74,7 +74,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyframe_origin::mime::extension_for_type;
+    use keyframe_core::mime::extension_for_type;
 
     fn ftyp(brand: &[u8; 4]) -> Vec<u8> {
         let mut v = vec![0, 0, 0, 24];

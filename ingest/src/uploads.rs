@@ -7,7 +7,7 @@ use keyframe_catalog::uploads::{
     ByteStream, ContentUpload, IngestedAsset, IngestedContent, UploadError, Uploads,
 };
 use keyframe_catalog::Db;
-use keyframe_origin::store::Store;
+use keyframe_core::store::Store;
 
 use crate::error::IngestError;
 use crate::pipeline::{ingest, ingest_avatar, IngestOptions, IngestReport};

@@ -1,16 +1,15 @@
 //! The origin's configuration. Every field has a documented default; the binary
 //! layers flags over `KEYFRAME_*` environment over the config file over these.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::http_server::Limits;
-use crate::size::ByteSize;
-use crate::tls::{Tls, TlsError};
+use keyframe_core::size::ByteSize;
+use keyframe_http::http_server::Limits;
+use keyframe_http::tls::{Tls, TlsError};
 
 /// Configuration of an origin server.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -84,7 +83,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             max_connections: self.max_connections.max(1),
             max_connections_per_address: match self.max_connections_per_address {
-                0 => crate::http_server::per_address_default(self.max_connections.max(1)),
+                0 => keyframe_http::http_server::per_address_default(self.max_connections.max(1)),
                 n => n,
             },
             max_header_bytes: usize::try_from(self.max_header_size.bytes()).unwrap_or(usize::MAX),
@@ -94,52 +93,4 @@ impl Config {
             sendfile: false,
         }
     }
-}
-
-/// Deserializes a list from either a sequence or one comma-separated string, so
-/// `--upstream a,b`, `KEYFRAME_UPSTREAM=a,b` and `upstream = ["a", "b"]` all work.
-pub fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-        OneOrMany::Many(v) => v,
-    })
-}
-
-/// Deserializes a map from either a table or one `KEY=VALUE,KEY=VALUE` string, so
-/// a flag, an environment variable and a TOML table all work. `shape` names an
-/// entry in the error for text without `=` (`URL=PATH`).
-pub fn string_map<'de, D: serde::Deserializer<'de>>(
-    d: D,
-    shape: &str,
-) -> Result<BTreeMap<String, String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum TextOrMap {
-        Text(String),
-        Map(BTreeMap<String, String>),
-    }
-    Ok(match TextOrMap::deserialize(d)? {
-        TextOrMap::Map(m) => m,
-        TextOrMap::Text(s) => {
-            let mut m = BTreeMap::new();
-            for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-                let (k, v) = entry
-                    .split_once('=')
-                    .ok_or_else(|| serde::de::Error::custom(format!("'{entry}' is not {shape}")))?;
-                m.insert(k.trim().to_string(), v.trim().to_string());
-            }
-            m
-        }
-    })
 }

@@ -24,14 +24,15 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::conditional::{self, Precondition, Validators};
+use keyframe_core::key::parse_key;
+use keyframe_core::store::{self, Store};
+use keyframe_core::token::{self, TokenKey};
+use keyframe_http::conditional::{self, Precondition, Validators};
+use keyframe_http::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
+use keyframe_http::metrics::{latency_histogram, render, HttpMetrics, StatusLabels};
+use keyframe_http::range::{self, ByteRange, RangeDecision};
+
 use crate::config::Config;
-use crate::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
-use crate::key::parse_key;
-use crate::metrics::{latency_histogram, render, HttpMetrics, StatusLabels};
-use crate::range::{self, ByteRange, RangeDecision};
-use crate::store::{self, Store};
-use crate::token::{self, TokenKey};
 
 /// The URL prefix objects are served under.
 pub const OBJECTS_PREFIX: &str = "/v1/objects/";
@@ -143,7 +144,7 @@ struct Inner {
     /// `Cache-Control` of objects, built once.
     cache_control: Option<HeaderValue>,
     /// TLS to terminate, loaded once from `tls_cert` and `tls_key`.
-    tls: Option<crate::tls::Tls>,
+    tls: Option<keyframe_http::tls::Tls>,
 }
 
 /// Positional reads from the files of a `file://` store, with open handles kept:
@@ -254,7 +255,7 @@ pub enum ConfigError {
     TokenKey(#[from] token::TokenError),
     /// `tls-cert`/`tls-key`: one without the other, or a file that will not load.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] keyframe_http::tls::TlsError),
 }
 
 impl Server {
@@ -366,7 +367,7 @@ impl Server {
                     ))
                     .ok(),
                     last_modified,
-                    content_type: crate::mime::type_for_key(&k),
+                    content_type: keyframe_core::mime::type_for_key(&k),
                 }))
             })
             .await
@@ -485,7 +486,7 @@ impl Server {
                 let mut r = Response::new(full(render(&self.inner.registry)));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
-                    HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                    HeaderValue::from_static(keyframe_http::metrics::CONTENT_TYPE),
                 );
                 r
             }

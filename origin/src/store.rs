@@ -1,7 +1,8 @@
 //! Opening object storage from a URL.
 //!
-//! Everything in Keyframe reaches bytes through `Arc<dyn ObjectStore>`; this module
-//! is the one place that turns a `--store` URL into one:
+//! Everything in Keyframe reaches bytes through `Arc<dyn ObjectStore>`
+//! (`keyframe_core::store::Store`); this module is the one place that turns a
+//! `--store` URL into one, and so the one crate that links the cloud backends:
 //!
 //! * `file://DIR` — a directory on local disk (relative or absolute), created when missing;
 //! * `s3://BUCKET?endpoint=URL&region=R&path_style=true` — any S3-compatible store, with
@@ -13,11 +14,8 @@ use std::sync::Arc;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 
-/// A shared handle on object storage.
-pub type Store = Arc<dyn ObjectStore>;
+use keyframe_core::store::Store;
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -127,14 +125,6 @@ pub fn local_root(url: &str) -> Option<std::path::PathBuf> {
     url.strip_prefix("file://")
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
-}
-
-/// Checks that the store answers: a HEAD of a key that need not exist.
-pub async fn check(store: &dyn ObjectStore) -> Result<(), object_store::Error> {
-    match store.head(&Path::from("_keyframe/healthz")).await {
-        Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use object_store::prefix::PrefixStore;
 
-use crate::store::{open, Store};
+use keyframe_core::store::Store;
+
+use crate::store::open;
 
 /// A store a test owns, with whatever keeps it alive.
 #[derive(Debug)]

@@ -302,7 +302,7 @@ async fn an_empty_object_and_a_large_range_stream() {
 
 #[tokio::test]
 async fn tokens_are_required_when_a_key_is_configured() {
-    use keyframe_origin::token::{sign, TokenClaims, TokenKey};
+    use keyframe_core::token::{sign, TokenClaims, TokenKey};
     let client = reqwest::Client::new();
     let t = testing::local();
     put(&t, "p/v.mp4", b"0123456789").await;

@@ -56,7 +56,7 @@ async fn missing_objects_are_not_found() {
             "{}",
             t.name
         );
-        keyframe_origin::store::check(&*t.store)
+        keyframe_core::store::check(&*t.store)
             .await
             .expect("store answers");
     }

@@ -11,7 +11,7 @@ use keyframe_catalog::meta::{Asset, NewContent, Right};
 use keyframe_catalog::server::Catalog;
 use keyframe_catalog::testing::{StoreUploads, TestDb};
 use keyframe_catalog::{Config, Db};
-use keyframe_origin::store::Store;
+use keyframe_core::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

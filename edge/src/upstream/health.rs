@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{Method, Request, Uri};
-use keyframe_origin::http_server::empty;
+use keyframe_http::http_server::empty;
 
 use super::Upstream;
 use crate::metrics::UpstreamLabels;

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use keyframe_origin::http_server::empty;
+use keyframe_http::http_server::empty;
 
 use super::{Failure, Upstream};
 use crate::fetch::Outcome;

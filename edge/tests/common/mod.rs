@@ -18,7 +18,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keyframe_edge::{Config, Server};
-use keyframe_origin::http_server::{Body, BoxError};
+use keyframe_http::http_server::{Body, BoxError};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -195,7 +195,7 @@ async fn respond(st: &Arc<OriginState>, req: Request<Incoming>) -> Response<Body
     if st.down.load(Ordering::SeqCst) {
         return mk(
             StatusCode::SERVICE_UNAVAILABLE,
-            keyframe_origin::http_server::full("down"),
+            keyframe_http::http_server::full("down"),
         );
     }
     let obj = st
@@ -207,7 +207,7 @@ async fn respond(st: &Arc<OriginState>, req: Request<Incoming>) -> Response<Body
     let Some(obj) = obj else {
         let mut r = mk(
             StatusCode::NOT_FOUND,
-            keyframe_origin::http_server::full("nope"),
+            keyframe_http::http_server::full("nope"),
         );
         r.headers_mut()
             .insert("cache-control", "max-age=60".parse().expect("v"));
@@ -223,7 +223,7 @@ async fn respond(st: &Arc<OriginState>, req: Request<Incoming>) -> Response<Body
         if inm.to_str().ok() == Some(etag.as_str()) {
             resp = mk(
                 StatusCode::NOT_MODIFIED,
-                keyframe_origin::http_server::empty(),
+                keyframe_http::http_server::empty(),
             );
             for (n, v) in &obj.headers {
                 resp.headers_mut().append(*n, v.parse().expect("v"));
@@ -253,7 +253,7 @@ async fn respond(st: &Arc<OriginState>, req: Request<Incoming>) -> Response<Body
         Some(_) => {
             resp = mk(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                keyframe_origin::http_server::empty(),
+                keyframe_http::http_server::empty(),
             );
             resp.headers_mut().insert(
                 "content-range",
@@ -271,7 +271,7 @@ async fn respond(st: &Arc<OriginState>, req: Request<Incoming>) -> Response<Body
             .insert("accept-ranges", "bytes".parse().expect("v"));
     }
     if req.method() == http::Method::HEAD {
-        *resp.body_mut() = keyframe_origin::http_server::empty();
+        *resp.body_mut() = keyframe_http::http_server::empty();
     }
     for (n, v) in &obj.headers {
         resp.headers_mut().append(*n, v.parse().expect("v"));
@@ -350,8 +350,8 @@ impl Drop for TestEdge {
 pub fn config(upstreams: &[String], chunk: u64) -> Config {
     Config {
         upstream: upstreams.to_vec(),
-        chunk_size: keyframe_origin::size::ByteSize(chunk),
-        cache_memory: keyframe_origin::size::ByteSize(64 << 20),
+        chunk_size: keyframe_core::size::ByteSize(chunk),
+        cache_memory: keyframe_core::size::ByteSize(64 << 20),
         upstream_timeout_secs: 5,
         // Probes would show up in the origins' request counts.
         health_check_secs: 0,

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use keyframe_origin::http_server::{full, Body};
+use keyframe_http::http_server::{full, Body};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -183,7 +183,7 @@ async fn answer(
         tokio::time::sleep(reply.delay).await;
     }
     let mut r = Response::new(if s.method == Method::HEAD {
-        keyframe_origin::http_server::empty()
+        keyframe_http::http_server::empty()
     } else {
         full(reply.body.clone())
     });

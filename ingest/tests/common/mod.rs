@@ -10,7 +10,7 @@ use std::process::Command;
 use futures::TryStreamExt;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use keyframe_catalog::Db;
-use keyframe_origin::store::Store;
+use keyframe_core::store::Store;
 use object_store::path::Path as StorePath;
 use object_store::ObjectStoreExt;
 use sqlx::Row;

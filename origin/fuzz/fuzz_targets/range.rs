@@ -8,7 +8,7 @@
 //! (cargo-fuzz needs nightly flags; on a stable toolchain prefix RUSTC_BOOTSTRAP=1.)
 #![no_main]
 
-use keyframe_origin::range::{evaluate, RangeDecision};
+use keyframe_http::range::{evaluate, RangeDecision};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (u64, u8, &[u8])| {
