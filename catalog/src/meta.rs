@@ -315,17 +315,7 @@ impl Db {
         .map(|r| r.try_get::<String, _>(0))
         .collect::<Result<_, _>>()
         .map_err(map_err)?;
-        let assets = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE content_id = $1 ORDER BY role, id"
-        )))
-        .bind(id)
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(asset_from_row)
-        .collect::<Result<_, _>>()
-        .map_err(map_err)?;
+        let assets = self.assets_by("content_id", id).await?;
         let rights = sqlx::query(
             "SELECT region, available_from, available_until FROM rights \
              WHERE content_id = $1 ORDER BY region",
@@ -703,10 +693,15 @@ impl Db {
 
     /// The assets that belong to a user (avatar and its variants).
     pub async fn user_assets(&self, user_id: &str) -> Result<Vec<Asset>, DbError> {
+        self.assets_by("user_id", user_id).await
+    }
+
+    /// The assets whose `column` (`content_id` or `user_id`) is `owner`.
+    async fn assets_by(&self, column: &'static str, owner: &str) -> Result<Vec<Asset>, DbError> {
         sqlx::query(AssertSqlSafe(format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE user_id = $1 ORDER BY role, id"
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE {column} = $1 ORDER BY role, id"
         )))
-        .bind(user_id)
+        .bind(owner)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?
