@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::units::{parse_bitrate, parse_duration, parse_size};
+use keyframe_core::duration::parse_duration;
+use keyframe_core::size::parse_size;
+
+use crate::units::parse_bitrate;
 
 /// One `--header`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -354,7 +354,7 @@ fn shape_of(size: Option<u64>) -> Shape {
 }
 
 fn describe(workload: &Workload) -> String {
-    let h = |n: u64| units::human_bytes(n as f64);
+    let h = |n: u64| keyframe_core::size::human_bytes(n as f64);
     match workload {
         Workload::Range(r) => format!(
             "range {}{}",

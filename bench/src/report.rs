@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::players::PlayersReport;
 use crate::stats::{median, ratio, Summary};
-use crate::units::human_bytes;
+use keyframe_core::size::human_bytes;
 
 /// The result of one run against one server.
 #[derive(Debug, Clone, Serialize)]

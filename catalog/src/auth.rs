@@ -180,15 +180,6 @@ pub fn well_formed_token(token: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Compares two secrets in time independent of where they differ.
-pub fn secrets_equal(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 /// How a [`LoginLimiter`] is tuned.
 #[derive(Debug, Clone, Copy)]
 pub struct LimiterParams {
@@ -433,7 +424,6 @@ mod tests {
         assert_ne!(t, h);
         assert!(!well_formed_token("ABC"));
         assert!(!well_formed_token(&"G".repeat(64)));
-        assert!(secrets_equal("a", "a") && !secrets_equal("a", "b"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use keyframe_core::config::{string_map, TextKeys};
 use keyframe_core::region::RegionMap;
 use keyframe_core::size::ByteSize;
 use keyframe_core::token::TokenKey;
@@ -84,7 +85,7 @@ pub struct Config {
     /// The edge base URL per region (`eu = "https://eu.cdn.example"`); a region
     /// missing here uses `edge_url`. Also accepted as `eu=URL,us=URL` text.
     /// Default: none.
-    #[serde(deserialize_with = "string_map")]
+    #[serde(deserialize_with = "region_edges")]
     pub region_edges: BTreeMap<String, String>,
     /// Whether anonymous viewers may get playback URLs. Default `false` (sign in).
     pub public_content: bool,
@@ -453,30 +454,12 @@ fn secs_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
-/// A map given as a table or as `name=value,name=value` text (for environment
-/// variables).
-fn string_map<'de, D: serde::Deserializer<'de>>(
+/// `region_edges`: a table, or `REGION=URL,REGION=URL` text (for environment
+/// variables), whose region names are lowercased.
+fn region_edges<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum TextOrMap {
-        Text(String),
-        Map(BTreeMap<String, String>),
-    }
-    Ok(match TextOrMap::deserialize(d)? {
-        TextOrMap::Map(m) => m,
-        TextOrMap::Text(s) => {
-            let mut m = BTreeMap::new();
-            for entry in s.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-                let (k, v) = entry.split_once('=').ok_or_else(|| {
-                    serde::de::Error::custom(format!("'{entry}' is not REGION=URL"))
-                })?;
-                m.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-            m
-        }
-    })
+    string_map(d, "REGION=URL", TextKeys::Lowercase)
 }
 
 #[cfg(test)]
@@ -544,7 +527,7 @@ mod tests {
     fn region_edges_accept_text() {
         #[derive(Deserialize)]
         struct W {
-            #[serde(deserialize_with = "string_map")]
+            #[serde(deserialize_with = "region_edges")]
             m: BTreeMap<String, String>,
         }
         let w: W = serde_json::from_str(r#"{"m": "eu=http://a, US=http://b"}"#).expect("parse");

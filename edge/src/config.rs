@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use keyframe_core::config::{string_list, string_map};
+use keyframe_core::config::{string_list, string_map, TextKeys};
 use keyframe_core::region::{RegionError, RegionMap};
 use keyframe_core::size::ByteSize;
 use keyframe_http::http_server::Limits;
@@ -151,7 +151,7 @@ impl Default for Config {
 
 /// `health_check_paths`: a table, or `URL=PATH,URL=PATH` text.
 fn url_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    string_map(d, "URL=PATH")
+    string_map(d, "URL=PATH", TextKeys::AsWritten)
 }
 
 impl Config {

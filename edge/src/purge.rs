@@ -8,6 +8,7 @@ use http::request::Parts;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use keyframe_core::secret::secrets_equal;
 use keyframe_http::http_server::{full, json_error, Body};
 use serde::Deserialize;
 
@@ -30,7 +31,7 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !constant_time_eq(presented.as_bytes(), admin.as_bytes()) {
+        if !secrets_equal(presented, admin) {
             return json_error(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -222,11 +223,4 @@ pub(crate) fn normalise_purge_target(s: &str) -> String {
         Ok(u) if u.path_and_query().is_some() => cache_key(&u),
         _ => s.to_string(),
     }
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

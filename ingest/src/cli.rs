@@ -12,6 +12,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keyframe_catalog::meta::{Right, ANY_REGION};
 use keyframe_catalog::Db;
+use keyframe_core::duration::parse_duration;
+use keyframe_core::size::human_bytes;
 use keyframe_core::store::Store;
 use serde_json::json;
 
@@ -86,7 +88,7 @@ pub struct IngestArgs {
 #[derive(Clone, Debug, clap::Args)]
 pub struct GcArgs {
     /// Only objects older than this are collected: seconds, or 90s, 30m, 24h, 7d.
-    #[arg(long, value_name = "DURATION", value_parser = parse_grace, default_value = "24h")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "24h")]
     pub grace: Duration,
     /// Delete the unreferenced objects (without it, only list them).
     #[arg(long)]
@@ -329,7 +331,7 @@ fn write_gc_lines(out: &mut impl Write, report: &GcReport, args: &GcArgs) -> std
             out,
             "{} {} {} old{}",
             o.key,
-            human_bytes(o.size),
+            human_bytes(o.size as f64),
             human_duration(age),
             if args.delete { " (deleted)" } else { "" }
         )?;
@@ -346,7 +348,7 @@ fn write_gc_lines(out: &mut impl Write, report: &GcReport, args: &GcArgs) -> std
         "{} unreferenced object(s) older than {}, {} in all, among {} scanned; {what}",
         report.orphans.len(),
         human_duration(args.grace),
-        human_bytes(report.orphan_bytes),
+        human_bytes(report.orphan_bytes as f64),
         report.scanned
     )
 }
@@ -368,7 +370,7 @@ pub fn report_json(file: &Path, c: &IngestedContent, user_id: Option<&str>) -> s
 /// The line printed for one file without `--json`, local or remote. Warnings are
 /// not in it: they go to stderr, one line each, as they are in `--json`.
 pub fn report_line(file: &Path, c: &IngestedContent, user_id: Option<&str>) -> String {
-    let mut facts = vec![human_bytes(c.size), c.mime.clone()];
+    let mut facts = vec![human_bytes(c.size as f64), c.mime.clone()];
     if let Some(d) = c.duration_ms {
         facts.push(format!("{:.1} s", d as f64 / 1000.0));
     }
@@ -470,7 +472,7 @@ impl Progress for Bar {
 
 /// Parses a time as Unix seconds or RFC 3339 (`2030-01-31T12:00:00Z`, with an
 /// optional fraction and a `Z` or `±HH:MM` offset; a bare date means midnight UTC),
-/// into Unix milliseconds.
+/// into Unix milliseconds (a fraction below 1 ms is dropped, toward the past).
 pub fn parse_time(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let bad = || {
@@ -478,150 +480,22 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
             "'{s}' is not a time (expected RFC 3339 such as 2030-01-31T12:00:00Z, or Unix seconds)"
         )
     };
-    if let Some(digits) = s.strip_prefix('-').or(Some(s)) {
-        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-            let secs: i64 = s.parse().map_err(|_| bad())?;
-            return secs.checked_mul(1000).ok_or_else(bad);
-        }
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: i64 = s.parse().map_err(|_| bad())?;
+        return secs.checked_mul(1000).ok_or_else(bad);
     }
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
-        let part = s.get(r).ok_or_else(bad)?;
-        if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(bad());
-        }
-        part.parse::<i64>().map_err(|_| bad())
-    };
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return Err(bad());
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return Err(bad());
-    }
-    let mut ms = days_from_civil(year, month, day) * 86_400_000;
-    if b.len() == 10 {
-        return Ok(ms);
-    }
-    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 19 || b[13] != b':' || b[16] != b':' {
-        return Err(bad());
-    }
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if hour > 23 || minute > 59 || second > 60 {
-        return Err(bad());
-    }
-    ms += (hour * 3600 + minute * 60 + second) * 1000;
-    let mut i = 19;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return Err(bad());
-        }
-        let frac = &s[start..i.min(start + 3)];
-        let scale = 10i64.pow(3 - u32::try_from(frac.len()).unwrap_or(3));
-        ms += frac.parse::<i64>().map_err(|_| bad())? * scale;
-    }
-    match &s[i..] {
-        "Z" | "z" => Ok(ms),
-        off if off.len() == 6
-            && (off.starts_with('+') || off.starts_with('-'))
-            && off.as_bytes()[3] == b':' =>
-        {
-            let (h, m) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
-            if h > 23 || m > 59 {
-                return Err(bad());
-            }
-            let offset = (h * 60 + m) * 60_000;
-            Ok(if off.starts_with('+') {
-                ms - offset
-            } else {
-                ms + offset
-            })
-        }
-        _ => Err(bad()),
-    }
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses a duration: plain seconds, or numbers with units `s`, `m`, `h`, `d`, `w`,
-/// which may be combined (`1h30m`).
-pub fn parse_grace(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let bad = || format!("'{s}' is not a duration (expected seconds, or e.g. 90s, 30m, 24h, 7d)");
-    if t.is_empty() {
-        return Err(bad());
-    }
-    if t.bytes().all(|b| b.is_ascii_digit()) {
-        return t.parse().map(Duration::from_secs).map_err(|_| bad());
-    }
-    let mut total = 0u64;
-    let mut digits = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
-            _ => return Err(bad()),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        digits.clear();
-    }
-    if !digits.is_empty() {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
+    // RFC 3339 §5.6 `full-date` alone: midnight UTC.
+    let midnight;
+    let text = if s.len() == 10 {
+        midnight = format!("{s}T00:00:00Z");
+        &midnight
     } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+        s
+    };
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad())?;
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).map_err(|_| bad())
 }
 
 fn human_duration(d: Duration) -> String {
@@ -681,6 +555,8 @@ mod tests {
         );
         assert_eq!(parse_time("2000-02-29"), Ok(951_782_400_000));
         assert_eq!(parse_time("1969-12-31T23:59:59Z"), Ok(-1000));
+        // Sub-millisecond digits are dropped toward the past, as before.
+        assert_eq!(parse_time("1969-12-31T23:59:59.1234Z"), Ok(-877));
         for bad in [
             "",
             "yesterday",
@@ -694,18 +570,6 @@ mod tests {
             "2023-11-14T22:13:20.Z",
         ] {
             assert!(parse_time(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn graces() {
-        assert_eq!(parse_grace("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_grace("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_grace("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_grace("7d"), Ok(Duration::from_secs(604_800)));
-        assert_eq!(parse_grace("0s"), Ok(Duration::ZERO));
-        for bad in ["", "h", "1y", "10 m", "5m3", "-5"] {
-            assert!(parse_grace(bad).is_err(), "{bad}");
         }
     }
 
@@ -774,9 +638,7 @@ mod tests {
     }
 
     #[test]
-    fn human_numbers() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    fn human_durations() {
         assert_eq!(human_duration(Duration::from_secs(86_400)), "24h");
         assert_eq!(human_duration(Duration::from_secs(30)), "30s");
     }

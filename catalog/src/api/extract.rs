@@ -8,10 +8,11 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use keyframe_core::secret::secrets_equal;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::auth::{secrets_equal, token_hash, well_formed_token};
+use crate::auth::{token_hash, well_formed_token};
 use crate::cache::Change;
 use crate::db::DbError;
 use crate::forwarded::{forwarded_https, DirectTls, Https};

@@ -25,12 +25,24 @@ pub fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>
     })
 }
 
+/// What [`string_map`] does with the keys of `KEY=VALUE` text (a table's keys are
+/// always kept as written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextKeys {
+    /// Kept as written (upstream URLs).
+    AsWritten,
+    /// ASCII-lowercased, for case-insensitive names typed into an environment
+    /// variable (the catalog's region names: `EU=…` is `eu`).
+    Lowercase,
+}
+
 /// Deserializes a map from either a table or one `KEY=VALUE,KEY=VALUE` string, so
 /// a flag, an environment variable and a TOML table all work. `shape` names an
 /// entry in the error for text without `=` (`URL=PATH`).
 pub fn string_map<'de, D: serde::Deserializer<'de>>(
     d: D,
     shape: &str,
+    keys: TextKeys,
 ) -> Result<BTreeMap<String, String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -46,7 +58,11 @@ pub fn string_map<'de, D: serde::Deserializer<'de>>(
                 let (k, v) = entry
                     .split_once('=')
                     .ok_or_else(|| serde::de::Error::custom(format!("'{entry}' is not {shape}")))?;
-                m.insert(k.trim().to_string(), v.trim().to_string());
+                let k = match keys {
+                    TextKeys::AsWritten => k.trim().to_string(),
+                    TextKeys::Lowercase => k.trim().to_ascii_lowercase(),
+                };
+                m.insert(k, v.trim().to_string());
             }
             m
         }

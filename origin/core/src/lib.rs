@@ -6,9 +6,11 @@
 //! catalog link this without linking the byte path's serving code.
 
 pub mod config;
+pub mod duration;
 pub mod key;
 pub mod mime;
 pub mod region;
+pub mod secret;
 pub mod size;
 pub mod store;
 pub mod token;

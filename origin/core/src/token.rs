@@ -385,29 +385,10 @@ fn is_token_name(raw: &str) -> bool {
         || (raw.contains('%') && percent_decode(raw.as_bytes()) == TOKEN_NAME.as_bytes())
 }
 
-/// Percent-decoding (RFC 3986): `%XX` becomes a byte; a `%` not followed by two hex
-/// digits stays as it is, and `+` is not a space.
+/// Percent-decoding (RFC 3986 §2.1): `%XX` becomes a byte; a `%` not followed by
+/// two hex digits stays as it is, and `+` is not a space.
 fn percent_decode(s: &[u8]) -> Vec<u8> {
-    fn hex_val(b: &u8) -> Option<u8> {
-        (*b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            if let (Some(hi), Some(lo)) = (
-                s.get(i + 1).and_then(hex_val),
-                s.get(i + 2).and_then(hex_val),
-            ) {
-                out.push((hi << 4) | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(s[i]);
-        i += 1;
-    }
-    out
+    percent_encoding::percent_decode(s).collect()
 }
 
 /// Decodes a token value; bytes that are not UTF-8 are replaced, and the token then

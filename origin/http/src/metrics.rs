@@ -1,6 +1,8 @@
 //! Prometheus metrics. Each server owns a registry (no global state but one: the
-//! log lines the process dropped, see [`set_log_lines_dropped`]), and every metric
-//! name Keyframe exports is written down here.
+//! log lines the process dropped, see [`set_log_lines_dropped`]). The metrics
+//! every HTTP server has are named here; a server's own are named in one place in
+//! its crate: the edge's in `edge/src/metrics.rs`, the origin's two storage
+//! metrics where its server registers them (`keyframe_origin::Server::new`).
 //!
 //! Labels stay low-cardinality: a status class or a cache status, never a key.
 
