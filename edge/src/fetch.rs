@@ -12,6 +12,7 @@ use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use keyframe_core::ErrorCode;
 use tokio::sync::watch;
 
 use crate::chunks::{InFlight, Source};
@@ -49,6 +50,17 @@ pub(crate) enum Outcome {
     Pass,
     /// No upstream answered.
     Failed { status: StatusCode, why: String },
+}
+
+/// The error code of a request no upstream answered, by the status its failure
+/// was given: a timeout, a request the edge could not send (400), or else a
+/// failed or unreachable upstream.
+pub(crate) fn failure_code(status: StatusCode) -> ErrorCode {
+    match status {
+        StatusCode::GATEWAY_TIMEOUT => ErrorCode::UpstreamTimeout,
+        StatusCode::BAD_REQUEST => ErrorCode::BadRequest,
+        _ => ErrorCode::UpstreamUnavailable,
+    }
 }
 
 /// The upstream's answer to the leader's request, not storable: only the leader

@@ -12,13 +12,14 @@ use http::response;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
+use keyframe_core::ErrorCode;
 use keyframe_http::conditional::{self, Precondition, Validators};
 use keyframe_http::http_server::{empty, json_error, Body, BoxError};
 use keyframe_http::range::{self, RangeDecision};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::entry::parse_content_range;
-use crate::fetch::Outcome;
+use crate::fetch::{failure_code, Outcome};
 use crate::policy::{self, base_of, pass_request_headers, set_cache_status, CacheStatus, Fwd};
 use crate::respond::MAX_RANGES;
 use crate::server::{cache_key, Server};
@@ -71,11 +72,8 @@ impl Server {
                         Ok(Ok(r)) => Ok(r),
                         Ok(Err(e)) if bad_body.load(Ordering::Relaxed) => {
                             tracing::debug!(key, error = %e, "malformed request body");
-                            let mut r = json_error(
-                                StatusCode::BAD_REQUEST,
-                                "bad_request",
-                                "the request body is malformed",
-                            );
+                            let mut r =
+                                json_error(ErrorCode::BadRequest, "the request body is malformed");
                             // The rest of the body cannot be read: no keep-alive.
                             r.headers_mut()
                                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -107,20 +105,9 @@ impl Server {
                 .unwrap_or_else(|resp| self.relay_as_is(*resp, fwd)),
             Err(Outcome::Failed { status, why }) => {
                 tracing::warn!(key, why, "pass-through failed");
-                let code = if status == StatusCode::GATEWAY_TIMEOUT {
-                    "upstream_timeout"
-                } else if status == StatusCode::BAD_REQUEST {
-                    "bad_request"
-                } else {
-                    "upstream_unavailable"
-                };
-                json_error(status, code, "no upstream answered")
+                json_error(failure_code(status), "no upstream answered")
             }
-            Err(_) => json_error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unavailable",
-                "no upstream answered",
-            ),
+            Err(_) => json_error(ErrorCode::UpstreamUnavailable, "no upstream answered"),
         }
     }
 
@@ -174,8 +161,7 @@ impl Server {
                 }
                 Precondition::Failed => {
                     let mut r = json_error(
-                        StatusCode::PRECONDITION_FAILED,
-                        "precondition_failed",
+                        ErrorCode::PreconditionFailed,
                         "a precondition of the request does not hold",
                     );
                     let cs = CacheStatus {
@@ -252,8 +238,7 @@ impl Server {
             }
             RangeDecision::Unsatisfiable => {
                 let mut r = json_error(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
+                    ErrorCode::RangeNotSatisfiable,
                     "no requested range overlaps the object",
                 );
                 if let Ok(v) = HeaderValue::from_str(&range::unsatisfied_content_range(total)) {

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::request::Parts;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
+use keyframe_core::ErrorCode;
 use keyframe_http::http_server::{full, json_error, Body};
 
 use crate::entry::Entry;
-use crate::fetch::Outcome;
+use crate::fetch::{failure_code, Outcome};
 use crate::policy::{self, set_cache_status, CacheStatus, Decision, Fwd, RequestDirectives};
 use crate::server::{cache_key, Server};
 
@@ -81,8 +82,7 @@ impl Server {
         };
         if req_dirs.only_if_cached {
             return json_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "not_cached",
+                ErrorCode::NotCached,
                 "only-if-cached, and no fresh response is stored",
             );
         }
@@ -205,15 +205,11 @@ impl Server {
                     return r;
                 }
                 tracing::warn!(key, why, "upstream fetch failed");
-                let code = if status == StatusCode::GATEWAY_TIMEOUT {
-                    "upstream_timeout"
-                } else {
-                    "upstream_unavailable"
-                };
-                let mut r = json_error(status, code, "no upstream answered");
+                let code = failure_code(status);
+                let mut r = json_error(code, "no upstream answered");
                 let cs = CacheStatus {
                     fwd: Some(Fwd::UriMiss),
-                    detail: Some(code.into()),
+                    detail: Some(code.as_str().into()),
                     ..CacheStatus::default()
                 };
                 set_cache_status(r.headers_mut(), cs.to_header_value(&self.inner.cache_name));

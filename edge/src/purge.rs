@@ -5,10 +5,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{header, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use keyframe_core::secret::secrets_equal;
+use keyframe_core::ErrorCode;
 use keyframe_http::http_server::{full, json_error, Body};
 use serde::Deserialize;
 
@@ -20,8 +21,7 @@ impl Server {
     pub(crate) async fn purge(&self, req: Request<Incoming>) -> Response<Body> {
         let Some(admin) = &self.inner.config.admin_token else {
             return json_error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 "purge is not enabled (no admin token configured)",
             );
         };
@@ -32,39 +32,24 @@ impl Server {
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if !secrets_equal(presented, admin) {
-            return json_error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "a valid admin token is required",
-            );
+            return json_error(ErrorCode::Forbidden, "a valid admin token is required");
         }
         let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
-                return json_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "purge request body too large",
-                )
+                return json_error(ErrorCode::PayloadTooLarge, "purge request body too large")
             }
         };
         let p: PurgeRequest = match serde_json::from_slice(&body) {
             Ok(p) => p,
-            Err(e) => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_json",
-                    &format!("purge request: {e}"),
-                )
-            }
+            Err(e) => return json_error(ErrorCode::MalformedJson, &format!("purge request: {e}")),
         };
         let target = match (&p.url, &p.prefix) {
             (Some(u), None) => PurgeTarget::Exact(normalise_purge_target(u)),
             (None, Some(pfx)) => PurgeTarget::Prefix(normalise_purge_target(pfx)),
             _ => {
                 return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     "give exactly one of \"url\" or \"prefix\"",
                 )
             }

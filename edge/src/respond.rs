@@ -11,6 +11,7 @@ use http::request::Parts;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
+use keyframe_core::ErrorCode;
 use keyframe_http::conditional::{self, Precondition, Validators};
 use keyframe_http::http_server::{empty, full, json_error, Body, BoxError};
 use keyframe_http::range::{self, ByteRange, RangeDecision};
@@ -71,8 +72,7 @@ impl Server {
             }
             Precondition::Failed => {
                 return json_error(
-                    StatusCode::PRECONDITION_FAILED,
-                    "precondition_failed",
+                    ErrorCode::PreconditionFailed,
                     "a precondition of the request does not hold",
                 );
             }
@@ -112,8 +112,7 @@ impl Server {
         match decision {
             RangeDecision::Unsatisfiable => {
                 let mut r = json_error(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
+                    ErrorCode::RangeNotSatisfiable,
                     "no requested range overlaps the object",
                 );
                 if let Ok(v) =

@@ -32,6 +32,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use keyframe_core::region::RegionMap;
 use keyframe_core::token::{self, TokenKey};
+use keyframe_core::ErrorCode;
 use keyframe_http::http_server::{self, json_error, text_response, Body};
 use keyframe_http::metrics::StatusLabels;
 use prometheus_client::registry::Registry;
@@ -359,7 +360,7 @@ impl Server {
             Endpoint::Healthz => text_response(StatusCode::OK, "ok\n"),
             Endpoint::Metrics => self.metrics_response(),
             Endpoint::Purge => self.purge(req).await,
-            Endpoint::Reserved => json_error(StatusCode::NOT_FOUND, "not_found", "no such path"),
+            Endpoint::Reserved => json_error(ErrorCode::NotFound, "no such path"),
             Endpoint::Proxy => {
                 let mut resp = self.proxy(req, peer).await;
                 if !resp.headers().contains_key("cache-status") {
@@ -433,7 +434,7 @@ impl Server {
         };
         let claims = match claims {
             Ok(c) => c,
-            Err(e) => return Some(json_error(StatusCode::FORBIDDEN, e.code(), &e.to_string())),
+            Err(e) => return Some(json_error(e.code(), &e.to_string())),
         };
         if let Some(allowed) = claims.regions() {
             let client = self.inner.regions.region_of(&parts.headers, peer.ip());
@@ -442,8 +443,7 @@ impl Server {
                 .is_some_and(|r| allowed.iter().any(|a| a.eq_ignore_ascii_case(r)));
             if !ok {
                 return Some(json_error(
-                    StatusCode::FORBIDDEN,
-                    "region",
+                    ErrorCode::Region,
                     "this content may not be played in the client's region",
                 ));
             }

@@ -591,7 +591,24 @@ async fn purge_exact_prefix_and_soft() {
     }
     let purge = |body: &'static str, token: &'static str| edge.purge(&client, token, body);
     assert_eq!(purge(r#"{"url":"/p/a"}"#, "wrong").await.status(), 403);
-    assert_eq!(purge("not json", "s3cret-admin").await.status(), 400);
+    // The codes every server uses for these (the edge said `bad_json` and
+    // `too_large`, the catalog `malformed_json` and `payload_too_large`).
+    let r = purge("not json", "s3cret-admin").await;
+    assert_eq!(r.status(), 400);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["code"], "malformed_json", "{v}");
+    let r = edge
+        .purge(&client, "s3cret-admin", &" ".repeat(65 * 1024))
+        .await;
+    assert_eq!(r.status(), 413);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["code"], "payload_too_large", "{v}");
+    // A wrong token of another length is refused like one of the same length.
+    assert_eq!(
+        purge(r#"{"url":"/p/a"}"#, "s3cret-admiN").await.status(),
+        403
+    );
+    assert_eq!(purge(r#"{"url":"/p/a"}"#, "").await.status(), 403);
     let r = purge(r#"{"prefix":"/p/"}"#, "s3cret-admin").await;
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.expect("json");

@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use keyframe_core::key::parse_key;
 use keyframe_core::store::{self, Store};
 use keyframe_core::token::{self, TokenKey};
+use keyframe_core::ErrorCode;
 use keyframe_http::conditional::{self, Precondition, Validators};
 use keyframe_http::http_server::{self, empty, full, json_error, text_response, Body, BoxError};
 use keyframe_http::metrics::{latency_histogram, render, HttpMetrics, StatusLabels};
@@ -476,8 +477,7 @@ impl Server {
                 Err(e) => {
                     tracing::warn!(error = %e, "health check: storage unreachable");
                     json_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "storage_unavailable",
+                        ErrorCode::StorageUnavailable,
                         "object storage is unreachable",
                     )
                 }
@@ -492,15 +492,14 @@ impl Server {
             }
             Endpoint::MethodNotAllowed(allow) => {
                 let mut r = json_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
+                    ErrorCode::MethodNotAllowed,
                     "this path allows only GET and HEAD",
                 );
                 r.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
                 r
             }
-            Endpoint::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", "no such path"),
+            Endpoint::NotFound => json_error(ErrorCode::NotFound, "no such path"),
             Endpoint::Object(raw_key) => self.object(req, raw_key).await,
         }
     }
@@ -516,23 +515,20 @@ impl Server {
                 Some(t) => token::verify(key, &t, req.uri().path(), now),
             };
             if let Err(e) = checked {
-                return json_error(StatusCode::FORBIDDEN, e.code(), &e.to_string());
+                return json_error(e.code(), &e.to_string());
             }
         }
         let path = match parse_key(raw_key) {
             Ok(p) => p,
-            Err(e) => return json_error(StatusCode::BAD_REQUEST, "bad_key", &e.to_string()),
+            Err(e) => return json_error(ErrorCode::BadKey, &e.to_string()),
         };
         let info = match self.info(&path).await {
             Ok(i) => i,
-            Err(ReadError::NotFound) => {
-                return json_error(StatusCode::NOT_FOUND, "not_found", "no such object")
-            }
+            Err(ReadError::NotFound) => return json_error(ErrorCode::NotFound, "no such object"),
             Err(ReadError::Storage(e)) => {
                 tracing::warn!(key = raw_key, error = %e, "storage head failed");
                 return json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
+                    ErrorCode::StorageUnavailable,
                     "object storage did not answer",
                 );
             }
@@ -577,8 +573,7 @@ impl Server {
             }
             Precondition::Failed => {
                 let mut r = json_error(
-                    StatusCode::PRECONDITION_FAILED,
-                    "precondition_failed",
+                    ErrorCode::PreconditionFailed,
                     "a precondition of the request does not hold",
                 );
                 r.headers_mut()
@@ -615,8 +610,7 @@ impl Server {
             }
             RangeDecision::Unsatisfiable => {
                 let mut r = json_error(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
+                    ErrorCode::RangeNotSatisfiable,
                     "no requested range overlaps the object",
                 );
                 if let Ok(v) = HeaderValue::from_str(&range::unsatisfied_content_range(info.size)) {

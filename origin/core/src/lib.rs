@@ -1,12 +1,13 @@
 //! The dependency-light core that every Keyframe crate may share: object keys,
-//! sizes, playback tokens, regions, media types, configuration helpers and the
-//! one-line error chain.
+//! sizes and durations, playback tokens, regions, media types, the error codes of
+//! every JSON error, configuration helpers and the one-line error chain.
 //!
 //! No HTTP server, no network I/O, no memfd: the load generator (`bench`) and the
 //! catalog link this without linking the byte path's serving code.
 
 pub mod config;
 pub mod duration;
+pub mod error_code;
 pub mod key;
 pub mod mime;
 pub mod region;
@@ -14,6 +15,8 @@ pub mod secret;
 pub mod size;
 pub mod store;
 pub mod token;
+
+pub use error_code::ErrorCode;
 
 /// An error and its causes on one line, each cause once (client libraries' own
 /// messages are terse: "error sending request" says nothing of the refused port).

@@ -35,6 +35,8 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, Uri};
 use sha2::Sha256;
 
+use crate::ErrorCode;
+
 /// The name of the query parameter and of the cookie that carry a token.
 const TOKEN_NAME: &str = "__token__";
 
@@ -65,16 +67,16 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// The `code` of the JSON error body (the HTTP status is always 403).
-    pub fn code(&self) -> &'static str {
+    /// The code of the JSON error body (its status is 403).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            TokenError::Missing => "token_missing",
-            TokenError::Expired => "token_expired",
+            TokenError::Missing => ErrorCode::TokenMissing,
+            TokenError::Expired => ErrorCode::TokenExpired,
             TokenError::Malformed(_)
             | TokenError::BadSignature
             | TokenError::NotYetValid
             | TokenError::PathNotAllowed
-            | TokenError::WeakKey => "token_invalid",
+            | TokenError::WeakKey => ErrorCode::TokenInvalid,
         }
     }
 }
@@ -520,7 +522,7 @@ mod tests {
         let forged = format!("{}{last}", &t[..t.len() - 1]);
         let e = verify(&key(), &forged, "/a", NOW).expect_err("forged");
         assert_eq!(
-            (e.clone(), e.code()),
+            (e.clone(), e.code().as_str()),
             (TokenError::BadSignature, "token_invalid")
         );
         let other = TokenKey::from_config(&"ab".repeat(32)).expect("key");
@@ -563,7 +565,7 @@ mod tests {
         ] {
             let e = verify(&key(), &t, path, NOW).expect_err(path);
             assert_eq!(
-                (e.clone(), e.code()),
+                (e.clone(), e.code().as_str()),
                 (TokenError::PathNotAllowed, "token_invalid")
             );
         }

@@ -26,6 +26,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use keyframe_core::ErrorCode;
+
 use crate::tls::Tls;
 
 /// An error inside a response body; hyper aborts the connection when one surfaces,
@@ -47,11 +49,12 @@ pub fn empty() -> Body {
     Empty::new().map_err(|e| match e {}).boxed_unsync()
 }
 
-/// The JSON error every server answers with: `{"error": "...", "code": "..."}`.
-pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+/// The JSON error every server answers with: `{"error": "...", "code": "..."}`,
+/// with the code's status.
+pub fn json_error(code: ErrorCode, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "error": message, "code": code }).to_string();
     let mut resp = Response::new(full(body));
-    *resp.status_mut() = status;
+    *resp.status_mut() = code.status();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
