@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use keyframe_core::store::Store;
+use keyframe_core::ErrorCode;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -148,13 +149,10 @@ impl Catalog {
             .route("/app.css", get(crate::web::style))
             .route("/_keyframe/healthz", get(healthz))
             .route("/_keyframe/metrics", get(metrics))
-            .fallback(|| async {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
-            })
+            .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such path") })
             .method_not_allowed_fallback(|| async {
                 ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
+                    ErrorCode::MethodNotAllowed,
                     "method not allowed on this path",
                 )
             })
@@ -272,16 +270,14 @@ async fn healthz(State(s): State<AppState>) -> Result<&'static str, ApiError> {
     s.db.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "health check: database unreachable");
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
+            ErrorCode::DatabaseUnavailable,
             "the database is unreachable",
         )
     })?;
     keyframe_core::store::check(&*s.store).await.map_err(|e| {
         tracing::warn!(error = %e, "health check: storage unreachable");
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
+            ErrorCode::StorageUnavailable,
             "object storage is unreachable",
         )
     })?;

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keyframe_core::ErrorCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -229,8 +230,7 @@ pub async fn create_user(
         Ok(u) => u,
         Err(DbError::AlreadyExists(_)) => {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "username_taken",
+                ErrorCode::UsernameTaken,
                 "that username is taken",
             ))
         }
@@ -266,8 +266,7 @@ fn rate_limited(username: &str, client: &Client, refused: Refused) -> ApiError {
         "refused a sign-in attempt"
     );
     ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         "too many sign-in attempts; try again later",
     )
     .with_header(header::RETRY_AFTER, header_value(&secs.to_string()))
@@ -292,11 +291,7 @@ async fn confirm_password(
         .await
         .map_err(|e| ApiError::internal("verifying a password", e))?;
     if verified == Verified::Wrong {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            wrong,
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, wrong));
     }
     s.limiter.forgive(&user.username, client.ip, None);
     Ok(())
@@ -348,8 +343,7 @@ pub async fn create_session(
         (Some(user), Verified::Ok { rehash }) => (user, rehash),
         _ => {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "wrong username or password",
             ))
         }
@@ -357,8 +351,7 @@ pub async fn create_session(
     let device = s.limiter.succeeded(&body.username, client.ip, device);
     if user.disabled_at.is_some() {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "account_disabled",
+            ErrorCode::AccountDisabled,
             "this account is disabled",
         ));
     }
@@ -430,7 +423,7 @@ async fn me_view(s: &AppState, client: &Client, user_id: &str) -> Result<UserVie
     let cached = match s.hot.user(&s.db, user_id).await {
         Ok(u) => u,
         // The account is gone; its session is worthless.
-        Err(DbError::NotFound) => return Err(unauthorized("invalid_session")),
+        Err(DbError::NotFound) => return Err(unauthorized(ErrorCode::InvalidSession)),
         Err(e) => return Err(e.into()),
     };
     ViewCtx {
@@ -566,7 +559,7 @@ pub async fn delete_me(
     within_password_limit("password", &body.password)?;
     let user = match s.db.user_by_id(&me.user_id).await {
         Ok(u) => u,
-        Err(DbError::NotFound) => return Err(unauthorized("invalid_session")),
+        Err(DbError::NotFound) => return Err(unauthorized(ErrorCode::InvalidSession)),
         Err(e) => return Err(e.into()),
     };
     confirm_password(&s, &client, &user, body.password, "the password is wrong").await?;
@@ -616,8 +609,7 @@ pub async fn put_avatar(
     let limit = usize::try_from(s.config.max_avatar_bytes).unwrap_or(usize::MAX);
     let too_large = || {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the image is larger than {limit} bytes"),
         )
     };
@@ -632,11 +624,7 @@ pub async fn put_avatar(
         {
             too_large()
         } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                "could not read the body",
-            )
+            ApiError::new(ErrorCode::BadBody, "could not read the body")
         }
     })?;
     if bytes.is_empty() {

@@ -1,8 +1,8 @@
 //! Browsing, search, detail and playback URLs.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
+use keyframe_core::ErrorCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -164,7 +164,7 @@ pub async fn list_content(
 }
 
 fn bad_query(message: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+    ApiError::new(ErrorCode::InvalidQuery, message)
 }
 
 /// A title with its assets, where it stands in the caller's region, and the
@@ -292,21 +292,15 @@ pub async fn play(
     let open = availability(&c.rights, region, now_ms);
     if !open.available {
         return Err(ApiError::new(
-            StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
-            "unavailable_in_region",
+            ErrorCode::UnavailableInRegion,
             match region {
                 Some(r) => format!("this title is not available in region '{r}' now"),
                 None => "this title is not available in your region now".to_string(),
             },
         ));
     }
-    let src = source(&c).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_media",
-            "this title has nothing to play",
-        )
-    })?;
+    let src = source(&c)
+        .ok_or_else(|| ApiError::new(ErrorCode::NoMedia, "this title has nothing to play"))?;
     let edge = s.config.edge_for(region).to_string();
     let exp = play_expiry(
         now_ms,

@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use keyframe_core::secret::secrets_equal;
+use keyframe_core::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -42,23 +43,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 fn json_rejection(r: JsonRejection) -> ApiError {
     let text = r.body_text();
     match r {
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text)
-        }
-        JsonRejection::JsonDataError(_) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", text)
-        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(ErrorCode::MalformedJson, text),
+        JsonRejection::JsonDataError(_) => ApiError::new(ErrorCode::InvalidBody, text),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "json_required",
+            ErrorCode::JsonRequired,
             "expected a body with Content-Type: application/json",
         ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
-        ),
-        _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_body", text),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+        }
+        _ => ApiError::new(ErrorCode::BadBody, text),
     }
 }
 
@@ -73,9 +67,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|r: QueryRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
-            })
+            .map_err(|r: QueryRejection| ApiError::new(ErrorCode::InvalidQuery, r.body_text()))
     }
 }
 
@@ -90,9 +82,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
-            .map_err(|r: PathRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text())
-            })
+            .map_err(|r: PathRejection| ApiError::new(ErrorCode::InvalidPath, r.body_text()))
     }
 }
 
@@ -177,7 +167,7 @@ pub enum Caller {
     /// The admin token was presented.
     Admin,
     /// A session token was presented but is unknown, forged or expired.
-    BadSession(&'static str),
+    BadSession(ErrorCode),
 }
 
 impl Caller {
@@ -185,8 +175,8 @@ impl Caller {
     pub fn require_user(&self) -> Result<&SignedIn, ApiError> {
         match self {
             Caller::User(u) => Ok(u),
-            Caller::BadSession(code) => Err(unauthorized(code)),
-            Caller::Anonymous | Caller::Admin => Err(unauthorized("unauthenticated")),
+            Caller::BadSession(code) => Err(unauthorized(*code)),
+            Caller::Anonymous | Caller::Admin => Err(unauthorized(ErrorCode::Unauthenticated)),
         }
     }
 
@@ -205,14 +195,14 @@ impl Caller {
 }
 
 /// 401 with a code saying why, and a `WWW-Authenticate` challenge.
-pub fn unauthorized(code: &'static str) -> ApiError {
+pub fn unauthorized(code: ErrorCode) -> ApiError {
     let message = match code {
-        "session_expired" => "the session has expired; sign in again",
-        "invalid_session" => "the session is not valid; sign in again",
-        "admin_required" => "this needs the admin token",
+        ErrorCode::SessionExpired => "the session has expired; sign in again",
+        ErrorCode::InvalidSession => "the session is not valid; sign in again",
+        ErrorCode::AdminRequired => "this needs the admin token",
         _ => "sign in first",
     };
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message).with_header(
+    ApiError::new(code, message).with_header(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"keyframe\""),
     )
@@ -222,15 +212,14 @@ pub fn unauthorized(code: &'static str) -> ApiError {
 pub fn require_admin(s: &AppState, caller: &Caller) -> Result<(), ApiError> {
     if s.config.admin_token.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "admin_disabled",
+            ErrorCode::AdminDisabled,
             "admin endpoints are off (no admin_token configured)",
         ));
     }
     if caller.is_admin() {
         Ok(())
     } else {
-        Err(unauthorized("admin_required"))
+        Err(unauthorized(ErrorCode::AdminRequired))
     }
 }
 
@@ -284,19 +273,18 @@ impl FromRequestParts<AppState> for Caller {
                     "refused a cross-site request carrying the session cookie"
                 );
                 return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "cross_site_request",
+                    ErrorCode::CrossSiteRequest,
                     "a request that changes something must come from this site's own page",
                 ));
             }
         }
         if !well_formed_token(token) {
-            return Ok(Caller::BadSession("invalid_session"));
+            return Ok(Caller::BadSession(ErrorCode::InvalidSession));
         }
         let hash = token_hash(token);
         let session = match s.hot.session(&s.db, &hash).await {
             Ok(session) => session,
-            Err(DbError::NotFound) => return Ok(Caller::BadSession("invalid_session")),
+            Err(DbError::NotFound) => return Ok(Caller::BadSession(ErrorCode::InvalidSession)),
             Err(e) => return Err(e.into()),
         };
         if session.expires_at <= s.now_ms() {
@@ -307,7 +295,7 @@ impl FromRequestParts<AppState> for Caller {
                     changes.publish(Change::Session(h));
                 }
             });
-            return Ok(Caller::BadSession("session_expired"));
+            return Ok(Caller::BadSession(ErrorCode::SessionExpired));
         }
         Ok(Caller::User(SignedIn {
             user_id: session.user_id,

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keyframe_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -71,8 +72,7 @@ impl From<BadEvents> for ApiError {
     fn from(e: BadEvents) -> Self {
         match e {
             BadEvents::TooMany { max } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "too_many_events",
+                ErrorCode::TooManyEvents,
                 format!("at most {max} events per request"),
             ),
             BadEvents::Field { field, why } => ApiError::invalid(&field, why),
@@ -172,11 +172,13 @@ pub async fn post_history(
         // Only what the viewer may play here can be watched (and trend) here.
         if !availability(&content.rights, client.region.as_deref(), now).available {
             let shown: String = id.chars().take(64).collect();
+            // 403, not the code's 451: this endpoint's documented answer since it
+            // began refusing such titles (ARCHITECTURE.md, "Error codes").
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "unavailable_in_region",
+                ErrorCode::UnavailableInRegion,
                 format!("'{shown}' may not be played in your region, so it cannot be watched"),
-            ));
+            )
+            .with_status(StatusCode::FORBIDDEN));
         }
     }
     if events.is_empty() {
@@ -192,8 +194,7 @@ pub async fn post_history(
             "refused watch events over the viewer's budget"
         );
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!(
                 "at most {} watch events a minute; retry later",
                 s.config.history_events_per_user_minute
@@ -211,8 +212,7 @@ pub async fn post_history(
         Err(QueueError::Full) => Err(busy("the history queue is full; retry shortly")),
         Err(QueueError::Stopped) => Err(busy("the server is shutting down")),
         Err(QueueError::Db(DbError::MissingReference(_))) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_content",
+            ErrorCode::UnknownContent,
             "a title in the batch no longer exists",
         )),
         Err(QueueError::Db(e)) => Err(e.into()),
@@ -222,14 +222,13 @@ pub async fn post_history(
 fn unknown_content(id: &str) -> ApiError {
     let shown: String = id.chars().take(64).collect();
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unknown_content",
+        ErrorCode::UnknownContent,
         format!("no such content: '{shown}'"),
     )
 }
 
 fn busy(message: &str) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history_busy", message)
+    ApiError::new(ErrorCode::HistoryBusy, message)
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
 
@@ -408,8 +407,7 @@ pub async fn hide_continue(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_in_history",
+            ErrorCode::NotInHistory,
             "this title is not in your history",
         ))
     }
@@ -654,7 +652,7 @@ mod tests {
     fn refusals_keep_their_codes() {
         let e = ApiError::from(BadEvents::TooMany { max: 1000 });
         assert_eq!(
-            (e.status, e.code),
+            (e.status, e.code.as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, "too_many_events")
         );
         assert_eq!(e.message, "at most 1000 events per request");
@@ -663,7 +661,7 @@ mod tests {
             why: "must be 0 or more",
         });
         assert_eq!(
-            (e.status, e.code),
+            (e.status, e.code.as_str()),
             (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
         );
         assert_eq!(e.message, "events[0].seq: must be 0 or more");

@@ -28,7 +28,7 @@ use crate::state::AppState;
         description = "Content, accounts and sessions, rights per region and playback URLs. \
                        Times are Unix milliseconds. Errors are `{error, code}` JSON.",
     ),
-    modifiers(&Security),
+    modifiers(&Security, &ErrorCodes),
     components(schemas(views::ErrorBody)),
     tags(
         (name = "content", description = "Browse, search and play"),
@@ -40,6 +40,20 @@ use crate::state::AppState;
     )
 )]
 struct ApiDoc;
+
+/// Lists every error code (`keyframe_core::ErrorCode`) as the `ErrorCode` schema,
+/// which `ErrorBody::code` refers to.
+struct ErrorCodes;
+
+impl Modify for ErrorCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert(
+            error::ERROR_CODE_SCHEMA.to_string(),
+            error::error_code_schema().into(),
+        );
+    }
+}
 
 /// Declares how callers authenticate: a session (cookie or bearer) or the admin token.
 struct Security;

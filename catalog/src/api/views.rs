@@ -14,7 +14,9 @@ use crate::state::AppState;
 pub struct ErrorBody {
     /// A human-readable message.
     pub error: String,
-    /// A stable machine-readable code, e.g. `username_taken`.
+    /// A stable machine-readable code, e.g. `username_taken` (the `ErrorCode`
+    /// schema lists them all).
+    #[schema(schema_with = super::error::error_code_ref)]
     pub code: String,
 }
 
