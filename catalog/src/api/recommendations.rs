@@ -12,7 +12,7 @@ use super::extract::{list_limit, ApiPath, ApiQuery, Caller, Client};
 use super::views::{ContentSummary, ErrorBody, ViewCtx};
 use crate::history::trending;
 use crate::playback::{availability, valid_region};
-use crate::recommend::{current_generation, current_list, item_subject, user_subject};
+use crate::recommend::{current_generation, current_list, item_subject, user_subject, Recommended};
 use crate::state::AppState;
 
 /// Trending query.
@@ -99,6 +99,46 @@ async fn trending_items(
     Ok(out)
 }
 
+/// The titles of a stored list (personal picks, similar titles) that are still
+/// there and may be watched in the caller's region now, best first, as `source`
+/// items with the title that led to each (a pick's reason); their ids are added to
+/// `seen`.
+async fn watchable(
+    ctx: &ViewCtx<'_>,
+    list: Vec<Recommended>,
+    source: &'static str,
+    seen: &mut Vec<String>,
+) -> Result<Vec<ScoredItem>, ApiError> {
+    let s = ctx.state;
+    let mut items = Vec::new();
+    for r in list {
+        let Some(c) = s.hot.listed(&s.db, &r.content_id).await? else {
+            continue;
+        };
+        if !availability(&c.rights, ctx.region, ctx.now_ms).available {
+            continue;
+        }
+        let because = match &r.reason {
+            Some(id) => match s.hot.content(&s.db, id).await {
+                Ok(b) => Some(Reason {
+                    content_id: b.id.clone(),
+                    title: b.title.clone(),
+                }),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        seen.push(c.id.clone());
+        items.push(ScoredItem {
+            content: ctx.summary(&c)?,
+            score: r.score,
+            source,
+            because,
+        });
+    }
+    Ok(items)
+}
+
 /// Trending titles in a region.
 #[utoipa::path(
     get,
@@ -168,33 +208,8 @@ pub async fn get_recommendations(
     };
     let generation = current_generation(&s.db).await?;
     let picks = current_list(&s.db, &user_subject(&user.user_id), limit).await?;
-    let mut items = Vec::new();
     let mut seen: Vec<String> = Vec::new();
-    for r in picks {
-        let Some(c) = s.hot.listed(&s.db, &r.content_id).await? else {
-            continue;
-        };
-        if !availability(&c.rights, region, now).available {
-            continue;
-        }
-        let because = match &r.reason {
-            Some(id) => match s.hot.content(&s.db, id).await {
-                Ok(b) => Some(Reason {
-                    content_id: b.id.clone(),
-                    title: b.title.clone(),
-                }),
-                Err(_) => None,
-            },
-            None => None,
-        };
-        seen.push(c.id.clone());
-        items.push(ScoredItem {
-            content: ctx.summary(&c)?,
-            score: r.score,
-            source: "personal",
-            because,
-        });
-    }
+    let mut items = watchable(&ctx, picks, "personal", &mut seen).await?;
     if (items.len() as i64) < limit {
         // Trending, minus what they have watched or were just offered.
         let mut skip = seen;
@@ -244,23 +259,9 @@ pub async fn similar(
         now_ms: now,
     };
     let generation = current_generation(&s.db).await?;
-    let mut items = Vec::new();
     let mut seen = vec![c.id.clone()];
-    for r in current_list(&s.db, &item_subject(&c.id), limit).await? {
-        let Some(other) = s.hot.listed(&s.db, &r.content_id).await? else {
-            continue;
-        };
-        if !availability(&other.rights, region, now).available {
-            continue;
-        }
-        seen.push(other.id.clone());
-        items.push(ScoredItem {
-            content: ctx.summary(&other)?,
-            score: r.score,
-            source: "similar",
-            because: None,
-        });
-    }
+    let list = current_list(&s.db, &item_subject(&c.id), limit).await?;
+    let mut items = watchable(&ctx, list, "similar", &mut seen).await?;
     if (items.len() as i64) < limit {
         let more = trending_items(&s, region, limit - items.len() as i64, &seen).await?;
         items.extend(more);
