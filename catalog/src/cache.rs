@@ -84,6 +84,34 @@ impl Change {
     }
 }
 
+/// Why a title named by a request could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TitleError {
+    /// No title has this id, or the id cannot be one (it was not looked up).
+    #[error("no such content")]
+    NotFound,
+    #[error(transparent)]
+    Db(DbError),
+}
+
+/// A title's row was missing: the title is not there.
+impl From<DbError> for TitleError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => TitleError::NotFound,
+            e => TitleError::Db(e),
+        }
+    }
+}
+
+/// Whether `id` could be a content id; anything else is not looked up.
+fn plausible_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A user with the assets shown beside them (avatar and variants).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CachedUser {
@@ -220,6 +248,25 @@ impl HotCache {
             db.content(id).await.map(Arc::new)
         })
         .await
+    }
+
+    /// A title named by a request (a path, a watch event): [`TitleError::NotFound`]
+    /// without a database round trip for an id that cannot be a content id.
+    pub async fn title(&self, db: &Db, id: &str) -> Result<Arc<Content>, TitleError> {
+        if !plausible_id(id) {
+            return Err(TitleError::NotFound);
+        }
+        Ok(self.content(db, id).await?)
+    }
+
+    /// A title a stored list names (history, trending, recommendations), or `None`
+    /// when it was deleted since the list was written: lists skip it.
+    pub async fn listed(&self, db: &Db, id: &str) -> Result<Option<Arc<Content>>, DbError> {
+        match self.content(db, id).await {
+            Ok(c) => Ok(Some(c)),
+            Err(DbError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// A user with their avatar assets.

@@ -6,13 +6,9 @@
 //! `trusted_proxies` (CIDR networks or single addresses; the same list that the
 //! region and client-address headers are believed from) is believed.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
-
-use crate::server::{ApiError, AppState};
 
 /// The header a TLS-terminating proxy sets to the scheme its client used.
 pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
@@ -41,26 +37,10 @@ pub fn forwarded_https(
 }
 
 /// Whether the client reached the catalog over HTTPS, directly or through a trusted
-/// proxy (`config.cookie_secure` is not consulted here).
+/// proxy (`config.cookie_secure` is not consulted here). Handlers take it as an
+/// extractor (`api::extract`).
 #[derive(Clone, Copy, Debug)]
 pub struct Https(pub bool);
-
-impl FromRequestParts<AppState> for Https {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
-        if parts.extensions.get::<DirectTls>().is_some() {
-            return Ok(Https(true));
-        }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        Ok(Https(forwarded_https(&parts.headers, peer, |p| {
-            s.regions.is_trusted(p)
-        })))
-    }
-}
 
 #[cfg(test)]
 mod tests {

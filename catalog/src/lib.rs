@@ -16,9 +16,12 @@ pub mod ladder;
 pub mod listing;
 pub mod meta;
 pub mod meta_ingest;
+#[cfg(test)]
+mod module_graph;
 pub mod playback;
 pub mod recommend;
 pub mod server;
+pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod uploads;

@@ -99,8 +99,8 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-/// The region name in a right that stands for every region.
-pub const ANY_REGION: &str = "*";
+/// The region name in a right that stands for every region (named with the schema).
+pub use crate::db::schema::ANY_REGION;
 
 /// Changes to a title's metadata; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
@@ -141,20 +141,63 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
     })
 }
 
-/// The token hashes of a user's sessions, inside a transaction.
+/// The token hashes of a user's sessions but `except` (a token hash), inside a
+/// transaction. No token hash is empty, so `""` excepts none.
 async fn session_hashes(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::AnyConnection,
     user_id: &str,
+    except: &str,
 ) -> Result<Vec<String>, DbError> {
-    sqlx::query("SELECT token_hash FROM sessions WHERE user_id = $1")
+    sqlx::query("SELECT token_hash FROM sessions WHERE user_id = $1 AND token_hash <> $2")
         .bind(user_id)
-        .fetch_all(&mut **tx)
+        .bind(except)
+        .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?
         .iter()
         .map(|r| r.try_get::<String, _>(0))
         .collect::<Result<_, _>>()
         .map_err(map_err)
+}
+
+/// A title's categories, sorted and each once, inside a transaction.
+async fn insert_categories(
+    tx: &mut sqlx::AnyConnection,
+    content_id: &str,
+    categories: &[String],
+) -> Result<(), sqlx::Error> {
+    let mut categories = categories.to_vec();
+    categories.sort();
+    categories.dedup();
+    for c in &categories {
+        sqlx::query("INSERT INTO content_categories (content_id, category) VALUES ($1, $2)")
+            .bind(content_id)
+            .bind(c)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A title's rights, inside a transaction.
+async fn insert_rights(
+    tx: &mut sqlx::AnyConnection,
+    content_id: &str,
+    rights: &[Right],
+) -> Result<(), sqlx::Error> {
+    for r in rights {
+        sqlx::query(
+            "INSERT INTO rights (content_id, region, available_from, available_until) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(content_id)
+        .bind(&r.region)
+        .bind(r.available_from)
+        .bind(r.available_until)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 const ASSET_COLUMNS: &str =
@@ -238,35 +281,17 @@ impl Db {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        let mut categories = new.categories.clone();
-        categories.sort();
-        categories.dedup();
-        for c in &categories {
-            sqlx::query("INSERT INTO content_categories (content_id, category) VALUES ($1, $2)")
-                .bind(&id)
-                .bind(c)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
+        insert_categories(&mut tx, &id, &new.categories)
+            .await
+            .map_err(map_err)?;
         for a in &new.assets {
             insert_asset(&mut tx, Some(&id), None, a, now)
                 .await
                 .map_err(map_err)?;
         }
-        for r in &new.rights {
-            sqlx::query(
-                "INSERT INTO rights (content_id, region, available_from, available_until) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&id)
-            .bind(&r.region)
-            .bind(r.available_from)
-            .bind(r.available_until)
-            .execute(&mut *tx)
+        insert_rights(&mut tx, &id, &new.rights)
             .await
             .map_err(map_err)?;
-        }
         crate::ladder::insert(&mut tx, &id, &new.renditions)
             .await
             .map_err(map_err)?;
@@ -295,17 +320,7 @@ impl Db {
         .map(|r| r.try_get::<String, _>(0))
         .collect::<Result<_, _>>()
         .map_err(map_err)?;
-        let assets = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE content_id = $1 ORDER BY role, id"
-        )))
-        .bind(id)
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(asset_from_row)
-        .collect::<Result<_, _>>()
-        .map_err(map_err)?;
+        let assets = self.assets_by("content_id", id).await?;
         let rights = sqlx::query(
             "SELECT region, available_from, available_until FROM rights \
              WHERE content_id = $1 ORDER BY region",
@@ -433,7 +448,7 @@ impl Db {
         }
         let mut ended = Vec::new();
         if disabled {
-            ended = session_hashes(&mut tx, user_id).await?;
+            ended = session_hashes(&mut tx, user_id, "").await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)
@@ -455,9 +470,7 @@ impl Db {
         th: crate::history::fold::Thresholds,
         half_life_ms: i64,
     ) -> Result<Vec<String>, DbError> {
-        let mut tx = crate::history::store::begin_write(self)
-            .await
-            .map_err(map_err)?;
+        let mut tx = crate::db::batch::begin_write(self).await.map_err(map_err)?;
         let exists = sqlx::query("SELECT id FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(&mut *tx)
@@ -474,7 +487,7 @@ impl Db {
             half_life_ms,
         )
         .await?;
-        let ended = session_hashes(&mut tx, user_id).await?;
+        let ended = session_hashes(&mut tx, user_id, "").await?;
         for sql in [
             "DELETE FROM sessions WHERE user_id = $1",
             "DELETE FROM assets WHERE user_id = $1",
@@ -573,24 +586,14 @@ impl Db {
             return Err(DbError::NotFound);
         }
         if let Some(categories) = &patch.categories {
-            let mut categories = categories.clone();
-            categories.sort();
-            categories.dedup();
             sqlx::query("DELETE FROM content_categories WHERE content_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_err)?;
-            for c in &categories {
-                sqlx::query(
-                    "INSERT INTO content_categories (content_id, category) VALUES ($1, $2)",
-                )
-                .bind(id)
-                .bind(c)
-                .execute(&mut *tx)
+            insert_categories(&mut tx, id, categories)
                 .await
                 .map_err(map_err)?;
-            }
         }
         tx.commit().await.map_err(map_err)
     }
@@ -612,19 +615,7 @@ impl Db {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        for r in rights {
-            sqlx::query(
-                "INSERT INTO rights (content_id, region, available_from, available_until) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(&r.region)
-            .bind(r.available_from)
-            .bind(r.available_until)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
+        insert_rights(&mut tx, id, rights).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -683,17 +674,7 @@ impl Db {
         except: Option<&str>,
     ) -> Result<Vec<String>, DbError> {
         let mut tx = self.pool().begin().await.map_err(map_err)?;
-        let hashes: Vec<String> =
-            sqlx::query("SELECT token_hash FROM sessions WHERE user_id = $1 AND token_hash <> $2")
-                .bind(user_id)
-                .bind(except.unwrap_or(""))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(|r| r.try_get::<String, _>(0))
-                .collect::<Result<_, _>>()
-                .map_err(map_err)?;
+        let hashes = session_hashes(&mut tx, user_id, except.unwrap_or("")).await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
             .bind(user_id)
             .bind(except.unwrap_or(""))
@@ -717,10 +698,15 @@ impl Db {
 
     /// The assets that belong to a user (avatar and its variants).
     pub async fn user_assets(&self, user_id: &str) -> Result<Vec<Asset>, DbError> {
+        self.assets_by("user_id", user_id).await
+    }
+
+    /// The assets whose `column` (`content_id` or `user_id`) is `owner`.
+    async fn assets_by(&self, column: &'static str, owner: &str) -> Result<Vec<Asset>, DbError> {
         sqlx::query(AssertSqlSafe(format!(
-            "SELECT {ASSET_COLUMNS} FROM assets WHERE user_id = $1 ORDER BY role, id"
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE {column} = $1 ORDER BY role, id"
         )))
-        .bind(user_id)
+        .bind(owner)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?

@@ -8,143 +8,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use keyframe_core::region::RegionMap;
+use axum::Router;
 use keyframe_core::store::Store;
+use keyframe_core::ErrorCode;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::sync::CancellationToken;
 
+use crate::api::error::ApiError;
+use crate::api::extract::header_value;
 use crate::auth::{LoginLimiter, Passwords};
-use crate::cache::{Changes, HotCache};
+use crate::cache::{Change, HotCache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::db::{Db, DbError};
+use crate::db::Db;
 use crate::forwarded::DirectTls;
+use crate::history::writer::WriterConfig;
+use crate::history::{EventBudget, Writer};
 use crate::playback::Signer;
+use crate::state::AppState;
 use crate::uploads::{NoUploads, Uploads};
-
-/// Shared state of the catalog's handlers.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub store: Store,
-    registry: Arc<Registry>,
-    pub(crate) hot: Arc<HotCache>,
-    pub(crate) changes: Changes,
-    pub(crate) passwords: Arc<Passwords>,
-    pub(crate) limiter: Arc<LoginLimiter>,
-    pub(crate) regions: Arc<RegionMap>,
-    pub(crate) signer: Arc<Signer>,
-    pub(crate) uploads: Arc<dyn Uploads>,
-    pub(crate) clock: SharedClock,
-    /// The watch-history write queue.
-    pub(crate) history: crate::history::Writer,
-    /// Watch events each viewer may still send.
-    pub(crate) event_budget: Arc<crate::history::EventBudget>,
-    openapi_json: Arc<str>,
-    /// Stops the cache's background tasks when the last clone is dropped.
-    _tasks: Arc<DropGuard>,
-}
-
-impl AppState {
-    /// Now, in Unix milliseconds, by the injected clock.
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    /// The OpenAPI document, serialized once.
-    pub(crate) fn openapi_json(&self) -> String {
-        self.openapi_json.to_string()
-    }
-}
-
-/// An API error: a status and a JSON body `{"error", "code"}`, with optional extra
-/// headers (`Retry-After`, `WWW-Authenticate`).
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    headers: Vec<(HeaderName, HeaderValue)>,
-}
-
-impl ApiError {
-    /// An error with this status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            headers: Vec::new(),
-        }
-    }
-
-    /// The same error with one more response header.
-    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-
-    /// A 500 whose detail is logged, not sent.
-    pub fn internal(what: &str, detail: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "{what}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
-    }
-
-    /// 422 for a request field that does not pass validation.
-    pub fn invalid(field: &str, why: &str) -> Self {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
-            format!("{field}: {why}"),
-        )
-    }
-}
-
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "not found"),
-            DbError::AlreadyExists(_) => {
-                ApiError::new(StatusCode::CONFLICT, "already_exists", "already exists")
-            }
-            DbError::Unavailable(m) => {
-                tracing::warn!(error = %m, "database unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    "the database is unavailable",
-                )
-                .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-            }
-            other => ApiError::internal("database error", other),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            [(header::CACHE_CONTROL, "no-store")],
-            Json(serde_json::json!({ "error": self.message, "code": self.code })),
-        )
-            .into_response();
-        for (name, value) in self.headers {
-            r.headers_mut().insert(name, value);
-        }
-        r
-    }
-}
 
 /// Everything a catalog server is made of; `router()` builds it.
 pub struct Catalog {
@@ -197,21 +83,26 @@ impl Catalog {
         let signer = Signer::new(config.signing_key()?);
         let passwords = Passwords::new(config.argon2_params()?);
         let limiter = LoginLimiter::new(config.login_limits());
-        let event_budget = Arc::new(crate::history::EventBudget::new(
-            config.history_events_per_user_minute,
-        ));
+        let event_budget = Arc::new(EventBudget::new(config.history_events_per_user_minute));
         let hot = Arc::new(HotCache::new(config.cache_entries));
         let stop = CancellationToken::new();
         let changes = crate::cache::start(hot.clone(), &self.db, stop.clone());
-        let (history, writer) = crate::history::Writer::start(
+        let announced = changes.clone();
+        let (history, writer) = Writer::start(
             self.db.clone(),
-            crate::history::writer::WriterConfig {
+            WriterConfig {
                 queue_events: config.history_queue_events as usize,
                 batch_events: config.history_commit_events as usize,
                 thresholds: config.history_thresholds(),
                 half_life_ms: config.trending_half_life_ms(),
             },
-            changes.clone(),
+            // Resume points in the hot cache must not outlive the commit.
+            Arc::new(move |user_id: &str, content_id: &str| {
+                announced.apply_local(&Change::Watch {
+                    user_id: user_id.to_string(),
+                    content_id: content_id.to_string(),
+                })
+            }),
         );
         tokio::spawn(crate::recommend::schedule(
             self.db.clone(),
@@ -259,13 +150,10 @@ impl Catalog {
             .route("/vendor/hls.min.js", get(crate::web::hls_js))
             .route("/_keyframe/healthz", get(healthz))
             .route("/_keyframe/metrics", get(metrics))
-            .fallback(|| async {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such path")
-            })
+            .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such path") })
             .method_not_allowed_fallback(|| async {
                 ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
+                    ErrorCode::MethodNotAllowed,
                     "method not allowed on this path",
                 )
             })
@@ -375,16 +263,14 @@ async fn healthz(State(s): State<AppState>) -> Result<&'static str, ApiError> {
     s.db.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "health check: database unreachable");
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
+            ErrorCode::DatabaseUnavailable,
             "the database is unreachable",
         )
     })?;
     keyframe_core::store::check(&*s.store).await.map_err(|e| {
         tracing::warn!(error = %e, "health check: storage unreachable");
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
+            ErrorCode::StorageUnavailable,
             "object storage is unreachable",
         )
     })?;
@@ -427,14 +313,4 @@ pub async fn run_with_uploads(
         .uploads(uploads)
         .run(listener, shutdown)
         .await
-}
-
-/// A header value from text that is known to be valid (a number, a fixed string).
-pub(crate) fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// The value of a header as text, if present and visible ASCII.
-pub(crate) fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }

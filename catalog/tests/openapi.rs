@@ -5,6 +5,7 @@
 use crate::common;
 
 use common::{config, Server};
+use keyframe_core::ErrorCode;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -100,6 +101,12 @@ async fn documented_operations_match_the_routes() {
         let status = r.status();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        if let Some(code) = body["code"].as_str() {
+            assert!(
+                ErrorCode::from_code(code).is_some(),
+                "{method} {path}: code {code} is not an ErrorCode"
+            );
+        }
         assert!(
             !(status == StatusCode::NOT_FOUND && body["code"] == "not_found"),
             "{method} {path} is documented but not routed"
@@ -152,4 +159,29 @@ async fn documented_operations_match_the_routes() {
     }
     s.stop().await;
     t.cleanup().await;
+}
+
+/// The document lists every error code (`ErrorCode::ALL`, with its status), and
+/// an error body's `code` refers to that list.
+#[test]
+fn the_document_lists_every_error_code() {
+    let doc = serde_json::to_value(keyframe_catalog::server::openapi()).expect("doc");
+    let schema = &doc["components"]["schemas"]["ErrorCode"];
+    let listed: Vec<&str> = schema["enum"]
+        .as_array()
+        .expect("an enum of codes")
+        .iter()
+        .map(|v| v.as_str().expect("a string"))
+        .collect();
+    let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(listed, all);
+    let description = schema["description"].as_str().expect("description");
+    for c in ErrorCode::ALL {
+        let entry = format!("`{}` {}", c.as_str(), c.status().as_u16());
+        assert!(description.contains(&entry), "{entry} not in {description}");
+    }
+    assert_eq!(
+        doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["$ref"],
+        "#/components/schemas/ErrorCode"
+    );
 }

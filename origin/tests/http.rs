@@ -412,8 +412,8 @@ async fn answers_carry_the_request_id() {
 
 #[tokio::test]
 async fn with_a_token_key_manifests_carry_the_token_and_cors_follows_the_allowed_origins() {
-    use keyframe_http::manifest::token_param;
     use keyframe_core::token::{sign, TokenClaims, TokenKey};
+    use keyframe_http::manifest::token_param;
     let client = reqwest::Client::new();
     let t = testing::local();
     let playlist = "#EXTM3U\n#EXT-X-MAP:URI=\"v.mp4\",BYTERANGE=\"10@0\"\n#EXTINF:2,\nv.mp4\n";

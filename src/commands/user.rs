@@ -120,7 +120,7 @@ async fn apply(
             date_of_birth,
             password,
         } => {
-            let api = |e: keyframe_catalog::server::ApiError| UserError::Usage(e.message);
+            let api = |e: keyframe_catalog::api::error::ApiError| UserError::Usage(e.message);
             use keyframe_catalog::api::accounts as checks;
             checks::check_username(username).map_err(api)?;
             checks::check_email(email).map_err(api)?;

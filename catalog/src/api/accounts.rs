@@ -5,21 +5,22 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keyframe_core::ErrorCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::error::ApiError;
 use super::extract::{
-    clear_session_cookie, cookie_in, device_cookie, session_cookie, unauthorized, ApiJson, Caller,
-    Client, DEVICE_COOKIE,
+    clear_session_cookie, cookie_in, device_cookie, header_text, header_value, session_cookie,
+    unauthorized, ApiJson, Caller, Client, DEVICE_COOKIE,
 };
 use super::views::{ErrorBody, SessionView, UserView, ViewCtx};
 use crate::auth::{new_session_token, Refused, Verified, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::cache::Change;
 use crate::db::DbError;
 use crate::forwarded::Https;
-use crate::meta::UserPatch;
-use crate::server::{header_value, ApiError, AppState};
-use crate::uploads::UploadError;
+use crate::meta::{User, UserPatch};
+use crate::state::AppState;
 
 /// A sign-up.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -75,10 +76,17 @@ pub fn check_username(u: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
+/// 422 for a password longer than any that is hashed (a sign-in, a confirmation):
+/// the hash's cost must not grow with what a client sends.
+fn within_password_limit(field: &str, p: &str) -> Result<(), ApiError> {
     if p.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid(field, "must be at most 1024 bytes"));
     }
+    Ok(())
+}
+
+pub fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
+    within_password_limit(field, p)?;
     if p.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::invalid(field, "must be at least 8 characters"));
     }
@@ -222,8 +230,7 @@ pub async fn create_user(
         Ok(u) => u,
         Err(DbError::AlreadyExists(_)) => {
             return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "username_taken",
+                ErrorCode::UsernameTaken,
                 "that username is taken",
             ))
         }
@@ -259,11 +266,35 @@ fn rate_limited(username: &str, client: &Client, refused: Refused) -> ApiError {
         "refused a sign-in attempt"
     );
     ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         "too many sign-in attempts; try again later",
     )
     .with_header(header::RETRY_AFTER, header_value(&secs.to_string()))
+}
+
+/// Confirms a signed-in viewer's password before a change that needs it (a new
+/// password, deleting the account), under the same login limiter as sign-in: 429
+/// when throttled, 401 `invalid_credentials` with `wrong` when it does not match.
+async fn confirm_password(
+    s: &AppState,
+    client: &Client,
+    user: &User,
+    password: String,
+    wrong: &'static str,
+) -> Result<(), ApiError> {
+    if let Err(refused) = s.limiter.attempt(&user.username, client.ip, None) {
+        return Err(rate_limited(&user.username, client, refused));
+    }
+    let verified = s
+        .passwords
+        .verify(Some(user.password_hash.clone()), password)
+        .await
+        .map_err(|e| ApiError::internal("verifying a password", e))?;
+    if verified == Verified::Wrong {
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, wrong));
+    }
+    s.limiter.forgive(&user.username, client.ip, None);
+    Ok(())
 }
 
 /// Signs in: a new session, returned as JSON and as the `kf_session` cookie.
@@ -290,9 +321,7 @@ pub async fn create_session(
     if body.username.len() > 256 {
         return Err(ApiError::invalid("username", "is too long"));
     }
-    if body.password.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
-    }
+    within_password_limit("password", &body.password)?;
     let device = cookie_in(&request_headers, DEVICE_COOKIE);
     if let Err(refused) = s.limiter.attempt(&body.username, client.ip, device) {
         return Err(rate_limited(&body.username, &client, refused));
@@ -314,8 +343,7 @@ pub async fn create_session(
         (Some(user), Verified::Ok { rehash }) => (user, rehash),
         _ => {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::InvalidCredentials,
                 "wrong username or password",
             ))
         }
@@ -323,8 +351,7 @@ pub async fn create_session(
     let device = s.limiter.succeeded(&body.username, client.ip, device);
     if user.disabled_at.is_some() {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "account_disabled",
+            ErrorCode::AccountDisabled,
             "this account is disabled",
         ));
     }
@@ -396,7 +423,7 @@ async fn me_view(s: &AppState, client: &Client, user_id: &str) -> Result<UserVie
     let cached = match s.hot.user(&s.db, user_id).await {
         Ok(u) => u,
         // The account is gone; its session is worthless.
-        Err(DbError::NotFound) => return Err(unauthorized("invalid_session")),
+        Err(DbError::NotFound) => return Err(unauthorized(ErrorCode::InvalidSession)),
         Err(e) => return Err(e.into()),
     };
     ViewCtx {
@@ -481,29 +508,9 @@ pub async fn patch_me(
         let current = body.current_password.ok_or_else(|| {
             ApiError::invalid("current_password", "is needed to change the password")
         })?;
-        if current.len() > MAX_PASSWORD_BYTES {
-            return Err(ApiError::invalid(
-                "current_password",
-                "must be at most 1024 bytes",
-            ));
-        }
+        within_password_limit("current_password", &current)?;
         let user = s.db.user_by_id(&me.user_id).await?;
-        if let Err(refused) = s.limiter.attempt(&user.username, client.ip, None) {
-            return Err(rate_limited(&user.username, &client, refused));
-        }
-        let verified = s
-            .passwords
-            .verify(Some(user.password_hash), current)
-            .await
-            .map_err(|e| ApiError::internal("verifying a password", e))?;
-        if verified == Verified::Wrong {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "the current password is wrong",
-            ));
-        }
-        s.limiter.forgive(&user.username, client.ip, None);
+        confirm_password(&s, &client, &user, current, "the current password is wrong").await?;
         let hash = s
             .passwords
             .hash(new_password)
@@ -549,30 +556,13 @@ pub async fn delete_me(
     ApiJson(body): ApiJson<DeleteAccount>,
 ) -> Result<Response, ApiError> {
     let me = caller.require_user()?.clone();
-    if body.password.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::invalid("password", "must be at most 1024 bytes"));
-    }
+    within_password_limit("password", &body.password)?;
     let user = match s.db.user_by_id(&me.user_id).await {
         Ok(u) => u,
-        Err(DbError::NotFound) => return Err(unauthorized("invalid_session")),
+        Err(DbError::NotFound) => return Err(unauthorized(ErrorCode::InvalidSession)),
         Err(e) => return Err(e.into()),
     };
-    if let Err(refused) = s.limiter.attempt(&user.username, client.ip, None) {
-        return Err(rate_limited(&user.username, &client, refused));
-    }
-    let verified = s
-        .passwords
-        .verify(Some(user.password_hash), body.password)
-        .await
-        .map_err(|e| ApiError::internal("verifying a password", e))?;
-    if verified == Verified::Wrong {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "the password is wrong",
-        ));
-    }
-    s.limiter.forgive(&user.username, client.ip, None);
+    confirm_password(&s, &client, &user, body.password, "the password is wrong").await?;
     s.db.delete_user(
         &user.id,
         s.config.history_thresholds(),
@@ -619,12 +609,11 @@ pub async fn put_avatar(
     let limit = usize::try_from(s.config.max_avatar_bytes).unwrap_or(usize::MAX);
     let too_large = || {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the image is larger than {limit} bytes"),
         )
     };
-    if crate::server::header_text(&headers, "content-length")
+    if header_text(&headers, "content-length")
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|n| n > s.config.max_avatar_bytes)
     {
@@ -635,11 +624,7 @@ pub async fn put_avatar(
         {
             too_large()
         } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                "could not read the body",
-            )
+            ApiError::new(ErrorCode::BadBody, "could not read the body")
         }
     })?;
     if bytes.is_empty() {
@@ -649,30 +634,9 @@ pub async fn put_avatar(
     s.uploads
         .ingest_avatar(&user.id, &user.username, bytes)
         .await
-        .map_err(upload_error)?;
+        .map_err(ApiError::from)?;
     s.changes.publish(Change::User(me.user_id.clone()));
     Ok(Json(me_view(&s, &client, &me.user_id).await?))
-}
-
-/// The API error for an upload the pipeline refused.
-pub(crate) fn upload_error(e: UploadError) -> ApiError {
-    match e {
-        UploadError::Unsupported(m) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_media", m)
-        }
-        UploadError::TooLarge => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the upload is too large",
-        ),
-        UploadError::Body(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_body", m),
-        UploadError::Unavailable => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ingest_unavailable",
-            "uploads are not available on this server",
-        ),
-        UploadError::Failed(m) => ApiError::internal("ingest failed", m),
-    }
 }
 
 #[cfg(test)]

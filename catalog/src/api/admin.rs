@@ -12,15 +12,13 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::accounts::upload_error;
-use super::content::load;
-use super::extract::{require_admin, ApiJson, ApiPath, ApiQuery, Caller, Client};
+use super::error::ApiError;
+use super::extract::{header_text, require_admin, ApiJson, ApiPath, ApiQuery, Caller, Client};
 use super::views::{ContentDetail, ErrorBody, ViewCtx};
-use crate::cache::Change;
-use crate::db::DbError;
+use crate::cache::{Change, TitleError};
 use crate::meta::{ContentPatch, Right, ANY_REGION};
 use crate::playback::valid_region;
-use crate::server::{header_text, ApiError, AppState};
+use crate::state::AppState;
 use crate::uploads::{ContentUpload, IngestedContent};
 
 /// The kinds of title.
@@ -134,24 +132,13 @@ fn checked_rights(rights: Vec<Right>) -> Result<Vec<Right>, ApiError> {
 }
 
 async fn admin_detail(s: &AppState, client: &Client, id: &str) -> Result<ContentDetail, ApiError> {
-    let c = load(s, id).await?;
+    let c = s.hot.title(&s.db, id).await?;
     ViewCtx {
         state: s,
         region: client.region.as_deref(),
         now_ms: s.now_ms(),
     }
     .detail(&c, true)
-}
-
-fn not_found_content(e: DbError) -> ApiError {
-    match e {
-        DbError::NotFound => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "content_not_found",
-            "no such content",
-        ),
-        e => e.into(),
-    }
 }
 
 /// Edits a title's metadata.
@@ -179,10 +166,10 @@ pub async fn patch_content(
 ) -> Result<Json<ContentDetail>, ApiError> {
     require_admin(&s, &caller)?;
     let patch = checked_patch(body)?;
-    load(&s, &id).await?;
+    s.hot.title(&s.db, &id).await?;
     s.db.update_content(&id, &patch)
         .await
-        .map_err(not_found_content)?;
+        .map_err(TitleError::from)?;
     s.changes.publish(Change::Content(id.clone()));
     Ok(Json(admin_detail(&s, &client, &id).await?))
 }
@@ -212,10 +199,10 @@ pub async fn put_rights(
 ) -> Result<Json<ContentDetail>, ApiError> {
     require_admin(&s, &caller)?;
     let rights = checked_rights(body.rights)?;
-    load(&s, &id).await?;
+    s.hot.title(&s.db, &id).await?;
     s.db.replace_rights(&id, &rights)
         .await
-        .map_err(not_found_content)?;
+        .map_err(TitleError::from)?;
     s.changes.publish(Change::Content(id.clone()));
     Ok(Json(admin_detail(&s, &client, &id).await?))
 }
@@ -282,7 +269,7 @@ fn checked_upload(
     })?;
     let mut regions = list(p.regions.as_deref());
     if regions.is_empty() && (p.available_from.is_some() || p.available_until.is_some()) {
-        regions.push(crate::meta::ANY_REGION.to_string());
+        regions.push(ANY_REGION.to_string());
     }
     let rights = checked_rights(
         regions
@@ -367,7 +354,7 @@ pub async fn ingest(
         .uploads
         .ingest_content(upload, Box::pin(stream))
         .await
-        .map_err(upload_error)?;
+        .map_err(ApiError::from)?;
     s.changes.publish(Change::Content(done.content_id.clone()));
     tracing::info!(content = %done.content_id, key = %done.key, size = done.size, "content ingested over the API");
     Ok((StatusCode::CREATED, Json(done)).into_response())

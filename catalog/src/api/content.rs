@@ -1,20 +1,20 @@
 //! Browsing, search, detail and playback URLs.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
+use keyframe_core::ErrorCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, Caller, Client};
 use super::views::{
     source, CategoryCount, ContentDetail, ContentList, ErrorBody, PlayResponse, ViewCtx,
 };
 use crate::db::DbError;
 use crate::listing::{Availability, ContentQuery, Sort};
-use crate::meta::Content;
 use crate::playback::availability;
-use crate::server::{ApiError, AppState};
+use crate::state::AppState;
 
 /// The largest page.
 const MAX_LIMIT: u32 = 100;
@@ -164,34 +164,7 @@ pub async fn list_content(
 }
 
 fn bad_query(message: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
-}
-
-/// Whether `id` could be a content id; anything else is not looked up.
-fn plausible_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// A title from the hot cache, or 404 `content_not_found`.
-pub(crate) async fn load(s: &AppState, id: &str) -> Result<std::sync::Arc<Content>, ApiError> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "content_not_found",
-            "no such content",
-        )
-    };
-    if !plausible_id(id) {
-        return Err(not_found());
-    }
-    match s.hot.content(&s.db, id).await {
-        Ok(c) => Ok(c),
-        Err(DbError::NotFound) => Err(not_found()),
-        Err(e) => Err(e.into()),
-    }
+    ApiError::new(ErrorCode::InvalidQuery, message)
 }
 
 /// A title with its assets, where it stands in the caller's region, and the
@@ -213,7 +186,7 @@ pub async fn get_content(
     client: Client,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ContentDetail>, ApiError> {
-    let c = load(&s, &id).await?;
+    let c = s.hot.title(&s.db, &id).await?;
     let ctx = ViewCtx {
         state: &s,
         region: client.region.as_deref(),
@@ -313,27 +286,21 @@ pub async fn play(
         Err(_) if s.config.public_content && !matches!(caller, Caller::BadSession(_)) => None,
         Err(e) => return Err(e),
     };
-    let c = load(&s, &id).await?;
+    let c = s.hot.title(&s.db, &id).await?;
     let now_ms = s.now_ms();
     let region = client.region.as_deref();
     let open = availability(&c.rights, region, now_ms);
     if !open.available {
         return Err(ApiError::new(
-            StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
-            "unavailable_in_region",
+            ErrorCode::UnavailableInRegion,
             match region {
                 Some(r) => format!("this title is not available in region '{r}' now"),
                 None => "this title is not available in your region now".to_string(),
             },
         ));
     }
-    let src = source(&c).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_media",
-            "this title has nothing to play",
-        )
-    })?;
+    let src = source(&c)
+        .ok_or_else(|| ApiError::new(ErrorCode::NoMedia, "this title has nothing to play"))?;
     let edge = s.config.edge_for(region).to_string();
     let exp = play_expiry(
         now_ms,

@@ -1,20 +1,24 @@
 //! Request extractors: JSON, query and path with `{error, code}` rejections; the
-//! client (address and region); and the caller (anonymous, a session, the admin).
+//! client (address and region); whether it came over HTTPS; the caller (anonymous,
+//! a session, the admin); and the header and cookie helpers they share.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use keyframe_core::secret::secrets_equal;
+use keyframe_core::ErrorCode;
 use serde::de::DeserializeOwned;
 
+use super::error::ApiError;
 use crate::auth::{token_hash, well_formed_token};
 use crate::cache::Change;
 use crate::db::DbError;
+use crate::forwarded::{forwarded_https, DirectTls, Https};
 use crate::playback::valid_region;
-use crate::server::{header_text, ApiError, AppState};
-use keyframe_core::secret::secrets_equal;
+use crate::state::AppState;
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "kf_session";
@@ -39,23 +43,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 fn json_rejection(r: JsonRejection) -> ApiError {
     let text = r.body_text();
     match r {
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text)
-        }
-        JsonRejection::JsonDataError(_) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", text)
-        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(ErrorCode::MalformedJson, text),
+        JsonRejection::JsonDataError(_) => ApiError::new(ErrorCode::InvalidBody, text),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "json_required",
+            ErrorCode::JsonRequired,
             "expected a body with Content-Type: application/json",
         ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
-        ),
-        _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_body", text),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+        }
+        _ => ApiError::new(ErrorCode::BadBody, text),
     }
 }
 
@@ -70,9 +67,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|r: QueryRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
-            })
+            .map_err(|r: QueryRejection| ApiError::new(ErrorCode::InvalidQuery, r.body_text()))
     }
 }
 
@@ -87,9 +82,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
-            .map_err(|r: PathRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", r.body_text())
-            })
+            .map_err(|r: PathRejection| ApiError::new(ErrorCode::InvalidPath, r.body_text()))
     }
 }
 
@@ -128,6 +121,36 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
+impl FromRequestParts<AppState> for Https {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        if parts.extensions.get::<DirectTls>().is_some() {
+            return Ok(Https(true));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(Https(forwarded_https(&parts.headers, peer, |p| {
+            s.regions.is_trusted(p)
+        })))
+    }
+}
+
+/// The longest list a page or a recommendation list may ask for.
+const MAX_LIST_LIMIT: i64 = 100;
+
+/// A `limit` query parameter: 1–100, 24 when absent; otherwise 400 `invalid_query`.
+pub fn list_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let l = limit.unwrap_or(24);
+    if (1..=MAX_LIST_LIMIT).contains(&l) {
+        Ok(l)
+    } else {
+        Err(ApiError::bad_query("limit must be 1–100"))
+    }
+}
+
 /// A signed-in user's session.
 #[derive(Clone, Debug)]
 pub struct SignedIn {
@@ -144,7 +167,7 @@ pub enum Caller {
     /// The admin token was presented.
     Admin,
     /// A session token was presented but is unknown, forged or expired.
-    BadSession(&'static str),
+    BadSession(ErrorCode),
 }
 
 impl Caller {
@@ -152,8 +175,8 @@ impl Caller {
     pub fn require_user(&self) -> Result<&SignedIn, ApiError> {
         match self {
             Caller::User(u) => Ok(u),
-            Caller::BadSession(code) => Err(unauthorized(code)),
-            Caller::Anonymous | Caller::Admin => Err(unauthorized("unauthenticated")),
+            Caller::BadSession(code) => Err(unauthorized(*code)),
+            Caller::Anonymous | Caller::Admin => Err(unauthorized(ErrorCode::Unauthenticated)),
         }
     }
 
@@ -172,14 +195,14 @@ impl Caller {
 }
 
 /// 401 with a code saying why, and a `WWW-Authenticate` challenge.
-pub fn unauthorized(code: &'static str) -> ApiError {
+pub fn unauthorized(code: ErrorCode) -> ApiError {
     let message = match code {
-        "session_expired" => "the session has expired; sign in again",
-        "invalid_session" => "the session is not valid; sign in again",
-        "admin_required" => "this needs the admin token",
+        ErrorCode::SessionExpired => "the session has expired; sign in again",
+        ErrorCode::InvalidSession => "the session is not valid; sign in again",
+        ErrorCode::AdminRequired => "this needs the admin token",
         _ => "sign in first",
     };
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message).with_header(
+    ApiError::new(code, message).with_header(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"keyframe\""),
     )
@@ -189,15 +212,14 @@ pub fn unauthorized(code: &'static str) -> ApiError {
 pub fn require_admin(s: &AppState, caller: &Caller) -> Result<(), ApiError> {
     if s.config.admin_token.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "admin_disabled",
+            ErrorCode::AdminDisabled,
             "admin endpoints are off (no admin_token configured)",
         ));
     }
     if caller.is_admin() {
         Ok(())
     } else {
-        Err(unauthorized("admin_required"))
+        Err(unauthorized(ErrorCode::AdminRequired))
     }
 }
 
@@ -216,7 +238,7 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 }
 
 /// The value of a cookie in these request headers, if any.
-pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -251,19 +273,18 @@ impl FromRequestParts<AppState> for Caller {
                     "refused a cross-site request carrying the session cookie"
                 );
                 return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "cross_site_request",
+                    ErrorCode::CrossSiteRequest,
                     "a request that changes something must come from this site's own page",
                 ));
             }
         }
         if !well_formed_token(token) {
-            return Ok(Caller::BadSession("invalid_session"));
+            return Ok(Caller::BadSession(ErrorCode::InvalidSession));
         }
         let hash = token_hash(token);
         let session = match s.hot.session(&s.db, &hash).await {
             Ok(session) => session,
-            Err(DbError::NotFound) => return Ok(Caller::BadSession("invalid_session")),
+            Err(DbError::NotFound) => return Ok(Caller::BadSession(ErrorCode::InvalidSession)),
             Err(e) => return Err(e.into()),
         };
         if session.expires_at <= s.now_ms() {
@@ -274,7 +295,7 @@ impl FromRequestParts<AppState> for Caller {
                     changes.publish(Change::Session(h));
                 }
             });
-            return Ok(Caller::BadSession("session_expired"));
+            return Ok(Caller::BadSession(ErrorCode::SessionExpired));
         }
         Ok(Caller::User(SignedIn {
             user_id: session.user_id,
@@ -315,7 +336,7 @@ fn cross_site(parts: &Parts) -> Option<&'static str> {
 /// The `Set-Cookie` value that stores a session token in the browser.
 pub fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    crate::server::header_value(&format!(
+    header_value(&format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
     ))
 }
@@ -328,7 +349,7 @@ pub const DEVICE_COOKIE: &str = "kf_device";
 pub fn device_cookie(value: &str, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let max_age = crate::auth::DEVICE_TTL.as_secs();
-    crate::server::header_value(&format!(
+    header_value(&format!(
         "{DEVICE_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/api/sessions; Max-Age={max_age}{secure}"
     ))
 }
@@ -336,7 +357,17 @@ pub fn device_cookie(value: &str, secure: bool) -> HeaderValue {
 /// The `Set-Cookie` value that removes the session cookie.
 pub fn clear_session_cookie(secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
-    crate::server::header_value(&format!(
+    header_value(&format!(
         "{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}"
     ))
+}
+
+/// A header value from text that is known to be valid (a number, a fixed string).
+pub(crate) fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The value of a header as text, if present and visible ASCII.
+pub(crate) fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -1,31 +1,31 @@
-//! Watch history (events in; history, continue watching, export and deletes out),
-//! trending, recommendations and similar titles.
+//! Watch history: events in (checked by [`check_events`], a pure function);
+//! history, continue watching, export and deletes out. The `history` tag of the
+//! OpenAPI document.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keyframe_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::content::load;
-use super::extract::{ApiJson, ApiPath, ApiQuery, Caller, Client};
+use super::error::ApiError;
+use super::extract::{header_value, list_limit, ApiJson, ApiPath, ApiQuery, Caller, Client};
 use super::views::{ContentSummary, ErrorBody, ViewCtx};
+use crate::cache::{Change, TitleError};
 use crate::db::DbError;
 use crate::history::{
-    trending, DeleteScope, Deleted, Event, EventKind, ExportedEvent, Outcome, QueueError,
-    UserBatch, WatchState,
+    DeleteScope, Deleted, Event, EventKind, ExportedEvent, Outcome, QueueError, UserBatch,
+    WatchState,
 };
-use crate::playback::{availability, valid_region};
-use crate::recommend::{current_list, item_subject, user_subject};
-use crate::server::{ApiError, AppState};
+use crate::playback::availability;
+use crate::state::AppState;
 
 /// How far ahead of the server's clock an event's `at` may be.
 const MAX_CLOCK_SKEW_MS: i64 = 5 * 60_000;
 /// The longest duration accepted (100 days), to keep arithmetic sane.
 const MAX_DURATION_MS: i64 = 100 * 86_400_000;
-/// The largest page.
-const MAX_LIMIT: i64 = 100;
 /// The deepest offset.
 const MAX_OFFSET: i64 = 100_000;
 
@@ -59,6 +59,78 @@ fn check_session_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Why a batch of watch events is refused before any title is looked up.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BadEvents {
+    /// More events than `history_max_batch`.
+    TooMany { max: u32 },
+    /// A field out of range: `events[i].name`, and why.
+    Field { field: String, why: &'static str },
+}
+
+impl From<BadEvents> for ApiError {
+    fn from(e: BadEvents) -> Self {
+        match e {
+            BadEvents::TooMany { max } => ApiError::new(
+                ErrorCode::TooManyEvents,
+                format!("at most {max} events per request"),
+            ),
+            BadEvents::Field { field, why } => ApiError::invalid(&field, why),
+        }
+    }
+}
+
+/// The events of a request as they are recorded, or why the request is refused:
+/// at most `max_batch` of them; session ids of 1–64 of `A-Z a-z 0-9 . _ -`;
+/// sequence numbers and positions from 0; durations of 1 ms to 100 days; times
+/// after 1970 and at most 5 minutes ahead of `now_ms` (the server's clock). A
+/// position past the end is the end. The first bad event, in order, is reported.
+pub fn check_events(
+    body: &WatchEventsIn,
+    max_batch: u32,
+    now_ms: i64,
+) -> Result<Vec<Event>, BadEvents> {
+    if body.events.len() > max_batch as usize {
+        return Err(BadEvents::TooMany { max: max_batch });
+    }
+    let mut events = Vec::with_capacity(body.events.len());
+    for (i, e) in body.events.iter().enumerate() {
+        let bad = |name: &str, why| BadEvents::Field {
+            field: format!("events[{i}].{name}"),
+            why,
+        };
+        if !check_session_id(&e.session_id) {
+            return Err(bad("session_id", "must be 1–64 of A-Z a-z 0-9 . _ -"));
+        }
+        if e.seq < 0 {
+            return Err(bad("seq", "must be 0 or more"));
+        }
+        if !(1..=MAX_DURATION_MS).contains(&e.duration_ms) {
+            return Err(bad(
+                "duration_ms",
+                "must be more than 0 and at most 100 days",
+            ));
+        }
+        if e.position_ms < 0 {
+            return Err(bad("position_ms", "must be 0 or more"));
+        }
+        if e.at <= 0 || e.at > now_ms + MAX_CLOCK_SKEW_MS {
+            return Err(bad("at", "must be a Unix time in ms, not in the future"));
+        }
+        events.push(Event {
+            content_id: e.content_id.clone(),
+            session_id: e.session_id.clone(),
+            seq: e.seq,
+            // A position past the end is the end.
+            position_ms: e.position_ms.min(e.duration_ms),
+            duration_ms: e.duration_ms,
+            kind: e.kind,
+            at: e.at,
+        });
+    }
+    Ok(events)
+}
+
 /// Records watch events. Answers once they are committed: an accepted event is
 /// durable, and visible in every read, when this returns.
 #[utoipa::path(
@@ -83,73 +155,30 @@ pub async fn post_history(
     ApiJson(body): ApiJson<WatchEventsIn>,
 ) -> Result<Json<Outcome>, ApiError> {
     let user = caller.require_user()?.user_id.clone();
-    if body.events.len() > s.config.history_max_batch as usize {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "too_many_events",
-            format!("at most {} events per request", s.config.history_max_batch),
-        ));
-    }
     let now = s.now_ms();
-    let mut events = Vec::with_capacity(body.events.len());
+    let events = check_events(&body, s.config.history_max_batch, now)?;
     let mut titles: Vec<&str> = Vec::new();
-    for (i, e) in body.events.iter().enumerate() {
-        let field = |name: &str| format!("events[{i}].{name}");
-        if !check_session_id(&e.session_id) {
-            return Err(ApiError::invalid(
-                &field("session_id"),
-                "must be 1–64 of A-Z a-z 0-9 . _ -",
-            ));
-        }
-        if e.seq < 0 {
-            return Err(ApiError::invalid(&field("seq"), "must be 0 or more"));
-        }
-        if !(1..=MAX_DURATION_MS).contains(&e.duration_ms) {
-            return Err(ApiError::invalid(
-                &field("duration_ms"),
-                "must be more than 0 and at most 100 days",
-            ));
-        }
-        if e.position_ms < 0 {
-            return Err(ApiError::invalid(
-                &field("position_ms"),
-                "must be 0 or more",
-            ));
-        }
-        if e.at <= 0 || e.at > now + MAX_CLOCK_SKEW_MS {
-            return Err(ApiError::invalid(
-                &field("at"),
-                "must be a Unix time in ms, not in the future",
-            ));
-        }
+    for e in &events {
         if !titles.contains(&e.content_id.as_str()) {
             titles.push(&e.content_id);
         }
-        events.push(Event {
-            content_id: e.content_id.clone(),
-            session_id: e.session_id.clone(),
-            seq: e.seq,
-            // A position past the end is the end.
-            position_ms: e.position_ms.min(e.duration_ms),
-            duration_ms: e.duration_ms,
-            kind: e.kind,
-            at: e.at,
-        });
     }
     for id in titles {
-        let content = match load(&s, id).await {
+        let content = match s.hot.title(&s.db, id).await {
             Ok(c) => c,
-            Err(e) if e.status == StatusCode::NOT_FOUND => return Err(unknown_content(id)),
-            Err(e) => return Err(e),
+            Err(TitleError::NotFound) => return Err(unknown_content(id)),
+            Err(e) => return Err(e.into()),
         };
         // Only what the viewer may play here can be watched (and trend) here.
         if !availability(&content.rights, client.region.as_deref(), now).available {
             let shown: String = id.chars().take(64).collect();
+            // 403, not the code's 451: this endpoint's documented answer since it
+            // began refusing such titles (ARCHITECTURE.md, "Error codes").
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "unavailable_in_region",
+                ErrorCode::UnavailableInRegion,
                 format!("'{shown}' may not be played in your region, so it cannot be watched"),
-            ));
+            )
+            .with_status(StatusCode::FORBIDDEN));
         }
     }
     if events.is_empty() {
@@ -165,17 +194,13 @@ pub async fn post_history(
             "refused watch events over the viewer's budget"
         );
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!(
                 "at most {} watch events a minute; retry later",
                 s.config.history_events_per_user_minute
             ),
         )
-        .with_header(
-            header::RETRY_AFTER,
-            crate::server::header_value(&secs.to_string()),
-        ));
+        .with_header(header::RETRY_AFTER, header_value(&secs.to_string())));
     }
     let batch = UserBatch {
         user_id: user,
@@ -187,8 +212,7 @@ pub async fn post_history(
         Err(QueueError::Full) => Err(busy("the history queue is full; retry shortly")),
         Err(QueueError::Stopped) => Err(busy("the server is shutting down")),
         Err(QueueError::Db(DbError::MissingReference(_))) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_content",
+            ErrorCode::UnknownContent,
             "a title in the batch no longer exists",
         )),
         Err(QueueError::Db(e)) => Err(e.into()),
@@ -198,19 +222,14 @@ pub async fn post_history(
 fn unknown_content(id: &str) -> ApiError {
     let shown: String = id.chars().take(64).collect();
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unknown_content",
+        ErrorCode::UnknownContent,
         format!("no such content: '{shown}'"),
     )
 }
 
 fn busy(message: &str) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "history_busy", message)
+    ApiError::new(ErrorCode::HistoryBusy, message)
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-}
-
-fn bad_query(message: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
 }
 
 /// Paging of a history list.
@@ -224,13 +243,10 @@ pub struct PageParams {
 }
 
 fn page(p: &PageParams) -> Result<(i64, i64), ApiError> {
-    let limit = p.limit.unwrap_or(24);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(bad_query("limit must be 1–100"));
-    }
+    let limit = list_limit(p.limit)?;
     let offset = p.offset.unwrap_or(0);
     if !(0..=MAX_OFFSET).contains(&offset) {
-        return Err(bad_query("offset must be 0–100000"));
+        return Err(ApiError::bad_query("offset must be 0–100000"));
     }
     Ok((limit, offset))
 }
@@ -275,10 +291,8 @@ async fn items(
     };
     let mut out = Vec::with_capacity(rows.len());
     for (id, st) in rows {
-        let c = match s.hot.content(&s.db, &id).await {
-            Ok(c) => c,
-            Err(DbError::NotFound) => continue,
-            Err(e) => return Err(e.into()),
+        let Some(c) = s.hot.listed(&s.db, &id).await? else {
+            continue;
         };
         let summary = ctx.summary(&c)?;
         if only_available && !summary.availability.available {
@@ -393,8 +407,7 @@ pub async fn hide_continue(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_in_history",
+            ErrorCode::NotInHistory,
             "this title is not in your history",
         ))
     }
@@ -432,12 +445,16 @@ pub async fn delete_history(
 ) -> Result<Json<Deleted>, ApiError> {
     let user = caller.require_user()?;
     let scope = match (p.content_id, p.before) {
-        (Some(_), Some(_)) => return Err(bad_query("give content_id or before, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_query("give content_id or before, not both"))
+        }
         (Some(c), None) if c.is_empty() || c.len() > 64 => {
-            return Err(bad_query("content_id must be 1–64 characters"))
+            return Err(ApiError::bad_query("content_id must be 1–64 characters"))
         }
         (Some(c), None) => DeleteScope::Content(c),
-        (None, Some(b)) if b <= 0 => return Err(bad_query("before must be a Unix time in ms")),
+        (None, Some(b)) if b <= 0 => {
+            return Err(ApiError::bad_query("before must be a Unix time in ms"))
+        }
         (None, Some(b)) => DeleteScope::Before(b),
         (None, None) => DeleteScope::All,
     };
@@ -450,8 +467,7 @@ pub async fn delete_history(
         )
         .await;
     // Announced whatever the outcome: a failed delete may have raced a cache load.
-    s.changes
-        .publish(crate::cache::Change::UserWatch(user.user_id.clone()));
+    s.changes.publish(Change::UserWatch(user.user_id.clone()));
     Ok(Json(deleted?))
 }
 
@@ -499,13 +515,8 @@ pub async fn export_history(
     let user = caller.require_user()?;
     let events = s.db.export_history(&user.user_id).await?;
     let mut titles = Vec::new();
-    let mut offset = 0;
-    loop {
-        let rows =
-            s.db.watch_history(&user.user_id, false, 1000, offset)
-                .await?;
-        let n = rows.len() as i64;
-        titles.extend(rows.into_iter().map(|(content_id, st)| ExportedTitle {
+    for (content_id, st) in s.db.whole_watch_history(&user.user_id).await? {
+        titles.push(ExportedTitle {
             content_id,
             position_ms: st.position_ms,
             resume_position_ms: st.resume_ms,
@@ -516,11 +527,7 @@ pub async fn export_history(
             first_watched_at: st.first_at,
             last_watched_at: st.last_at,
             hidden: st.hidden,
-        }));
-        if n < 1000 {
-            break;
-        }
-        offset += n;
+        });
     }
     let body = HistoryExport {
         user_id: user.user_id.clone(),
@@ -541,283 +548,122 @@ pub async fn export_history(
         .into_response())
 }
 
-/// Trending query.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TrendingParams {
-    /// The region (default: the caller's; unknown = every region together, and only
-    /// titles licensed everywhere).
-    pub region: Option<String>,
-    /// 1–100. Default 24.
-    pub limit: Option<i64>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A title with a score.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct ScoredItem {
-    pub content: ContentSummary,
-    pub score: f64,
-    /// `trending`, `similar` or `personal`.
-    pub source: &'static str,
-    /// For personal picks: the title that led to it ("because you watched").
-    pub because: Option<Reason>,
-}
+    const NOW: i64 = 1_700_000_000_000;
 
-/// The title a pick came from.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Reason {
-    pub content_id: String,
-    pub title: String,
-}
-
-/// A list of scored titles.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct ScoredList {
-    pub items: Vec<ScoredItem>,
-    /// The region the list was made for (`null` = unknown).
-    pub region: Option<String>,
-    /// The recommendation generation read (`null` when none was, or none exists).
-    pub generation: Option<i64>,
-}
-
-fn limit_of(l: Option<i64>) -> Result<i64, ApiError> {
-    let l = l.unwrap_or(24);
-    if (1..=MAX_LIMIT).contains(&l) {
-        Ok(l)
-    } else {
-        Err(bad_query("limit must be 1–100"))
-    }
-}
-
-/// Trending titles, scored by views decayed with the configured half-life.
-async fn trending_items(
-    s: &AppState,
-    region: Option<&str>,
-    limit: i64,
-    skip: &[String],
-) -> Result<Vec<ScoredItem>, ApiError> {
-    let now = s.now_ms();
-    let ctx = ViewCtx {
-        state: s,
-        region,
-        now_ms: now,
-    };
-    let fetch = limit + skip.len() as i64;
-    let half_life = s.config.trending_half_life_ms();
-    let mut top = trending::top(&s.db, region, region, now, half_life, fetch, 0).await?;
-    if region.is_some() && (top.len() as i64) < fetch {
-        // A region with little history: every region's trending fills in.
-        for t in trending::top(&s.db, None, region, now, half_life, fetch, 0).await? {
-            if !top.iter().any(|x| x.content_id == t.content_id) {
-                top.push(t);
-            }
+    fn event(seq: i64) -> WatchEventIn {
+        WatchEventIn {
+            content_id: "t1".into(),
+            session_id: "s-1.a_B".into(),
+            seq,
+            position_ms: 1_000,
+            duration_ms: 60_000,
+            kind: EventKind::Progress,
+            at: NOW,
         }
     }
-    let mut out = Vec::new();
-    for t in top {
-        if skip.contains(&t.content_id) {
-            continue;
-        }
-        let c = match s.hot.content(&s.db, &t.content_id).await {
-            Ok(c) => c,
-            Err(DbError::NotFound) => continue,
-            Err(e) => return Err(e.into()),
+
+    fn check(events: Vec<WatchEventIn>) -> Result<Vec<Event>, BadEvents> {
+        check_events(&WatchEventsIn { events }, 3, NOW)
+    }
+
+    fn field(f: &str, why: &'static str) -> Result<Vec<Event>, BadEvents> {
+        Err(BadEvents::Field {
+            field: f.into(),
+            why,
+        })
+    }
+
+    #[test]
+    fn good_events_are_kept_in_order_with_positions_clamped_to_the_end() {
+        let mut past_end = event(1);
+        past_end.position_ms = 90_000;
+        let got = check(vec![event(0), past_end]).expect("valid");
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].seq, got[0].position_ms), (0, 1_000));
+        assert_eq!((got[1].seq, got[1].position_ms), (1, 60_000));
+        assert_eq!(got[1].session_id, "s-1.a_B");
+        assert_eq!(check(Vec::new()).expect("empty"), Vec::new());
+    }
+
+    #[test]
+    fn too_many_events_are_refused_before_any_is_checked() {
+        let mut bad = event(0);
+        bad.seq = -1;
+        assert_eq!(
+            check(vec![bad, event(1), event(2), event(3)]),
+            Err(BadEvents::TooMany { max: 3 })
+        );
+        assert!(check(vec![event(0), event(1), event(2)]).is_ok());
+    }
+
+    #[test]
+    fn each_field_has_its_range() {
+        let with = |f: fn(&mut WatchEventIn)| {
+            let mut e = event(0);
+            f(&mut e);
+            check(vec![event(5), e])
         };
-        out.push(ScoredItem {
-            content: ctx.summary(&c)?,
-            score: t.score,
-            source: "trending",
-            because: None,
+        let session = "must be 1–64 of A-Z a-z 0-9 . _ -";
+        assert_eq!(
+            with(|e| e.session_id = String::new()),
+            field("events[1].session_id", session)
+        );
+        assert_eq!(
+            with(|e| e.session_id = "x".repeat(65)),
+            field("events[1].session_id", session)
+        );
+        assert!(with(|e| e.session_id = "x".repeat(64)).is_ok());
+        assert_eq!(
+            with(|e| e.session_id = "a b".into()),
+            field("events[1].session_id", session)
+        );
+        assert_eq!(
+            with(|e| e.seq = -1),
+            field("events[1].seq", "must be 0 or more")
+        );
+        let duration = "must be more than 0 and at most 100 days";
+        assert_eq!(
+            with(|e| e.duration_ms = 0),
+            field("events[1].duration_ms", duration)
+        );
+        assert_eq!(
+            with(|e| e.duration_ms = MAX_DURATION_MS + 1),
+            field("events[1].duration_ms", duration)
+        );
+        assert!(with(|e| e.duration_ms = MAX_DURATION_MS).is_ok());
+        assert_eq!(
+            with(|e| e.position_ms = -1),
+            field("events[1].position_ms", "must be 0 or more")
+        );
+        let at = "must be a Unix time in ms, not in the future";
+        assert_eq!(with(|e| e.at = 0), field("events[1].at", at));
+        assert_eq!(
+            with(|e| e.at = NOW + MAX_CLOCK_SKEW_MS + 1),
+            field("events[1].at", at)
+        );
+        assert!(with(|e| e.at = NOW + MAX_CLOCK_SKEW_MS).is_ok());
+    }
+
+    #[test]
+    fn refusals_keep_their_codes() {
+        let e = ApiError::from(BadEvents::TooMany { max: 1000 });
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "too_many_events")
+        );
+        assert_eq!(e.message, "at most 1000 events per request");
+        let e = ApiError::from(BadEvents::Field {
+            field: "events[0].seq".into(),
+            why: "must be 0 or more",
         });
-        if out.len() as i64 >= limit {
-            break;
-        }
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field")
+        );
+        assert_eq!(e.message, "events[0].seq: must be 0 or more");
     }
-    Ok(out)
-}
-
-/// Trending titles in a region.
-#[utoipa::path(
-    get,
-    path = "/api/trending",
-    tag = "recommendations",
-    params(TrendingParams),
-    responses(
-        (status = 200, description = "Most watched lately, watchable in the region", body = ScoredList),
-        (status = 400, description = "Bad region or limit", body = ErrorBody),
-    )
-)]
-pub async fn get_trending(
-    State(s): State<AppState>,
-    client: Client,
-    ApiQuery(p): ApiQuery<TrendingParams>,
-) -> Result<Json<ScoredList>, ApiError> {
-    let limit = limit_of(p.limit)?;
-    let region = match p.region.map(|r| r.trim().to_ascii_lowercase()) {
-        Some(r) if r.is_empty() => None,
-        Some(r) if valid_region(&r) => Some(r),
-        Some(_) => return Err(bad_query("region must be 1–32 of a-z 0-9 _ -")),
-        None => client.region,
-    };
-    Ok(Json(ScoredList {
-        items: trending_items(&s, region.as_deref(), limit, &[]).await?,
-        region,
-        generation: None,
-    }))
-}
-
-/// Limit of a recommendation list.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct LimitParams {
-    /// 1–100. Default 24.
-    pub limit: Option<i64>,
-}
-
-/// Picks for the signed-in viewer ("because you watched X"), watchable in their
-/// region now; trending fills in (viewers without history get trending only).
-#[utoipa::path(
-    get,
-    path = "/api/recommendations",
-    tag = "recommendations",
-    params(LimitParams),
-    security(("session_cookie" = []), ("bearer" = [])),
-    responses(
-        (status = 200, description = "Personal picks, then trending", body = ScoredList),
-        (status = 400, description = "Bad limit", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-    )
-)]
-pub async fn get_recommendations(
-    State(s): State<AppState>,
-    caller: Caller,
-    client: Client,
-    ApiQuery(p): ApiQuery<LimitParams>,
-) -> Result<Json<ScoredList>, ApiError> {
-    let user = caller.require_user()?;
-    let limit = limit_of(p.limit)?;
-    let now = s.now_ms();
-    let region = client.region.as_deref();
-    let ctx = ViewCtx {
-        state: &s,
-        region,
-        now_ms: now,
-    };
-    let generation = crate::recommend::current_generation(&s.db).await?;
-    let picks = current_list(&s.db, &user_subject(&user.user_id), limit).await?;
-    let mut items = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
-    for r in picks {
-        let c = match s.hot.content(&s.db, &r.content_id).await {
-            Ok(c) => c,
-            Err(DbError::NotFound) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if !availability(&c.rights, region, now).available {
-            continue;
-        }
-        let because = match &r.reason {
-            Some(id) => match s.hot.content(&s.db, id).await {
-                Ok(b) => Some(Reason {
-                    content_id: b.id.clone(),
-                    title: b.title.clone(),
-                }),
-                Err(_) => None,
-            },
-            None => None,
-        };
-        seen.push(c.id.clone());
-        items.push(ScoredItem {
-            content: ctx.summary(&c)?,
-            score: r.score,
-            source: "personal",
-            because,
-        });
-    }
-    if (items.len() as i64) < limit {
-        // Trending, minus what they have watched or were just offered.
-        let mut skip = seen;
-        let mut offset = 0;
-        loop {
-            let rows =
-                s.db.watch_history(&user.user_id, false, 1000, offset)
-                    .await?;
-            let n = rows.len() as i64;
-            skip.extend(
-                rows.into_iter()
-                    .filter(|(_, st)| st.played || st.resume_ms.is_some())
-                    .map(|(c, _)| c),
-            );
-            if n < 1000 {
-                break;
-            }
-            offset += n;
-        }
-        let more = trending_items(&s, region, limit - items.len() as i64, &skip).await?;
-        items.extend(more);
-    }
-    Ok(Json(ScoredList {
-        items,
-        region: client.region,
-        generation,
-    }))
-}
-
-/// Titles similar to one (watched by the same viewers), watchable in the caller's
-/// region now; trending fills in for titles without enough history.
-#[utoipa::path(
-    get,
-    path = "/api/content/{id}/similar",
-    tag = "recommendations",
-    params(("id" = String, Path, description = "Content id"), LimitParams),
-    responses(
-        (status = 200, description = "Similar titles, then trending", body = ScoredList),
-        (status = 400, description = "Bad limit", body = ErrorBody),
-        (status = 404, description = "No such title", body = ErrorBody),
-    )
-)]
-pub async fn similar(
-    State(s): State<AppState>,
-    client: Client,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(p): ApiQuery<LimitParams>,
-) -> Result<Json<ScoredList>, ApiError> {
-    let limit = limit_of(p.limit)?;
-    let c = load(&s, &id).await?;
-    let now = s.now_ms();
-    let region = client.region.as_deref();
-    let ctx = ViewCtx {
-        state: &s,
-        region,
-        now_ms: now,
-    };
-    let generation = crate::recommend::current_generation(&s.db).await?;
-    let mut items = Vec::new();
-    let mut seen = vec![c.id.clone()];
-    for r in current_list(&s.db, &item_subject(&c.id), limit).await? {
-        let other = match s.hot.content(&s.db, &r.content_id).await {
-            Ok(o) => o,
-            Err(DbError::NotFound) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if !availability(&other.rights, region, now).available {
-            continue;
-        }
-        seen.push(other.id.clone());
-        items.push(ScoredItem {
-            content: ctx.summary(&other)?,
-            score: r.score,
-            source: "similar",
-            because: None,
-        });
-    }
-    if (items.len() as i64) < limit {
-        let more = trending_items(&s, region, limit - items.len() as i64, &seen).await?;
-        items.extend(more);
-    }
-    Ok(Json(ScoredList {
-        items,
-        region: client.region,
-        generation,
-    }))
 }

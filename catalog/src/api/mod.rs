@@ -5,8 +5,10 @@
 pub mod accounts;
 pub mod admin;
 pub mod content;
+pub mod error;
 pub mod extract;
 pub mod history;
+pub mod recommendations;
 pub mod views;
 
 use axum::extract::State;
@@ -17,7 +19,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,7 +28,7 @@ use crate::server::AppState;
         description = "Content, accounts and sessions, rights per region and playback URLs. \
                        Times are Unix milliseconds. Errors are `{error, code}` JSON.",
     ),
-    modifiers(&Security),
+    modifiers(&Security, &ErrorCodes),
     components(schemas(views::ErrorBody)),
     tags(
         (name = "content", description = "Browse, search and play"),
@@ -38,6 +40,20 @@ use crate::server::AppState;
     )
 )]
 struct ApiDoc;
+
+/// Lists every error code (`keyframe_core::ErrorCode`) as the `ErrorCode` schema,
+/// which `ErrorBody::code` refers to.
+struct ErrorCodes;
+
+impl Modify for ErrorCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert(
+            error::ERROR_CODE_SCHEMA.to_string(),
+            error::error_code_schema().into(),
+        );
+    }
+}
 
 /// Declares how callers authenticate: a session (cookie or bearer) or the admin token.
 struct Security;
@@ -95,9 +111,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(history::continue_watching))
         .routes(routes!(history::hide_continue))
         .routes(routes!(history::export_history))
-        .routes(routes!(history::get_trending))
-        .routes(routes!(history::get_recommendations))
-        .routes(routes!(history::similar))
+        .routes(routes!(recommendations::get_trending))
+        .routes(routes!(recommendations::get_recommendations))
+        .routes(routes!(recommendations::similar))
         .routes(routes!(openapi_document))
 }
 

@@ -3,17 +3,20 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::error::ApiError;
 use crate::cache::CachedUser;
 use crate::meta::{Asset, Content, Right};
 use crate::playback::{availability, image_expiry, Availability};
-use crate::server::{ApiError, AppState};
+use crate::state::AppState;
 
 /// An error: `{error, code}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A human-readable message.
     pub error: String,
-    /// A stable machine-readable code, e.g. `username_taken`.
+    /// A stable machine-readable code, e.g. `username_taken` (the `ErrorCode`
+    /// schema lists them all).
+    #[schema(schema_with = super::error::error_code_ref)]
     pub code: String,
 }
 

@@ -23,4 +23,4 @@ pub mod writer;
 
 pub use fold::{Event, EventKind, Thresholds, WatchState};
 pub use store::{DeleteScope, Deleted, ExportedEvent, Outcome, UserBatch};
-pub use writer::{EventBudget, QueueError, Writer};
+pub use writer::{Announce, EventBudget, QueueError, Writer};

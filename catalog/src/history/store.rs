@@ -9,6 +9,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::fold::{fold, Event, EventKind, Thresholds, WatchState};
 use super::trending;
+use crate::db::batch::{begin_write, per_statement, values};
+use crate::db::schema::user_subject;
 use crate::db::{map_err, now_ms, Backend, Db, DbError};
 
 /// One viewer's events from one request, with the region the request came from
@@ -27,53 +29,6 @@ pub struct Outcome {
     pub accepted: usize,
     /// Events already in the log (or twice in the request), ignored.
     pub duplicates: usize,
-}
-
-/// Bind parameters per statement. On SQLite, sqlx asks for each parameter's name
-/// (`sqlite3_bind_parameter_name`, a linear search in SQLite), so binding costs
-/// O(parameters²) per statement: statements of 240 parameters write rows ~8× faster
-/// than statements of 6,000 (255 k recommendation rows: 10.0 s → 1.1 s).
-pub(crate) const PARAMS_PER_STATEMENT: usize = 240;
-
-/// Rows (or list items) of `params` parameters each per statement.
-pub(crate) const fn per_statement(params: usize) -> usize {
-    let n = PARAMS_PER_STATEMENT / params;
-    if n == 0 {
-        1
-    } else {
-        n
-    }
-}
-
-/// `($1, $2, …), (…)` for `rows` rows of `cols` values.
-pub(crate) fn values(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push_str(&format!("${}", r * cols + c + 1));
-        }
-        s.push(')');
-    }
-    s
-}
-
-/// A write transaction. On SQLite it takes the write lock at once (`BEGIN
-/// IMMEDIATE`), so that reading first and writing later cannot fail on a snapshot
-/// another connection moved past.
-pub(crate) async fn begin_write(
-    db: &Db,
-) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-    match db.backend() {
-        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => db.pool().begin().await,
-    }
 }
 
 const STATE_COLUMNS: &str = "user_id, content_id, position_ms, duration_ms, resume_ms, played, \
@@ -565,6 +520,26 @@ impl Db {
         .map_err(map_err)
     }
 
+    /// All of a viewer's titles, most recently watched first, read a thousand at a
+    /// time.
+    pub async fn whole_watch_history(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, WatchState)>, DbError> {
+        const PAGE: i64 = 1000;
+        let mut all = Vec::new();
+        loop {
+            let rows = self
+                .watch_history(user_id, false, PAGE, all.len() as i64)
+                .await?;
+            let n = rows.len() as i64;
+            all.extend(rows);
+            if n < PAGE {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Hides a title from a viewer's "continue watching", keeping its position
     /// (a newer event shows it again). Whether the viewer had watched it.
     pub async fn hide_continue(&self, user_id: &str, content_id: &str) -> Result<bool, DbError> {
@@ -755,7 +730,7 @@ impl Db {
             .await
             .map_err(map_err)?;
         sqlx::query("DELETE FROM recommendations WHERE subject = $1")
-            .bind(crate::recommend::user_subject(user_id))
+            .bind(user_subject(user_id))
             .execute(&mut **tx)
             .await
             .map_err(map_err)?;

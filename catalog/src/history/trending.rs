@@ -14,8 +14,9 @@ use std::collections::HashMap;
 
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::db::batch::{begin_write, per_statement, values};
+use crate::db::schema::ANY_REGION;
 use crate::db::{map_err, Backend, Db, DbError};
-use crate::meta::ANY_REGION;
 
 /// The exponent one view at `at_ms` adds (its `ln` weight).
 pub fn view_log_weight(at_ms: i64, half_life_ms: i64) -> f64 {
@@ -66,13 +67,13 @@ pub(crate) async fn apply(
     if add && backend == Backend::Postgres {
         // Merge in SQL, so that concurrent writers (several catalog processes)
         // cannot lose each other's views.
-        for chunk in keys.chunks(super::store::per_statement(3)) {
+        for chunk in keys.chunks(per_statement(3)) {
             let sql = format!(
                 "INSERT INTO trending (content_id, region, score_log) VALUES {} \
                  ON CONFLICT (content_id, region) DO UPDATE SET score_log = \
                  GREATEST(trending.score_log, excluded.score_log) + \
                  ln(1 + exp(-abs(trending.score_log - excluded.score_log)))",
-                super::store::values(chunk.len(), 3)
+                values(chunk.len(), 3)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for k in chunk {
@@ -90,7 +91,7 @@ pub(crate) async fn apply(
         ""
     };
     let mut current: HashMap<(String, String), f64> = HashMap::new();
-    for chunk in keys.chunks(super::store::per_statement(2)) {
+    for chunk in keys.chunks(per_statement(2)) {
         let cond = (0..chunk.len())
             .map(|i| format!("(content_id = ${} AND region = ${})", 2 * i + 1, 2 * i + 2))
             .collect::<Vec<_>>()
@@ -120,11 +121,11 @@ pub(crate) async fn apply(
             None => removals.push(k),
         }
     }
-    for chunk in upserts.chunks(super::store::per_statement(3)) {
+    for chunk in upserts.chunks(per_statement(3)) {
         let sql = format!(
             "INSERT INTO trending (content_id, region, score_log) VALUES {} \
              ON CONFLICT (content_id, region) DO UPDATE SET score_log = excluded.score_log",
-            super::store::values(chunk.len(), 3)
+            values(chunk.len(), 3)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (k, v) in chunk {
@@ -216,7 +217,7 @@ pub async fn rebuild(db: &Db, half_life_ms: i64) -> Result<usize, DbError> {
             }
         }
     }
-    let mut tx = super::store::begin_write(db).await.map_err(map_err)?;
+    let mut tx = begin_write(db).await.map_err(map_err)?;
     sqlx::query("DELETE FROM trending")
         .execute(&mut *tx)
         .await

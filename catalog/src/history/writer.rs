@@ -10,8 +10,9 @@
 //! another's.
 //!
 //! After a commit, and before any of its requests is answered, the writer announces
-//! the (viewer, title) pairs it touched ([`Change::Watch`]), so the resume points in
-//! the hot cache never outlive the write that changed them.
+//! the (viewer, title) pairs it touched to the [`Announce`] it was started with (the
+//! server passes one that invalidates the hot cache's resume points), so cached
+//! state never outlives the write that changed it.
 //!
 //! Shutdown: when every [`Writer`] clone is dropped (the server stopped taking
 //! requests), the task commits what is queued and ends; the join handle
@@ -23,7 +24,6 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::fold::Thresholds;
 use super::store::{Outcome, UserBatch};
-use crate::cache::{Change, Changes};
 use crate::db::{Db, DbError};
 
 struct Job {
@@ -31,6 +31,10 @@ struct Job {
     done: oneshot::Sender<Result<Outcome, DbError>>,
     _room: OwnedSemaphorePermit,
 }
+
+/// Called with each (viewer, title) pair a commit touched, before any of the
+/// commit's requests is answered.
+pub type Announce = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// Why the writer did not take a request.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +80,7 @@ impl Writer {
     pub fn start(
         db: Db,
         cfg: WriterConfig,
-        changes: Changes,
+        announce: Announce,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let capacity = cfg.queue_events.clamp(1, Semaphore::MAX_PERMITS);
@@ -85,7 +89,7 @@ impl Writer {
             room: Arc::new(Semaphore::new(capacity)),
             capacity,
         };
-        let task = tokio::spawn(run(db, cfg, changes, rx));
+        let task = tokio::spawn(run(db, cfg, announce, rx));
         (writer, task)
     }
 
@@ -117,7 +121,7 @@ impl Writer {
     }
 }
 
-async fn run(db: Db, cfg: WriterConfig, changes: Changes, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(db: Db, cfg: WriterConfig, announce: Announce, mut rx: mpsc::UnboundedReceiver<Job>) {
     let max = cfg.batch_events.max(1);
     while let Some(first) = rx.recv().await {
         let mut events = first.batch.events.len();
@@ -131,33 +135,30 @@ async fn run(db: Db, cfg: WriterConfig, changes: Changes, mut rx: mpsc::Unbounde
                 Err(_) => break,
             }
         }
-        commit(&db, &cfg, &changes, jobs).await;
+        commit(&db, &cfg, &announce, jobs).await;
     }
     tracing::debug!("history writer stopped");
 }
 
 /// Announces the (viewer, title) pairs of `batches` (each once).
-fn announce(changes: &Changes, batches: &[&UserBatch]) {
+fn announce_pairs(announce: &Announce, batches: &[&UserBatch]) {
     let mut seen = std::collections::HashSet::new();
     for b in batches {
         for e in &b.events {
             if seen.insert((b.user_id.as_str(), e.content_id.as_str())) {
-                changes.apply_local(&Change::Watch {
-                    user_id: b.user_id.clone(),
-                    content_id: e.content_id.clone(),
-                });
+                announce(&b.user_id, &e.content_id);
             }
         }
     }
 }
 
-async fn commit(db: &Db, cfg: &WriterConfig, changes: &Changes, jobs: Vec<Job>) {
+async fn commit(db: &Db, cfg: &WriterConfig, announce: &Announce, jobs: Vec<Job>) {
     let batches: Vec<UserBatch> = jobs.iter().map(|j| j.batch.clone()).collect();
     let result = db
         .record_history(&batches, cfg.thresholds, cfg.half_life_ms)
         .await;
     // Even a failed commit may have raced a cache load: announcing is always safe.
-    announce(changes, &batches.iter().collect::<Vec<_>>());
+    announce_pairs(announce, &batches.iter().collect::<Vec<_>>());
     match result {
         Ok(outcomes) => {
             for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -181,7 +182,7 @@ async fn commit(db: &Db, cfg: &WriterConfig, changes: &Changes, jobs: Vec<Job>) 
                     )
                     .await
                     .map(|mut o| o.pop().unwrap_or_default());
-                announce(changes, &[&job.batch]);
+                announce_pairs(announce, &[&job.batch]);
                 let _ = job.done.send(r);
             }
         }

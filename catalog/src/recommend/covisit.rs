@@ -18,6 +18,8 @@
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::Config;
+
 /// The viewer-title pairs the batch works on.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -249,6 +251,21 @@ fn user_picks(
     let mut list: Vec<Pick> = heap.into_iter().map(|w| (w.1, w.0, w.2)).collect();
     list.sort_unstable_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
     list
+}
+
+/// The batch's tunables from the configuration.
+pub fn params(config: &Config) -> Params {
+    let threads = match config.recommend_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    Params {
+        top_k: config.recommend_top_k.max(1) as usize,
+        per_user: config.recommend_per_user.max(1) as usize,
+        seed_titles: config.recommend_seed_titles.max(1) as usize,
+        max_titles_per_user: config.recommend_max_titles_per_user.max(1) as usize,
+        threads,
+    }
 }
 
 #[cfg(test)]

@@ -28,99 +28,28 @@
 //! time; trending fills in for new viewers and new titles.
 
 pub mod covisit;
+pub mod generation;
 pub mod sql;
 pub mod synth;
+
+pub use covisit::params;
+pub use generation::RecommendReport;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
+
+use generation::{ms, next_generation, swap};
 
 use crate::db::{map_err, now_ms, Db, DbError};
 use crate::meta::Right;
 use crate::playback::availability;
 use crate::Config;
 
-/// The `subject` of a title's similar list.
-pub fn item_subject(content_id: &str) -> String {
-    format!("item:{content_id}")
-}
-
-/// The `subject` of a viewer's picks.
-pub fn user_subject(user_id: &str) -> String {
-    format!("user:{user_id}")
-}
-
-/// What one run of the batch did.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct RecommendReport {
-    /// The generation now current.
-    pub generation: i64,
-    /// `local` or `sql`.
-    pub engine: String,
-    /// Titles with at least one similar title.
-    pub titles: u64,
-    /// Distinct co-watched title pairs.
-    pub pairs: u64,
-    /// Viewers in the snapshot.
-    pub users: u64,
-    /// Viewers who got picks.
-    pub users_with_picks: u64,
-    /// Viewer-title pairs read.
-    pub watched: u64,
-    /// Rows written.
-    pub rows: u64,
-    pub snapshot_ms: u64,
-    pub compute_ms: u64,
-    pub write_ms: u64,
-    pub elapsed_ms: u64,
-}
-
-impl std::fmt::Display for RecommendReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "recommendations generation {} ({}): {} titles, {} pairs, {} users ({} with picks), {} rows",
-            self.generation,
-            self.engine,
-            self.titles,
-            self.pairs,
-            self.users,
-            self.users_with_picks,
-            self.rows
-        )?;
-        write!(
-            f,
-            "elapsed {:.1} s (snapshot {:.1} s, compute {:.1} s, write {:.1} s) over {} viewer-title pairs",
-            self.elapsed_ms as f64 / 1000.0,
-            self.snapshot_ms as f64 / 1000.0,
-            self.compute_ms as f64 / 1000.0,
-            self.write_ms as f64 / 1000.0,
-            self.watched
-        )
-    }
-}
-
-/// The batch's tunables from the configuration.
-pub fn params(config: &Config) -> covisit::Params {
-    let threads = match config.recommend_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n as usize,
-    };
-    covisit::Params {
-        top_k: config.recommend_top_k.max(1) as usize,
-        per_user: config.recommend_per_user.max(1) as usize,
-        seed_titles: config.recommend_seed_titles.max(1) as usize,
-        max_titles_per_user: config.recommend_max_titles_per_user.max(1) as usize,
-        threads,
-    }
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
+/// The `subject`s of similar lists and picks (named with the schema).
+pub use crate::db::schema::{item_subject, user_subject};
 
 /// Runs the batch once with the configured engine and swaps its generation in.
 pub async fn run_once(db: &Db, config: &Config) -> Result<RecommendReport, DbError> {
@@ -210,8 +139,8 @@ type Row6 = (String, i64, String, f64, Option<String>);
 /// Rows per insert transaction: small enough that intake is not blocked for long on
 /// SQLite, whose writes take turns.
 const ROWS_PER_TX: usize = 20_000;
-/// Rows per INSERT statement (6 values each; see `history::store::PARAMS_PER_STATEMENT`).
-const ROWS_PER_STATEMENT: usize = crate::history::store::per_statement(6);
+/// Rows per INSERT statement (6 values each; see `db::batch::PARAMS_PER_STATEMENT`).
+const ROWS_PER_STATEMENT: usize = crate::db::batch::per_statement(6);
 
 struct Batcher<'a> {
     db: &'a Db,
@@ -227,14 +156,14 @@ impl<'a> Batcher<'a> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut tx = crate::history::store::begin_write(self.db)
+        let mut tx = crate::db::batch::begin_write(self.db)
             .await
             .map_err(map_err)?;
         for chunk in buf.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO recommendations (generation, subject, rank, content_id, score, reason) \
                  VALUES {}",
-                crate::history::store::values(chunk.len(), 6)
+                crate::db::batch::values(chunk.len(), 6)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (subject, rank, content, score, reason) in chunk {
@@ -363,72 +292,6 @@ fn availability_tables(
         .collect();
     let anywhere = s.titles.iter().map(|t| open(t, None)).collect();
     (per_region, anywhere)
-}
-
-/// A generation number above every one written so far.
-async fn next_generation(db: &Db) -> Result<i64, DbError> {
-    let r = sqlx::query(
-        "SELECT COALESCE(MAX(generation), 0), \
-         COALESCE((SELECT MAX(generation) FROM recommend_current), 0) FROM recommendations",
-    )
-    .fetch_one(db.pool())
-    .await
-    .map_err(map_err)?;
-    let a: i64 = r.try_get(0).map_err(map_err)?;
-    let b: i64 = r.try_get(1).map_err(map_err)?;
-    Ok(a.max(b) + 1)
-}
-
-/// Makes `report.generation` current, dropping the picks of viewers who erased
-/// their history since `snapshot_at`, then deletes older generations.
-async fn swap(
-    db: &Db,
-    report: &mut RecommendReport,
-    snapshot_at: i64,
-    started: Instant,
-    write_started: Instant,
-) -> Result<(), DbError> {
-    let generation = report.generation;
-    let mut tx = crate::history::store::begin_write(db)
-        .await
-        .map_err(map_err)?;
-    sqlx::query(
-        "DELETE FROM recommendations WHERE generation = $1 AND subject IN \
-         (SELECT 'user:' || user_id FROM history_erasures WHERE at >= $2)",
-    )
-    .bind(generation)
-    .bind(snapshot_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    report.write_ms = ms(write_started.elapsed());
-    report.elapsed_ms = ms(started.elapsed());
-    let text = serde_json::to_string(&*report).unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO recommend_current (id, generation, created_at, report) VALUES (1, $1, $2, $3) \
-         ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, \
-         created_at = excluded.created_at, report = excluded.report",
-    )
-    .bind(generation)
-    .bind(now_ms())
-    .bind(text)
-    .execute(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    tx.commit().await.map_err(map_err)?;
-    sqlx::query("DELETE FROM recommendations WHERE generation <> $1")
-        .bind(generation)
-        .execute(db.pool())
-        .await
-        .map_err(map_err)?;
-    // Erasures older than a day matter to no batch still running.
-    sqlx::query("DELETE FROM history_erasures WHERE at < $1")
-        .bind(snapshot_at - 86_400_000)
-        .execute(db.pool())
-        .await
-        .map_err(map_err)?;
-    report.elapsed_ms = ms(started.elapsed());
-    Ok(())
 }
 
 /// A recommended title.

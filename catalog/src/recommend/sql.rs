@@ -22,7 +22,8 @@ use std::time::Instant;
 
 use sqlx::Row;
 
-use super::{ms, next_generation, swap, RecommendReport};
+use super::covisit::params;
+use super::generation::{ms, next_generation, swap, RecommendReport};
 use crate::db::{map_err, now_ms, Backend, Db, DbError};
 use crate::Config;
 
@@ -81,7 +82,7 @@ pub async fn run_once(db: &Db, config: &Config) -> Result<RecommendReport, DbErr
     }
     let started = Instant::now();
     let snapshot_at = now_ms();
-    let p = super::params(config);
+    let p = params(config);
     let generation = next_generation(db).await?;
     // One snapshot for both statements.
     let mut tx = db

@@ -128,13 +128,11 @@ pub async fn populate(db: &Db, cfg: &SynthConfig) -> Result<Population, DbError>
             .map(|_| rng.below(cfg.regions.len().max(1) as u64) as usize)
             .collect(),
     };
-    let mut tx = crate::history::store::begin_write(db)
-        .await
-        .map_err(map_err)?;
+    let mut tx = crate::db::batch::begin_write(db).await.map_err(map_err)?;
     for (n, chunk) in pop.titles.chunks(500).enumerate() {
         let sql = format!(
             "INSERT INTO content (id, title, description, kind, created_at, updated_at) VALUES {}",
-            crate::history::store::values(chunk.len(), 6)
+            crate::db::batch::values(chunk.len(), 6)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (i, id) in chunk.iter().enumerate() {
@@ -149,7 +147,7 @@ pub async fn populate(db: &Db, cfg: &SynthConfig) -> Result<Population, DbError>
         q.execute(&mut *tx).await.map_err(map_err)?;
         let sql = format!(
             "INSERT INTO rights (content_id, region, available_from, available_until) VALUES {}",
-            crate::history::store::values(chunk.len(), 4)
+            crate::db::batch::values(chunk.len(), 4)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (i, id) in chunk.iter().enumerate() {
@@ -165,7 +163,7 @@ pub async fn populate(db: &Db, cfg: &SynthConfig) -> Result<Population, DbError>
     for chunk in pop.users.chunks(500) {
         let sql = format!(
             "INSERT INTO users (id, username, email, password_hash, created_at, updated_at) VALUES {}",
-            crate::history::store::values(chunk.len(), 6)
+            crate::db::batch::values(chunk.len(), 6)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for id in chunk {

@@ -96,7 +96,10 @@ impl Cors {
             return None;
         }
         let Some(allow) = self.allow_origin(req.get(header::ORIGIN)) else {
-            let mut r = json_error(ErrorCode::CorsOrigin, "this origin may not fetch media here");
+            let mut r = json_error(
+                ErrorCode::CorsOrigin,
+                "this origin may not fetch media here",
+            );
             r.headers_mut()
                 .insert(header::VARY, HeaderValue::from_static("Origin"));
             return Some(r);
