@@ -241,7 +241,7 @@ pub struct ServeFlags {
 #[derive(Debug, Args, Serialize)]
 pub struct CorsFlags {
     /// Origins whose pages may fetch media (CORS), comma-separated: `*` for any,
-    /// or origins like https://app.example.com; empty for no CORS headers [default: *].
+    /// or origins like `https://app.example.com`; empty for no CORS headers [default: *].
     #[arg(long, value_name = "ORIGIN[,ORIGIN…]")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors_allowed_origins: Option<String>,
