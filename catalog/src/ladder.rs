@@ -5,7 +5,6 @@
 use sqlx::Row;
 
 use crate::db::{map_err, Db, DbError};
-use crate::meta::Content;
 
 /// What the manifests say about one rendition (its asset row holds the rest).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -103,29 +102,3 @@ pub fn parse_rungs(s: &str) -> Result<Vec<u32>, String> {
 
 /// The asset roles of a ladder's objects.
 pub const LADDER_ROLES: [&str; 4] = ["rendition", "hls-media", "hls", "dash"];
-
-/// The object keys of a title's HLS multivariant playlist and DASH MPD, when it has
-/// a ladder.
-pub fn manifests(c: &Content) -> Option<(&str, &str)> {
-    let key = |role: &str| {
-        c.assets
-            .iter()
-            .find(|a| a.role == role)
-            .map(|a| a.object_key.as_str())
-    };
-    Some((key("hls")?, key("dash")?))
-}
-
-/// The object keys a player of the title may fetch: its source and every object
-/// of its ladder (the `acl` of its playback token).
-pub fn playable_keys(c: &Content) -> Vec<&str> {
-    let mut keys: Vec<&str> = c
-        .assets
-        .iter()
-        .filter(|a| a.role == "source" || LADDER_ROLES.contains(&a.role.as_str()))
-        .map(|a| a.object_key.as_str())
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys
-}

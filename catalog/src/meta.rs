@@ -76,6 +76,36 @@ pub struct Content {
     pub updated_at: i64,
 }
 
+impl Content {
+    /// The object keys of a title's HLS multivariant playlist and DASH MPD, when it has
+    /// a ladder.
+    pub fn ladder_manifests(&self) -> Option<(&str, &str)> {
+        let key = |role: &str| {
+            self.assets
+                .iter()
+                .find(|a| a.role == role)
+                .map(|a| a.object_key.as_str())
+        };
+        Some((key("hls")?, key("dash")?))
+    }
+
+    /// The object keys a player of the title may fetch: its source and every object
+    /// of its ladder (the `acl` of its playback token).
+    pub fn playable_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self
+            .assets
+            .iter()
+            .filter(|a| {
+                a.role == "source" || crate::ladder::LADDER_ROLES.contains(&a.role.as_str())
+            })
+            .map(|a| a.object_key.as_str())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
 /// A user as stored (the password hash stays inside the catalog).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {

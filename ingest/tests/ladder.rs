@@ -335,7 +335,7 @@ async fn a_ladder_is_packaged_over_byte_ranges_of_single_files() {
         assert!(rows
             .iter()
             .all(|row| row.bandwidth >= row.average_bandwidth && row.segments == 4));
-        assert!(keyframe_catalog::ladder::manifests(&content).is_some());
+        assert!(content.ladder_manifests().is_some());
         tdb.cleanup().await;
     }
 }

@@ -332,7 +332,7 @@ pub async fn play(
 }
 
 /// The progressive URL, and with a ladder the HLS and DASH manifest URLs, all
-/// three under one token for every object of the title (`ladder::playable_keys`).
+/// three under one token for every object of the title (`Content::playable_keys`).
 fn play_urls(
     s: &AppState,
     c: &crate::meta::Content,
@@ -342,14 +342,14 @@ fn play_urls(
     region: Option<&str>,
 ) -> Result<(String, Option<String>, Option<String>), ApiError> {
     let signing = |e| ApiError::internal("signing a playback URL", e);
-    let Some((hls, dash)) = crate::ladder::manifests(c) else {
+    let Some((hls, dash)) = c.ladder_manifests() else {
         let url = s
             .signer
             .url(edge, source_key, exp, region)
             .map_err(signing)?;
         return Ok((url, None, None));
     };
-    let acl = crate::ladder::playable_keys(c);
+    let acl = c.playable_keys();
     let mut urls = s
         .signer
         .urls_sharing_token(edge, &[source_key, hls, dash], &acl, exp, region)
