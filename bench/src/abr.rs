@@ -48,8 +48,9 @@ pub const DEFAULT_ESTIMATE_BPS: f64 = 500_000.0;
 /// (`abrBandWidthFactor`) and to go up (`abrBandWidthUpFactor`).
 pub const STAY_FACTOR: f64 = 0.95;
 pub const UP_FACTOR: f64 = 0.7;
-/// The burst of a bandwidth cap's token bucket.
-const CAP_BURST: u64 = 64 << 10;
+/// The burst of a bandwidth cap's token bucket: small, so that a small first
+/// segment does not look like a fast link.
+pub const CAP_BURST: u64 = 16 << 10;
 
 /// An exponentially weighted moving average whose samples weigh their duration.
 #[derive(Debug, Clone)]

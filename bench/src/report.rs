@@ -256,7 +256,7 @@ fn abr_text(out: &mut String, a: &AbrReport) {
             let n = group.len() as f64;
             let _ = writeln!(
                 out,
-                "  cap {:>9} {} players: {:.2} Mbps average, {:.1} switches, {} rebuffers, startup mean {:.0} ms",
+                "  cap {} {} players: {:.2} Mbps average, {:.1} switches, {} rebuffers, startup mean {:.0} ms",
                 cap.map_or("none".to_owned(), |c| format!("{:.2}Mbps", c as f64 / 1e6)),
                 group.len(),
                 group.iter().map(|p| p.avg_bitrate_bps).sum::<f64>() / n / 1e6,
