@@ -264,7 +264,7 @@ impl Ladder {
             .with_context(|| format!("connecting to {}", server.base))?;
         let driver = tokio::spawn(conn);
         let (manifest, text) = get_text(&mut sender, &server, &base, &base).await?;
-        let mv = hls::parse_multivariant(&text, &base).with_context(|| format!("{url}"))?;
+        let mv = hls::parse_multivariant(&text, &base).with_context(|| url.to_owned())?;
         let mut video = Vec::new();
         let mut renditions = Vec::new();
         for v in &mv.variants {
@@ -555,7 +555,11 @@ async fn play(spec: &AbrSpec, w: &Window, p: &mut Player, mut sender: Sender) ->
 
 async fn player(spec: Arc<AbrSpec>, w: Window, id: usize) -> (TaskStats, AbrPlayer) {
     let levels = spec.ladder.video.len();
-    let cap = spec.caps.get(id % spec.caps.len().max(1)).copied().flatten();
+    let cap = spec
+        .caps
+        .get(id % spec.caps.len().max(1))
+        .copied()
+        .flatten();
     let mut p = Player {
         stats: TaskStats::new(w.seconds()),
         playout: Playout::new(w.start, spec.start_buffer),
@@ -754,10 +758,7 @@ pub async fn run(args: &PlayersArgs, url: &str) -> anyhow::Result<RunReport> {
                 ""
             }
         ),
-        load: format!(
-            "{} players, one connection each{caps}",
-            last_step.players
-        ),
+        load: format!("{} players, one connection each{caps}", last_step.players),
         summary,
         players: None,
         abr: Some(AbrReport {

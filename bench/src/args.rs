@@ -37,6 +37,8 @@ pub struct BenchCli {
     pub command: BenchCommand,
 }
 
+// Parsed once per process: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Subcommand)]
 pub enum BenchCommand {
     #[command(flatten)]
@@ -190,7 +192,9 @@ pub fn parse_cap(s: &str) -> Result<Cap, String> {
     if s.trim().eq_ignore_ascii_case("none") {
         return Ok(Cap(None));
     }
-    parse_bitrate(s).map(|b| Cap(Some(b))).map_err(|e| e.to_string())
+    parse_bitrate(s)
+        .map(|b| Cap(Some(b)))
+        .map_err(|e| e.to_string())
 }
 
 /// Options shared by every workload.

@@ -176,7 +176,9 @@ fn byterange(s: &str, previous: Option<u64>) -> Result<(u64, u64), String> {
             .trim()
             .parse()
             .map_err(|_| format!("byte range `{s}`: bad offset"))?,
-        None => previous.ok_or_else(|| format!("byte range `{s}` without an offset follows none"))?,
+        None => {
+            previous.ok_or_else(|| format!("byte range `{s}` without an offset follows none"))?
+        }
     };
     if len == 0 {
         return Err(format!("byte range `{s}` is empty"));
@@ -214,8 +216,8 @@ pub fn parse_multivariant(text: &str, base: &Url) -> Result<Multivariant, Playli
                     .map(|v| v.parse().map_err(|_| error(n, format!("{name}={v}"))))
                     .transpose()
             };
-            let bandwidth =
-                number("BANDWIDTH")?.ok_or_else(|| error(n, "EXT-X-STREAM-INF without BANDWIDTH"))?;
+            let bandwidth = number("BANDWIDTH")?
+                .ok_or_else(|| error(n, "EXT-X-STREAM-INF without BANDWIDTH"))?;
             let resolution = attr(&a, "RESOLUTION")
                 .map(|r| {
                     r.split_once('x')
@@ -238,7 +240,8 @@ pub fn parse_multivariant(text: &str, base: &Url) -> Result<Multivariant, Playli
             if attr(&a, "TYPE") != Some("AUDIO") {
                 continue;
             }
-            let group = attr(&a, "GROUP-ID").ok_or_else(|| error(n, "EXT-X-MEDIA without GROUP-ID"))?;
+            let group =
+                attr(&a, "GROUP-ID").ok_or_else(|| error(n, "EXT-X-MEDIA without GROUP-ID"))?;
             audio.push(Audio {
                 group: group.to_owned(),
                 default: attr(&a, "DEFAULT") == Some("YES"),
@@ -386,11 +389,15 @@ mod tests {
             "http://h:1/a/c/v.mp4?__token__=x%2By"
         );
         assert_eq!(
-            resolve(&base, "v.mp4?__token__=z").expect("resolve").as_str(),
+            resolve(&base, "v.mp4?__token__=z")
+                .expect("resolve")
+                .as_str(),
             "http://h:1/a/b/v.mp4?__token__=z"
         );
         assert_eq!(
-            resolve(&base, "http://other:2/v.mp4").expect("resolve").as_str(),
+            resolve(&base, "http://other:2/v.mp4")
+                .expect("resolve")
+                .as_str(),
             "http://other:2/v.mp4"
         );
         let plain = url("http://h:1/a/m.m3u8");

@@ -116,13 +116,19 @@ async fn abr_players_climb_uncapped_and_stay_low_under_a_cap() {
             assert_eq!(p.cap_bps, Some(600_000));
             assert_eq!(p.media_s[1], 0.0, "{p:?}");
             assert_eq!(p.avg_bitrate_bps, 264_000.0, "{p:?}");
-            assert!(p.received_bps < 600_000.0 + keyframe_bench::abr::CAP_BURST as f64 * 8.0 / 3.0, "{p:?}");
+            assert!(
+                p.received_bps < 600_000.0 + keyframe_bench::abr::CAP_BURST as f64 * 8.0 / 3.0,
+                "{p:?}"
+            );
             assert!(p.received_bps > 300_000.0, "{p:?}");
         }
     }
     // The text report names the ladder and each cap class.
     let text = keyframe_bench::report::text(&r);
-    assert!(text.contains("320x180 0.26 Mbps, 1280x720 2.06 Mbps + audio"), "{text}");
+    assert!(
+        text.contains("320x180 0.26 Mbps, 1280x720 2.06 Mbps + audio"),
+        "{text}"
+    );
     assert!(text.contains("cap 0.60Mbps 2 players"), "{text}");
     let json = serde_json::to_value(&r).expect("json");
     assert_eq!(json["abr"]["per_player"].as_array().map(Vec::len), Some(4));

@@ -143,7 +143,11 @@ async fn handle(
         }
     }
     if let Some(pair) = state.options.require_query {
-        if !req.uri().query().is_some_and(|q| q.split('&').any(|p| p == pair)) {
+        if !req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == pair))
+        {
             return Ok(Response::builder()
                 .status(StatusCode::FORBIDDEN)
                 .body(Full::new(Bytes::from_static(b"{\"error\":\"no token\"}")))
