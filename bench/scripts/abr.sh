@@ -9,6 +9,7 @@
 #
 #   bench/scripts/abr.sh [PLAYERS] [DURATION]   # default: 16 players, 30s per run
 #   CAPS=none,4Mbps,1500kbps,600kbps bench/scripts/abr.sh
+#   OUT=DIR bench/scripts/abr.sh    # also keep each run's JSON report and the logs in DIR
 #
 # Needs a release build (`cargo build --release --bin keyframe`), ffmpeg with
 # libx264, nginx, python3, curl. Everything listens on loopback, on free ports; the
@@ -27,19 +28,25 @@ done
 source bench/scripts/peers.sh
 
 work=$(mktemp -d)
+chmod 755 "$work" # nginx workers may drop privileges
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   [[ -f $work/nginx-slice.pid ]] && kill "$(cat "$work/nginx-slice.pid")" 2>/dev/null || true
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ -n ${OUT:-} ]]; then
+    mkdir -p "$OUT" && cp "$work"/*.json "$work"/*.log "$OUT"/ 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
+# testsrc with temporal noise: a plain test pattern compresses so well that every
+# rung of the ladder lands near the same bit rate, and there is nothing to adapt.
 echo "generating a 60 s 1280x720 clip" >&2
-ffmpeg -v error -nostdin -y -f lavfi -i "testsrc=duration=60:size=1280x720:rate=25" \
-  -f lavfi -i "sine=frequency=440:duration=60" -c:v libx264 -preset veryfast -pix_fmt yuv420p \
-  -c:a aac -shortest "$work/clip.mp4"
+ffmpeg -v error -nostdin -y -f lavfi -i "testsrc=duration=60:size=1280x720:rate=25,noise=alls=12:allf=t" \
+  -f lavfi -i "sine=frequency=440:duration=60" -c:v libx264 -preset veryfast -b:v 6M -pix_fmt yuv420p \
+  -c:a aac -shortest -movflags +faststart "$work/clip.mp4"
 
 echo "ingesting it with a 720/360/180 ladder" >&2
 "$bin" --log warn --data-dir "$work/data" ingest --ladder 720,360,180 --title "ABR bench" \
