@@ -114,14 +114,20 @@ for name in ("edge", "nginx-slice"):
             groups.setdefault(pl.get("cap_bps"), []).append(pl)
         for cap, g in groups.items():
             per_cap.append((name, p, "none" if cap is None else f"{cap/1e6:g} Mbps",
+                            sum(x.get("startup_ms") or float("nan") for x in g) / len(g),
                             sum(x["avg_bitrate_bps"] for x in g) / len(g) / 1e6,
                             sum(x["switches"] for x in g) / len(g),
                             sum(x["rebuffers"] for x in g)))
 print()
-print("| server | cache | cap | avg bitrate (Mbps) | switches / player | rebuffers |")
-print("|---|---|---|---|---|---|")
+print("| server | cache | cap | startup mean (ms) | avg bitrate (Mbps) | switches / player | rebuffers |")
+print("|---|---|---|---|---|---|---|")
 for row in per_cap:
-    print("| %s | %s | %s | %.2f | %.2f | %d |" % row)
+    print("| %s | %s | %s | %.0f | %.2f | %.2f | %d |" % row)
+print()
+for name in ("edge", "nginx-slice"):
+    r = json.load(open(f"{work}/{name}-cold.json"))
+    print(f"{name}: {r['requests']} requests, {r['bytes']} bytes in the cold run; media playlists "
+          + ", ".join(str(x["playlist_bytes"]) for x in r["abr"]["renditions"]) + " bytes")
 r = json.load(open(f"{work}/edge-cold.json"))["abr"]
 print()
 print("ladder: " + ", ".join(f"{x.get('resolution', 'audio')} {x['average_bandwidth']/1e6:.2f} Mbps "

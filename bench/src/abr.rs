@@ -164,6 +164,8 @@ pub struct Rendition {
     pub resolution: Option<String>,
     pub segments: usize,
     pub seconds: f64,
+    /// The size of its media playlist as served (tokens an edge wrote in included).
+    pub playlist_bytes: u64,
 }
 
 /// The ladder as the bench read it.
@@ -275,6 +277,7 @@ impl Ladder {
                 resolution: v.resolution.map(|(w, h)| format!("{w}x{h}")),
                 segments: media.segments.len(),
                 seconds: media.segments.iter().map(|s| s.duration).sum(),
+                playlist_bytes: t.playlist.object.size,
             });
             video.push(t);
         }
