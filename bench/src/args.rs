@@ -37,6 +37,8 @@ pub struct BenchCli {
     pub command: BenchCommand,
 }
 
+// Parsed once per process: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Subcommand)]
 pub enum BenchCommand {
     #[command(flatten)]
@@ -167,16 +169,40 @@ pub struct PlayersArgs {
     /// Players in the first ramp step.
     #[arg(long, default_value_t = 1)]
     pub ramp_start: usize,
+    /// Adaptive-bitrate players of the HLS ladder whose multivariant playlist is
+    /// at URL (instead of --url): throughput-driven rendition choice per segment,
+    /// separate audio, startup, rebuffering, bit rate and switches. --buffer,
+    /// --start-buffer and --ramp apply; --bitrate, --chunk and --seek-interval do not.
+    #[arg(long, value_name = "URL")]
+    pub abr: Option<String>,
+    /// Bandwidth caps of the ABR players, given round-robin (player i gets cap i
+    /// mod n): `2Mbps,800kbps,none`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_cap, requires = "abr")]
+    pub abr_caps: Vec<Cap>,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// A player's bandwidth cap in bits per second (`none`: uncapped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap(pub Option<u64>);
+
+/// Parses a bit rate, or `none`.
+pub fn parse_cap(s: &str) -> Result<Cap, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(Cap(None));
+    }
+    parse_bitrate(s)
+        .map(|b| Cap(Some(b)))
+        .map_err(|e| e.to_string())
 }
 
 /// Options shared by every workload.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Object URL (repeat for a set of objects). With --manifest: the base URL
-    /// the manifest's paths are appended to.
-    #[arg(long = "url", required = true)]
+    /// the manifest's paths are appended to. Required, except for `players --abr`.
+    #[arg(long = "url")]
     pub urls: Vec<String>,
     /// JSON lines as printed by `keyframe ingest --json` (`path`, `size`,
     /// `sha256` per line): the objects to request, under the base --url.

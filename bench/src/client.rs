@@ -3,6 +3,7 @@
 //! verification).
 
 use std::io::Write as _;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_RANGE, HOST, RANGE};
@@ -11,6 +12,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::targets::Server;
 
@@ -92,6 +94,52 @@ pub async fn exchange(
     req: Request<Empty<Bytes>>,
     keep: Option<usize>,
 ) -> Result<Response, Failure> {
+    exchange_paced(sender, req, keep, None).await
+}
+
+/// A token bucket on the reading side: a client on a link of `rate` bits per
+/// second. Reading stops while the bucket is empty, so TCP's flow control slows
+/// the sender (the socket buffers in between still take a burst).
+#[derive(Debug, Clone)]
+pub struct Pace {
+    /// Bytes per second.
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pace {
+    /// A full bucket of `burst` bytes refilled at `bits_per_s`.
+    pub fn new(bits_per_s: u64, burst: u64, now: Instant) -> Pace {
+        Pace {
+            rate: bits_per_s as f64 / 8.0,
+            burst: burst as f64,
+            tokens: burst as f64,
+            last: now,
+        }
+    }
+
+    /// `n` bytes read at `now`: how long to wait before reading more.
+    pub fn take(&mut self, now: Instant, n: usize) -> Duration {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst) - n as f64;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+/// [`exchange`], reading the body no faster than `pace` allows.
+pub async fn exchange_paced(
+    sender: &mut Sender,
+    req: Request<Empty<Bytes>>,
+    keep: Option<usize>,
+    mut pace: Option<&mut Pace>,
+) -> Result<Response, Failure> {
     let resp = sender.send_request(req).await.map_err(|_| Failure::Send)?;
     let status = resp.status();
     let content_range = resp.headers().get(CONTENT_RANGE).cloned();
@@ -104,6 +152,12 @@ pub async fn exchange(
             len += data.len() as u64;
             if let Some(k) = kept.as_mut() {
                 k.extend_from_slice(&data);
+            }
+            if let Some(p) = pace.as_deref_mut() {
+                let wait = p.take(Instant::now(), data.len());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
     }
@@ -118,6 +172,22 @@ pub async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pace_holds_a_rate_after_the_burst() {
+        let t0 = Instant::now();
+        // 8 kbit/s = 1000 bytes/s, a 500-byte bucket.
+        let mut p = Pace::new(8_000, 500, t0);
+        assert_eq!(p.take(t0, 500), Duration::ZERO);
+        assert_eq!(p.take(t0, 1000), Duration::from_secs(1));
+        // Waited the second: the bucket is back at 0, the next 250 bytes cost 0.25 s.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(p.take(t1, 250), Duration::from_millis(250));
+        // A long idle refills no more than the burst.
+        let t2 = t1 + Duration::from_secs(60);
+        assert_eq!(p.take(t2, 500), Duration::ZERO);
+        assert!(p.take(t2, 1) > Duration::ZERO);
+    }
 
     #[test]
     fn range_header_text() {

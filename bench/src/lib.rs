@@ -9,15 +9,18 @@
 //! * [`targets`]: the server and objects from `--url`s or a manifest.
 //! * [`workload`]: which object and bytes each request asks for (pure, seeded).
 //! * [`load`]: closed- and open-loop connection tasks; [`players`]: the player
-//!   simulation; [`client`]: the hyper HTTP/1.1 client side.
+//!   simulation; [`abr`]: adaptive-bitrate players of an HLS ladder, whose
+//!   playlists [`hls`] parses; [`client`]: the hyper HTTP/1.1 client side.
 //! * [`verify`]: the byte check; [`stats`]: histograms, medians, ratios.
 //! * [`report`]: the readable summary, `--json`, and `--compare`.
 //! * [`conformance`]: `keyframe bench conformance`, the RFC 9111 suite that
 //!   scores any caching proxy (a scripted origin and a table of cases).
 
+pub mod abr;
 pub mod args;
 pub mod client;
 pub mod conformance;
+pub mod hls;
 pub mod load;
 pub mod players;
 pub mod report;
@@ -111,6 +114,9 @@ pub fn check(cli: &BenchCli) -> anyhow::Result<()> {
     for u in &common.urls {
         targets::check_url(u)?;
     }
+    if let Workload::Players(args::PlayersArgs { abr: Some(u), .. }) = workload {
+        targets::check_url(u).context("--abr")?;
+    }
     if let Some(c) = &common.compare {
         targets::check_url(c).context("--compare")?;
     }
@@ -148,6 +154,9 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Outcome> {
 pub async fn measure_here(args: BenchArgs) -> anyhow::Result<Outcome> {
     let common = args.workload.common().clone();
     validate(&args.workload)?;
+    if let Workload::Players(p @ args::PlayersArgs { abr: Some(url), .. }) = &args.workload {
+        return Ok(Outcome::Run(Box::new(abr::run(p, url).await?)));
+    }
     let mut a = Targets::from_args(
         &common.urls,
         common.manifest.as_deref(),
@@ -178,6 +187,18 @@ pub async fn measure_here(args: BenchArgs) -> anyhow::Result<Outcome> {
 
 fn validate(workload: &Workload) -> anyhow::Result<()> {
     let c = workload.common();
+    match workload {
+        Workload::Players(args::PlayersArgs { abr: Some(_), .. }) => {
+            if !c.urls.is_empty() || c.manifest.is_some() || c.verify_dir.is_some() {
+                bail!("--abr takes the playlist URL itself: no --url, --manifest or --verify-dir");
+            }
+            if c.compare.is_some() {
+                bail!("--compare does not apply to --abr: run each server on its own");
+            }
+        }
+        _ if c.urls.is_empty() => bail!("--url is required"),
+        _ => {}
+    }
     if c.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
@@ -218,6 +239,12 @@ fn validate(workload: &Workload) -> anyhow::Result<()> {
         Workload::Players(p) => {
             if p.players == 0 || p.ramp_start == 0 {
                 bail!("--players and --ramp-start must be at least 1");
+            }
+            if p.abr.is_some() {
+                if p.buffer <= p.start_buffer {
+                    bail!("--buffer must be more than --start-buffer");
+                }
+                return Ok(());
             }
             if p.chunk == 0 {
                 bail!("--chunk must be more than 0");
@@ -340,6 +367,7 @@ async fn run_once(workload: &Workload, t: &Targets) -> anyhow::Result<RunReport>
         load,
         summary,
         players: None,
+        abr: None,
     })
 }
 
@@ -438,6 +466,7 @@ async fn run_players(
         workload: describe(&Workload::Players(p.clone())),
         load: format!("{} players, one connection each", last_step.players),
         summary,
+        abr: None,
         players: Some(PlayersReport {
             last: last_step,
             steps: if p.ramp { steps } else { Vec::new() },

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::client::{self, Sender};
 use crate::load::{settle, Window};
-use crate::stats::{median, Summary, TaskStats};
+use crate::stats::{median, quantile, Summary, TaskStats};
 use crate::targets::{Object, Server};
 
 /// The settings of a players run.
@@ -243,13 +243,6 @@ pub async fn step(spec: Arc<PlayerSpec>, players: usize) -> (Summary, PlayersSte
     let rates: Vec<f64> = done.iter().map(|(_, b)| *b as f64 * 8.0 / secs).collect();
     let stalled: f64 = done.iter().map(|(p, _)| p.rebuffer_time).sum();
     let played: f64 = done.iter().map(|(p, _)| p.play_time).sum();
-    let quantile = |v: &[f64], q: f64| {
-        let mut v = v.to_vec();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
     let report = PlayersStep {
         players,
         started: startups.len(),

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::abr::AbrReport;
 use crate::players::PlayersReport;
 use crate::stats::{median, ratio, Summary};
 use keyframe_core::size::human_bytes;
@@ -20,6 +21,8 @@ pub struct RunReport {
     pub summary: Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub players: Option<PlayersReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abr: Option<AbrReport>,
 }
 
 /// The headline figures of a run, compared across runs and targets.
@@ -45,6 +48,19 @@ pub fn metrics(r: &RunReport) -> Vec<(&'static str, f64)> {
             ("rebuffer_ratio", p.last.rebuffer_ratio),
             ("startup_ms_p50", p.last.startup_ms_p50),
             ("achieved_bitrate_bps", p.last.achieved_bitrate_bps),
+        ]);
+    }
+    if let Some(a) = &r.abr {
+        m.extend([
+            (
+                "max_players_without_rebuffer",
+                a.max_players_without_rebuffer as f64,
+            ),
+            ("rebuffer_ratio", a.last.rebuffer_ratio),
+            ("startup_ms_p50", a.last.startup_ms_p50),
+            ("startup_ms_p95", a.last.startup_ms_p95),
+            ("avg_bitrate_bps", a.last.avg_bitrate_bps),
+            ("switches_per_player", a.last.switches_per_player),
         ]);
     }
     m
@@ -186,7 +202,77 @@ pub fn text(r: &RunReport) -> String {
             );
         }
     }
+    if let Some(a) = &r.abr {
+        abr_text(&mut out, a);
+    }
     out
+}
+
+fn abr_text(out: &mut String, a: &AbrReport) {
+    let ladder: Vec<String> = a
+        .renditions
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {:.2} Mbps",
+                r.resolution.as_deref().unwrap_or("audio"),
+                r.average_bandwidth as f64 / 1e6
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "  ladder    {}{}, {} segments",
+        ladder.join(", "),
+        if a.separate_audio { " + audio" } else { "" },
+        a.renditions.first().map_or(0, |r| r.segments)
+    );
+    let st = &a.last;
+    let _ = writeln!(
+        out,
+        "  players   {} ({} started), startup p50 {:.0} ms, p95 {:.0}, max {:.0}",
+        st.players, st.started, st.startup_ms_p50, st.startup_ms_p95, st.startup_ms_max
+    );
+    let _ = writeln!(
+        out,
+        "  rebuffers {} (ratio {:.4}), {} players without",
+        st.rebuffers, st.rebuffer_ratio, st.players_without_rebuffer
+    );
+    let _ = writeln!(
+        out,
+        "  bitrate   {:.2} Mbps average per player (min {:.2}), {:.1} switches per player (max {})",
+        st.avg_bitrate_bps / 1e6,
+        st.min_avg_bitrate_bps / 1e6,
+        st.switches_per_player,
+        st.max_switches
+    );
+    // One line per cap: what each class of link got.
+    let mut caps: Vec<Option<u64>> = st.per_player.iter().map(|p| p.cap_bps).collect();
+    caps.sort_unstable();
+    caps.dedup();
+    if caps.len() > 1 || caps.first().is_some_and(Option::is_some) {
+        for cap in caps {
+            let group: Vec<_> = st.per_player.iter().filter(|p| p.cap_bps == cap).collect();
+            let n = group.len() as f64;
+            let _ = writeln!(
+                out,
+                "  cap {} {} players: {:.2} Mbps average, {:.1} switches, {} rebuffers, startup mean {:.0} ms",
+                cap.map_or("none".to_owned(), |c| format!("{:.2}Mbps", c as f64 / 1e6)),
+                group.len(),
+                group.iter().map(|p| p.avg_bitrate_bps).sum::<f64>() / n / 1e6,
+                group.iter().map(|p| p.switches).sum::<u64>() as f64 / n,
+                group.iter().map(|p| p.rebuffers).sum::<u64>(),
+                group.iter().filter_map(|p| p.startup_ms).sum::<f64>() / n
+            );
+        }
+    }
+    if !a.steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "  capacity  {} players without rebuffering",
+            a.max_players_without_rebuffer
+        );
+    }
 }
 
 /// The readable summary of a comparison.
@@ -238,6 +324,7 @@ mod tests {
             load: "l".into(),
             summary: t.summary(Duration::from_secs(1), 1.0),
             players: None,
+            abr: None,
         }
     }
 

@@ -209,6 +209,15 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
+/// The `q` quantile (0 to 1) of some values, nearest rank; NaN when there are none.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
 /// `b / a`, or `None` when `a` is zero or either is not finite.
 pub fn ratio(a: f64, b: f64) -> Option<f64> {
     if a == 0.0 || !a.is_finite() || !b.is_finite() {

@@ -82,7 +82,7 @@ pub fn check_url(s: &str) -> anyhow::Result<()> {
     parse_url(s).map(drop)
 }
 
-fn parse_url(s: &str) -> anyhow::Result<url::Url> {
+pub(crate) fn parse_url(s: &str) -> anyhow::Result<url::Url> {
     let url = url::Url::parse(s).with_context(|| format!("--url {s}"))?;
     if url.scheme() != "http" {
         bail!("--url {s}: only http:// is supported (the bench measures plain HTTP/1.1)");
@@ -93,7 +93,7 @@ fn parse_url(s: &str) -> anyhow::Result<url::Url> {
     Ok(url)
 }
 
-fn server_of(url: &url::Url) -> anyhow::Result<Server> {
+pub(crate) fn server_of(url: &url::Url) -> anyhow::Result<Server> {
     let host = url.host_str().ok_or_else(|| anyhow!("{url}: no host"))?;
     let port = url.port_or_known_default().unwrap_or(80);
     let authority = match url.port() {

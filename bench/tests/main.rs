@@ -5,4 +5,5 @@
 
 mod common;
 
+mod abr;
 mod runs;

@@ -1,6 +1,8 @@
 //! A small HTTP/1.1 server for the bench's tests: every `/v1/objects/<name>`
-//! is the same in-memory object, served whole (200) or as one range (206 with
-//! Content-Range); it can corrupt one byte of one response, or be slow.
+//! is the same in-memory object, unless `Options::files` names the path (an HLS
+//! ladder's playlists and media), served whole (200) or as one range (206 with
+//! Content-Range); it can corrupt one byte of one response, be slow, or demand a
+//! header or query parameter.
 
 #![allow(dead_code)]
 
@@ -27,6 +29,10 @@ pub struct Options {
     pub delay: Duration,
     /// Answer 401 to requests (HEAD too) without this header and value.
     pub require_header: Option<(&'static str, &'static str)>,
+    /// Answer 403 to requests whose query lacks this `name=value` pair.
+    pub require_query: Option<&'static str>,
+    /// Objects by path, served instead of the one object.
+    pub files: HashMap<String, Bytes>,
 }
 
 #[derive(Debug)]
@@ -113,7 +119,13 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let len = state.data.len() as u64;
+    let data = state
+        .options
+        .files
+        .get(req.uri().path())
+        .unwrap_or(&state.data)
+        .clone();
+    let len = data.len() as u64;
     if let Some(q) = req.uri().query() {
         *state
             .queries
@@ -127,6 +139,18 @@ async fn handle(
             return Ok(Response::builder()
                 .status(StatusCode::UNAUTHORIZED)
                 .body(Full::new(Bytes::from_static(b"{\"error\":\"signed out\"}")))
+                .expect("response"));
+        }
+    }
+    if let Some(pair) = state.options.require_query {
+        if !req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == pair))
+        {
+            return Ok(Response::builder()
+                .status(StatusCode::FORBIDDEN)
+                .body(Full::new(Bytes::from_static(b"{\"error\":\"no token\"}")))
                 .expect("response"));
         }
     }
@@ -149,10 +173,10 @@ async fn handle(
     let (status, mut body, builder) = match range {
         Some((s, e)) => (
             StatusCode::PARTIAL_CONTENT,
-            state.data.slice(s as usize..=e as usize),
+            data.slice(s as usize..=e as usize),
             builder.header("content-range", format!("bytes {s}-{e}/{len}")),
         ),
-        None => (StatusCode::OK, state.data.clone(), builder),
+        None => (StatusCode::OK, data, builder),
     };
     if state.options.corrupt_nth == Some(n) && !body.is_empty() {
         let mut v = body.to_vec();
