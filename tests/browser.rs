@@ -973,28 +973,7 @@ async fn hls_js_and_shaka_play_a_ladder_through_a_token_edge_and_adapt() {
         .expect("ffmpeg");
     assert!(st.success(), "ffmpeg could not make the master");
     let data = tmp.path().join("data");
-    let out = keyframe()
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "ingest", "--json", "--title", "Ladder", "--ladder", "360,180",
-        ])
-        .arg(&master)
-        .output()
-        .expect("ingest");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(
-        out.stdout
-            .split(|b| *b == b'\n')
-            .find(|l| !l.is_empty())
-            .expect("a JSON line"),
-    )
-    .expect("ingest JSON");
-    let id = v["content_id"].as_str().expect("content_id");
+    let id = common::ladder::ingest_ladder(&data, &master, "360,180");
     let site = tmp.path().join("site");
     std::fs::create_dir_all(&site).expect("site");
     std::fs::write(site.join("index.html"), PLAYERS_PAGE).expect("page");
@@ -1043,28 +1022,7 @@ async fn the_page_plays_an_ingested_ladder_with_a_quality_menu_and_falls_back_wi
     let data = tmp.path().join("data");
     let clip = tmp.path().join("pattern.webm");
     make_clip(&clip);
-    let out = keyframe()
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "ingest", "--json", "--title", "Ladder", "--ladder", "240,120",
-        ])
-        .arg(&clip)
-        .output()
-        .expect("ingest");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(
-        out.stdout
-            .split(|b| *b == b'\n')
-            .find(|l| !l.is_empty())
-            .expect("a JSON line"),
-    )
-    .expect("ingest JSON");
-    let id = v["content_id"].as_str().expect("content_id").to_string();
+    let id = common::ladder::ingest_ladder(&data, &clip, "240,120");
     let node = serve(&data, &[("KEYFRAME_PUBLIC_CONTENT", "true")]);
     let catalog = node.url("catalog").to_string();
     let edge = node.url("edge").to_string();

@@ -12,7 +12,7 @@ use crate::common;
 use std::path::Path;
 use std::process::Command;
 
-use common::ladder::{make_ladder, sign, store_ladder, TOKEN_KEY};
+use common::ladder::{ingest_ladder, make_ladder, sign, store_ladder, TOKEN_KEY};
 use common::{have_tools, serve_node, Running};
 use keyframe_http::manifest::token_param;
 
@@ -367,29 +367,6 @@ async fn a_ladder_plays_through_a_token_edge_and_its_manifests_carry_the_token()
     assert!(header(&r, "access-control-allow-headers").contains("Range"));
     assert_eq!(header(&r, "access-control-allow-origin"), "*");
     assert!(node.terminate().success());
-}
-
-/// Ingests `clip` with `--ladder RUNGS` into `data`; its content id.
-fn ingest_ladder(data: &Path, clip: &Path, rungs: &str) -> String {
-    let out = common::keyframe()
-        .arg("--data-dir")
-        .arg(data)
-        .args(["ingest", "--json", "--title", "Ladder", "--ladder", rungs])
-        .arg(clip)
-        .output()
-        .expect("ingest");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = out
-        .stdout
-        .split(|b| *b == b'\n')
-        .find(|l| !l.is_empty())
-        .expect("a JSON line");
-    let v: serde_json::Value = serde_json::from_slice(line).expect("ingest JSON");
-    v["content_id"].as_str().expect("content_id").to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

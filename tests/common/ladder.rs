@@ -4,7 +4,8 @@
 //! each one single-file fragmented MP4 addressed by byte ranges (HLS
 //! `EXT-X-BYTERANGE`, DASH `SegmentList` `mediaRange`), 2-second segments with
 //! aligned keyframes. Stored as objects under `abr/<title>/`, so every manifest
-//! reference is relative, as Keyframe's own packaging writes them.
+//! reference is relative, as Keyframe's own packaging writes them. And
+//! `ingest_ladder`: a real ladder from `keyframe ingest`, for the end-to-end tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -129,4 +130,28 @@ pub fn sign(prefix: &str, ttl: Duration) -> String {
         data: None,
     };
     sign(&key, &claims).expect("sign")
+}
+
+/// Ingests `clip` with `keyframe ingest --ladder RUNGS` (title "Ladder") into the
+/// node data dir `data`; returns the new title's content id.
+pub fn ingest_ladder(data: &Path, clip: &Path, rungs: &str) -> String {
+    let out = super::keyframe()
+        .arg("--data-dir")
+        .arg(data)
+        .args(["ingest", "--json", "--title", "Ladder", "--ladder", rungs])
+        .arg(clip)
+        .output()
+        .expect("ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .find(|l| !l.is_empty())
+        .expect("a JSON line");
+    let v: serde_json::Value = serde_json::from_slice(line).expect("ingest JSON");
+    v["content_id"].as_str().expect("content_id").to_string()
 }
