@@ -223,6 +223,9 @@ pub struct ServeFlags {
     pub storage: StorageFlags,
     #[command(flatten)]
     #[serde(flatten)]
+    pub events: EventsFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
     pub keys: KeyFlags,
     #[command(flatten)]
     #[serde(flatten)]
@@ -371,10 +374,24 @@ pub struct CatalogFlags {
     pub storage: StorageFlags,
     #[command(flatten)]
     #[serde(flatten)]
+    pub events: EventsFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
     pub keys: KeyFlags,
     #[command(flatten)]
     #[serde(flatten)]
     pub tls: TlsFlags,
+}
+
+/// Where watch events go (`keyframe catalog` and `keyframe serve`).
+#[derive(Debug, Args, Serialize)]
+pub struct EventsFlags {
+    /// Watch events go to this NATS JetStream (comma-separated server URLs) and are
+    /// folded by its consumers, instead of the in-process writer [default: none,
+    /// the in-process writer].
+    #[arg(long, value_name = "nats://HOST:PORT[,…]")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<String>,
 }
 
 /// Flags of `keyframe recommend`.

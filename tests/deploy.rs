@@ -73,6 +73,7 @@ const COMMANDS: &[&str] = &[
     "migrate",
     "recommend",
     "bench",
+    "ballista",
 ];
 
 /// The long flags `keyframe COMMAND --help` lists (global ones included).
@@ -81,7 +82,8 @@ fn flags_of(command: &str, cache: &mut BTreeMap<String, BTreeSet<String>>) -> BT
         return f.clone();
     }
     let out = common::keyframe()
-        .args([command, "--help"])
+        .args(command.split(' '))
+        .arg("--help")
         .output()
         .expect("keyframe --help");
     assert!(out.status.success(), "keyframe {command} --help failed");
@@ -168,7 +170,34 @@ fn check_env_names(file: &str, text: &str, options: &BTreeSet<String>) {
 }
 
 fn check_invocation(inv: &Invocation, cache: &mut BTreeMap<String, BTreeSet<String>>) {
-    let command = inv.command().to_string();
+    let mut command = inv.command().to_string();
+    if command == "ballista" {
+        // `keyframe ballista scheduler|executor`: checked once the build has it
+        // (it comes with the DataFusion/Ballista batch).
+        let sub = inv
+            .args
+            .iter()
+            .skip_while(|a| *a != "ballista")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{}: `ballista` without a subcommand", inv.file));
+        assert!(
+            ["scheduler", "executor"].contains(&sub.as_str()),
+            "{}: ballista {sub}",
+            inv.file
+        );
+        let has = common::keyframe()
+            .args(["ballista", "--help"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has {
+            eprintln!(
+                "{}: this build has no `keyframe ballista`; flags not checked",
+                inv.file
+            );
+            return;
+        }
+        command = format!("ballista {sub}");
+    }
     let known = flags_of(&command, cache);
     for a in &inv.args {
         if let Some(f) = a.strip_prefix("--") {
@@ -421,6 +450,7 @@ fn docker_compose_is_consistent() {
     for want in ["postgres", "minio", "migrate", "catalog", "shield"] {
         assert!(services.contains_key(want), "compose has {want}");
     }
+    check_compose_events_and_batch(services);
     let count = |k: &str| kinds.values().filter(|v| *v == k).count();
     assert!(count("origin") >= 2, "two origins: {kinds:?}");
     assert!(count("edge") >= 3, "a shield and regional edges: {kinds:?}");
@@ -457,6 +487,78 @@ fn docker_compose_is_consistent() {
             "edge-{region} has --region {region}"
         );
     }
+}
+
+/// The 3-node JetStream cluster the catalog appends to, and the Ballista
+/// scheduler with two executors the batch runs on.
+fn check_compose_events_and_batch(services: &serde_norway::Mapping) {
+    let nodes = ["nats-1", "nats-2", "nats-3"];
+    for n in nodes {
+        let svc = services.get(n).unwrap_or_else(|| panic!("compose has {n}"));
+        let args = strings(svc.get("command").expect("nats command"));
+        assert!(
+            args.iter().any(|a| a == "--jetstream"),
+            "{n} runs JetStream"
+        );
+        assert!(
+            args.iter().any(|a| a == &format!("--server_name={n}")),
+            "{n} names itself"
+        );
+        let routes = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--routes="))
+            .unwrap_or_else(|| panic!("{n} has routes"));
+        for other in nodes {
+            assert!(
+                routes.contains(&format!("nats://{other}:6222")),
+                "{n} routes to {other}"
+            );
+        }
+    }
+    let events = s(&services["catalog"], &["environment", "KEYFRAME_EVENTS"])
+        .and_then(Yaml::as_str)
+        .expect("the catalog's KEYFRAME_EVENTS");
+    for n in nodes {
+        assert!(
+            events.contains(&format!("nats://{n}:4222")),
+            "the catalog reaches {n}: {events}"
+        );
+    }
+    let command = |name: &str| {
+        strings(
+            services
+                .get(name)
+                .unwrap_or_else(|| panic!("compose has {name}"))
+                .get("command")
+                .expect("command"),
+        )
+    };
+    let scheduler = command("ballista-scheduler");
+    assert_eq!(&scheduler[..2], ["ballista", "scheduler"]);
+    let port = scheduler
+        .iter()
+        .skip_while(|a| *a != "--listen")
+        .nth(1)
+        .and_then(|l| l.rsplit(':').next())
+        .expect("scheduler --listen")
+        .to_string();
+    for e in ["ballista-executor-1", "ballista-executor-2"] {
+        let args = command(e);
+        assert_eq!(&args[..2], ["ballista", "executor"], "{e}");
+        let at = args
+            .iter()
+            .skip_while(|a| *a != "--scheduler")
+            .nth(1)
+            .expect("--scheduler");
+        assert_eq!(*at, format!("ballista-scheduler:{port}"), "{e}");
+    }
+    let recommend = command("recommend");
+    assert!(
+        recommend
+            .windows(2)
+            .any(|w| w[0] == "--engine" && w[1] == format!("ballista://ballista-scheduler:{port}")),
+        "the batch runs on the scheduler: {recommend:?}"
+    );
 }
 
 /// The containers of a workload (Deployment, StatefulSet, CronJob), init ones too.
@@ -541,6 +643,10 @@ fn kubernetes_manifests_are_consistent() {
         }
         let labels = s(d, &["spec", "template", "metadata", "labels"]).cloned();
         for c in containers(d) {
+            // Other images (NATS) are checked below.
+            if c.get("image").and_then(Yaml::as_str) != Some("keyframe") {
+                continue;
+            }
             let args: Vec<String> = c.get("command").map(strings).unwrap_or_default();
             let mut args: Vec<String> = args.into_iter().skip(1).collect();
             args.extend(c.get("args").map(strings).unwrap_or_default());
@@ -567,7 +673,15 @@ fn kubernetes_manifests_are_consistent() {
                     .to_string();
                 named.insert(pname, port);
             }
-            if let Some(listen) = inv.listen_port() {
+            if let Some(listen) = inv.listen_port().filter(|_| command == "ballista") {
+                roles.insert(format!("ballista {}", inv.args[1]));
+                for probe in ["readinessProbe", "livenessProbe"] {
+                    let port = s(c, &[probe, "tcpSocket", "port"])
+                        .and_then(Yaml::as_str)
+                        .unwrap_or_else(|| panic!("{}: no tcpSocket {probe}", inv.file));
+                    assert_eq!(named.get(port), Some(&listen), "{}: {probe}", inv.file);
+                }
+            } else if let Some(listen) = inv.listen_port() {
                 roles.insert(command.clone());
                 assert!(
                     named.values().any(|p| *p == listen),
@@ -636,9 +750,77 @@ fn kubernetes_manifests_are_consistent() {
             }
         }
     }
-    for role in ["origin", "edge", "catalog"] {
+    for role in [
+        "origin",
+        "edge",
+        "catalog",
+        "ballista scheduler",
+        "ballista executor",
+    ] {
         assert!(roles.contains(role), "a {role} workload");
     }
+    // Watch events: a 3-node JetStream StatefulSet, routes to every node, and the
+    // catalogs pointed at its Service.
+    let nats = docs
+        .iter()
+        .find(|(_, d)| kind(d) == "StatefulSet" && name(d) == "keyframe-nats")
+        .map(|(_, d)| d)
+        .expect("a keyframe-nats StatefulSet");
+    assert_eq!(
+        s(nats, &["spec", "replicas"]).and_then(Yaml::as_u64),
+        Some(3),
+        "three JetStream nodes"
+    );
+    let conf = docs
+        .iter()
+        .find(|(_, d)| kind(d) == "ConfigMap" && name(d) == "keyframe-nats")
+        .and_then(|(_, d)| s(d, &["data", "nats.conf"]))
+        .and_then(Yaml::as_str)
+        .expect("nats.conf");
+    assert!(conf.contains("jetstream"), "{conf}");
+    for i in 0..3 {
+        assert!(
+            conf.contains(&format!("keyframe-nats-{i}.keyframe-nats-cluster")),
+            "routes to node {i}"
+        );
+    }
+    let env = docs
+        .iter()
+        .find(|(_, d)| kind(d) == "ConfigMap" && name(d) == "keyframe-env")
+        .and_then(|(_, d)| s(d, &["data", "KEYFRAME_EVENTS"]))
+        .and_then(Yaml::as_str)
+        .expect("KEYFRAME_EVENTS in keyframe-env");
+    let host = env
+        .trim_start_matches("nats://")
+        .split(':')
+        .next()
+        .expect("host");
+    assert!(
+        service_ports.get(host).is_some_and(|p| p.contains(&4222)),
+        "KEYFRAME_EVENTS names the Service {host}:4222"
+    );
+    let executors = docs
+        .iter()
+        .find(|(_, d)| kind(d) == "Deployment" && name(d) == "keyframe-ballista-executor")
+        .map(|(_, d)| d)
+        .expect("the Ballista executors");
+    assert_eq!(
+        s(executors, &["spec", "replicas"]).and_then(Yaml::as_u64),
+        Some(2)
+    );
+    let args = strings(containers(executors)[0].get("args").expect("args"));
+    let at = args
+        .iter()
+        .skip_while(|a| *a != "--scheduler")
+        .nth(1)
+        .expect("--scheduler");
+    let (host, port) = at.split_once(':').expect("HOST:PORT");
+    assert!(
+        service_ports
+            .get(host)
+            .is_some_and(|p| p.contains(&port.parse().expect("port"))),
+        "executors reach the scheduler's Service: {at}"
+    );
     let hpa = docs
         .iter()
         .find(|(_, d)| kind(d) == "HorizontalPodAutoscaler")
@@ -757,6 +939,19 @@ fn the_cluster_script_is_valid_bash_and_documented() {
     for c in ["up", "status", "down", "ingest", "purge"] {
         assert!(text.contains(&format!("  {c})")), "cluster.sh has `{c}`");
     }
+    // Beside the rest: a JetStream server the catalog appends to, and a Ballista
+    // scheduler with two executors (skipped, in one line, by a build without them).
+    for piece in [
+        "-js -a 127.0.0.1",
+        "events_line=",
+        "ballista scheduler --listen",
+        "ballista executor --scheduler",
+        "ballista-executor-$e",
+        "no Ballista scheduler or executors started",
+        "in-process history writer",
+    ] {
+        assert!(text.contains(piece), "cluster.sh: {piece}");
+    }
     let guide = read("deploy/README.md");
     for topic in [
         "chunk",
@@ -770,6 +965,10 @@ fn the_cluster_script_is_valid_bash_and_documented() {
         "admin",
         "TLS",
         "cluster.sh",
+        "JetStream",
+        "KEYFRAME_EVENTS",
+        "Ballista",
+        "events/s",
     ] {
         assert!(
             guide.to_lowercase().contains(&topic.to_lowercase()),

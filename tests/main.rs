@@ -12,6 +12,7 @@ mod conformance;
 mod deploy;
 mod docs;
 mod edge_memory;
+mod events;
 mod ingest;
 mod players;
 mod serve;

@@ -179,6 +179,17 @@ pub struct Config {
     /// database) or `sql` (as SQL inside PostgreSQL, which Citus can distribute).
     /// Default `local`.
     pub recommend_engine: String,
+
+    /// Watch events through NATS JetStream: the servers' URLs, comma-separated
+    /// (`nats://HOST:PORT[,…]`). `POST /api/history` then appends the events to the
+    /// `KEYFRAME_HISTORY` stream and answers once JetStream acknowledged them; this
+    /// catalog's consumer (shared by every catalog) folds them into the database.
+    /// Default: none (the in-process writer commits them on the request path).
+    pub events: Option<String>,
+    /// With `events`: seconds a pulled event may stay unacknowledged (its catalog
+    /// died or hangs) before JetStream delivers it to another catalog. Set when the
+    /// shared consumer is created (the first catalog to start). Default 30.
+    pub events_ack_wait_secs: u64,
 }
 
 impl Default for Config {
@@ -234,6 +245,8 @@ impl Default for Config {
             recommend_max_titles_per_user: 200,
             recommend_threads: 0,
             recommend_engine: "local".into(),
+            events: None,
+            events_ack_wait_secs: 30,
         }
     }
 }
@@ -301,6 +314,7 @@ impl Config {
                 u64::from(self.history_commit_events),
             ),
             ("trending_half_life_secs", self.trending_half_life_secs),
+            ("events_ack_wait_secs", self.events_ack_wait_secs),
             ("recommend_top_k", u64::from(self.recommend_top_k)),
             ("recommend_per_user", u64::from(self.recommend_per_user)),
             (
@@ -328,6 +342,7 @@ impl Config {
                 format!("'{}' is not local or sql", self.recommend_engine),
             ));
         }
+        self.events_servers()?;
         if !self.client_ip_header.is_empty()
             && http::HeaderName::try_from(self.client_ip_header.as_str()).is_err()
         {
@@ -413,6 +428,26 @@ impl Config {
             None,
         )
         .map_err(|e| bad("argon2_memory_kib", format!("argon2 parameters: {e}")))
+    }
+
+    /// The NATS servers of `events` (`None` without it): each a `nats://HOST:PORT`
+    /// (or `tls://`) URL.
+    pub fn events_servers(&self) -> Result<Option<Vec<String>>, ConfigError> {
+        let Some(text) = self.events.as_deref().filter(|t| !t.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let mut servers = Vec::new();
+        for s in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let url = url::Url::parse(s).map_err(|e| bad("events", format!("'{s}': {e}")))?;
+            if !matches!(url.scheme(), "nats" | "tls") || url.host_str().is_none() {
+                return Err(bad(
+                    "events",
+                    format!("'{s}' is not a nats://HOST:PORT URL"),
+                ));
+            }
+            servers.push(s.to_string());
+        }
+        Ok(Some(servers))
     }
 
     /// The resume and played thresholds of the watch-history fold.
@@ -521,6 +556,24 @@ mod tests {
         let e = c.check().expect_err("bad proxy");
         assert_eq!(e.option, "trusted_proxies");
         assert!(e.message.contains("'lb.internal'"), "{e}");
+    }
+
+    #[test]
+    fn events_take_nats_urls_only() {
+        let with = |e: &str| Config {
+            events: Some(e.into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            with("nats://a:4222, nats://b:4222")
+                .events_servers()
+                .expect("two"),
+            Some(vec!["nats://a:4222".into(), "nats://b:4222".into()])
+        );
+        assert_eq!(Config::default().events_servers().expect("none"), None);
+        let e = with("http://a:4222").check().expect_err("not nats");
+        assert_eq!(e.option, "events", "{e}");
+        assert!(with("nonsense").check().is_err());
     }
 
     #[test]

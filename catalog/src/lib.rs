@@ -10,6 +10,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod forwarded;
 pub mod history;
 pub mod ladder;

@@ -25,6 +25,7 @@ use crate::cache::{Change, HotCache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
+use crate::events::Events;
 use crate::forwarded::DirectTls;
 use crate::history::writer::WriterConfig;
 use crate::history::{EventBudget, Writer};
@@ -39,6 +40,7 @@ pub struct Catalog {
     store: Store,
     uploads: Arc<dyn Uploads>,
     clock: SharedClock,
+    events: Option<Events>,
 }
 
 impl Catalog {
@@ -50,6 +52,7 @@ impl Catalog {
             store,
             uploads: Arc::new(NoUploads),
             clock: Arc::new(SystemClock),
+            events: None,
         }
     }
 
@@ -63,6 +66,36 @@ impl Catalog {
     pub fn clock(mut self, clock: SharedClock) -> Catalog {
         self.clock = clock;
         self
+    }
+
+    /// The JetStream the history API appends to (connected by the caller, e.g.
+    /// [`Events::connect`]); `None` keeps what [`Catalog::connect_events`] finds.
+    pub fn events(mut self, events: Option<Events>) -> Catalog {
+        if events.is_some() {
+            self.events = events;
+        }
+        self
+    }
+
+    /// Connects to the JetStream of the `events` option (see [`crate::events`]),
+    /// creating its stream and consumer unless they exist; without the option, or
+    /// connected already, does nothing. [`Catalog::run`] calls it; callers of
+    /// [`Catalog::router`] with `events` must.
+    pub async fn connect_events(mut self) -> Result<Catalog, ConfigError> {
+        if self.events.is_none() {
+            if let Some(servers) = self.config.events_servers()? {
+                let wait = Duration::from_secs(self.config.events_ack_wait_secs);
+                let events =
+                    Events::connect(&servers, wait)
+                        .await
+                        .map_err(|message| ConfigError {
+                            option: "events",
+                            message,
+                        })?;
+                self.events = Some(events);
+            }
+        }
+        Ok(self)
     }
 
     /// The router. Must be called inside a tokio runtime: it starts the tasks that
@@ -79,6 +112,12 @@ impl Catalog {
     fn build(self) -> Result<(Router, tokio::task::JoinHandle<()>), ConfigError> {
         let config = self.config;
         config.check()?;
+        if config.events_servers()?.is_some() && self.events.is_none() {
+            return Err(ConfigError {
+                option: "events",
+                message: "not connected (call Catalog::connect_events first)".into(),
+            });
+        }
         let regions = config.region_map()?;
         let signer = Signer::new(config.signing_key()?);
         let passwords = Passwords::new(config.argon2_params()?);
@@ -104,6 +143,37 @@ impl Catalog {
                 })
             }),
         );
+        let mut registry = Registry::default();
+        let events = self
+            .events
+            .map(|e| e.with_metrics(crate::events::EventsMetrics::register(&mut registry)));
+        let consumer = events.clone().map(|events| {
+            let announced = changes.clone();
+            crate::events::start_consumer(
+                events,
+                self.db.clone(),
+                crate::events::ConsumerConfig {
+                    batch_events: config.history_commit_events as usize,
+                    thresholds: config.history_thresholds(),
+                    half_life_ms: config.trending_half_life_ms(),
+                },
+                Arc::new(move |user_id: &str, content_id: &str| {
+                    announced.apply_local(&Change::Watch {
+                        user_id: user_id.to_string(),
+                        content_id: content_id.to_string(),
+                    })
+                }),
+                stop.child_token(),
+            )
+        });
+        // Both end once the router is dropped: the writer after committing what is
+        // queued, the consumer after the fold in progress.
+        let writer = tokio::spawn(async move {
+            let _ = writer.await;
+            if let Some(consumer) = consumer {
+                let _ = consumer.await;
+            }
+        });
         tokio::spawn(crate::recommend::schedule(
             self.db.clone(),
             config.clone(),
@@ -118,7 +188,6 @@ impl Catalog {
                 message: e.to_string(),
             })?
             .into();
-        let mut registry = Registry::default();
         let http = Arc::new(keyframe_http::metrics::HttpMetrics::register(&mut registry));
         let state = AppState {
             config: Arc::new(config),
@@ -134,6 +203,7 @@ impl Catalog {
             uploads: self.uploads,
             clock: self.clock,
             history,
+            events,
             event_budget,
             openapi_json,
             _tasks: Arc::new(stop.drop_guard()),
@@ -182,7 +252,12 @@ impl Catalog {
         };
         let direct_tls = tls.is_some();
         let limits = self.config.limits(tls);
-        let (app, writer) = self.build().map_err(invalid)?;
+        let (app, writer) = self
+            .connect_events()
+            .await
+            .map_err(invalid)?
+            .build()
+            .map_err(invalid)?;
         let handler = move |req: http::Request<hyper::body::Incoming>, peer: SocketAddr| {
             let mut req = req.map(axum::body::Body::new);
             req.extensions_mut()

@@ -15,6 +15,7 @@ use crate::cache::{Changes, HotCache};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::events::Events;
 use crate::history::{EventBudget, Writer};
 use crate::playback::Signer;
 use crate::uploads::Uploads;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub(crate) clock: SharedClock,
     /// The watch-history write queue.
     pub(crate) history: Writer,
+    /// With `events`: the JetStream the history API appends to instead.
+    pub(crate) events: Option<Events>,
     /// Watch events each viewer may still send.
     pub(crate) event_budget: Arc<EventBudget>,
     pub(crate) openapi_json: Arc<str>,

@@ -142,9 +142,13 @@ async fn history_intake() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The viewers are in eu (some synthetic titles are licensed there only), and the
     // per-viewer event budget is off: this measures the intake, not the limit.
+    // KF_BENCH_EVENTS=nats://…: through JetStream (issue 20) instead of the writer.
     let config = Config {
         default_region: "eu".into(),
         history_events_per_user_minute: u32::MAX,
+        events: std::env::var("KF_BENCH_EVENTS")
+            .ok()
+            .filter(|e| !e.is_empty()),
         ..Config::default()
     };
     let server = tokio::spawn(
@@ -162,6 +166,7 @@ async fn history_intake() {
             let http = reqwest::Client::new();
             let mut sent = 0u64;
             let mut visible = Vec::new();
+            let mut appends = Vec::new();
             let mut seq = 0i64;
             let mut n = 0usize;
             while Instant::now() < deadline {
@@ -177,6 +182,7 @@ async fn history_intake() {
                     })
                     .collect();
                 let want = 100_000 + (batch as i64 - 1) * 10;
+                let posted = Instant::now();
                 let r = http
                     .post(format!("{base}/api/history"))
                     .bearer_auth(&token)
@@ -186,6 +192,7 @@ async fn history_intake() {
                     .expect("post");
                 assert!(r.status().is_success(), "{}", r.status());
                 let returned = Instant::now();
+                appends.push(returned - posted);
                 sent += batch as u64;
                 loop {
                     let d: serde_json::Value = http
@@ -204,19 +211,30 @@ async fn history_intake() {
                 }
                 visible.push(returned.elapsed());
             }
-            (sent, visible)
+            (sent, visible, appends)
         }));
     }
     let mut sent = 0;
     let mut visible = Vec::new();
+    let mut appends = Vec::new();
     for t in tasks {
-        let (s, v) = t.await.expect("client");
+        let (s, v, a) = t.await.expect("client");
         sent += s;
         visible.extend(v);
+        appends.extend(a);
     }
+    appends.sort();
     let elapsed = started.elapsed().as_secs_f64();
     visible.sort();
     let p = |q: f64| visible[((visible.len() as f64 * q) as usize).min(visible.len() - 1)];
+    let pa = |q: f64| appends[((appends.len() as f64 * q) as usize).min(appends.len() - 1)];
+    println!(
+        "intake-post: POST answered (committed, or appended and acknowledged with KF_BENCH_EVENTS): \
+         p50 {:?} p95 {:?} max {:?}",
+        pa(0.5),
+        pa(0.95),
+        appends.last().copied().unwrap_or_default()
+    );
     println!(
         "intake: {sent} events in {elapsed:.1} s = {:.0} events/s ({clients} clients × {batch}-event batches); \
          resume visible after POST: p50 {:?} p95 {:?} max {:?} (each client also reads detail after every POST)",

@@ -7,6 +7,14 @@
 #                                        ▲
 #              edge-us, edge-eu, edge-ap          (parent = shield, tokens checked here)
 #   catalog (PostgreSQL, region → edge map, token key, admin token)
+#      │ watch events (--events)
+#   nats-server -js (JetStream; the catalog appends, its consumer folds)
+#   ballista-scheduler ◀── ballista-executor-1, ballista-executor-2
+#                           (`keyframe recommend --engine $BALLISTA_URL`)
+#
+# NATS and Ballista are optional: without nats-server the catalog keeps its
+# in-process writer; without `keyframe ballista` (a build lacking it) no Ballista
+# processes start. Each says so in one line.
 #
 # Usage: deploy/cluster/cluster.sh COMMAND [ARGS]
 #   up                 start everything (fails if a cluster already runs in the state dir)
@@ -27,6 +35,8 @@
 #   KEYFRAME_CLUSTER_DB     database name, created when missing [keyframe_cluster]
 #   S3S_FS                  the s3s-fs binary [on PATH, else ~/.cache/keyframe-ci/s3s/bin/s3s-fs]
 #   REGIONS                 regional edges [us eu ap]
+#   NATS_SERVER             the nats-server binary [on PATH, else /usr/sbin/nats-server];
+#                           NATS_SERVER=none starts none
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -68,6 +78,16 @@ free_port() {
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
   die "no free port found"
+}
+
+find_nats() {
+  if [ -n "${NATS_SERVER:-}" ]; then
+    [ "$NATS_SERVER" = none ] || echo "$NATS_SERVER"
+    return 0
+  fi
+  if command -v nats-server >/dev/null 2>&1; then command -v nats-server; return 0; fi
+  if [ -x /usr/sbin/nats-server ]; then echo /usr/sbin/nats-server; fi
+  return 0
 }
 
 hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
@@ -227,6 +247,39 @@ EOF
     edges+="$r = \"$u\""$'\n'
   done
 
+  # Watch events: a JetStream server; the catalog appends to it and folds from it.
+  local nats events_line=""
+  nats="$(find_nats)"
+  if [ -n "$nats" ]; then
+    local nport; nport="$(free_port)"
+    mkdir -p "$DIR/nats"
+    start nats - "$nats" -js -a 127.0.0.1 -p "$nport" -sd "$DIR/nats" >/dev/null
+    wait_tcp "$nport" || { tail -n 20 "$DIR/logs/nats.log" >&2; die "nats-server did not start"; }
+    events_line="events = \"nats://127.0.0.1:$nport\""
+    setvar NATS_URL "nats://127.0.0.1:$nport"
+  else
+    say "nats-server not found (set NATS_SERVER): the catalog keeps its in-process history writer"
+  fi
+
+  # The batch engine: a Ballista scheduler and two executors, run by keyframe itself
+  # (the same Ballista and DataFusion as the client).
+  if "$bin" ballista --help >/dev/null 2>&1; then
+    local bport e eport
+    bport="$(free_port)"
+    start ballista-scheduler - "$bin" ballista scheduler --listen "127.0.0.1:$bport" >/dev/null
+    wait_tcp "$bport" || { tail -n 20 "$DIR/logs/ballista-scheduler.log" >&2; die "the Ballista scheduler did not start"; }
+    for e in 1 2; do
+      eport="$(free_port)"
+      mkdir -p "$DIR/ballista-$e"
+      start "ballista-executor-$e" - "$bin" ballista executor --scheduler "127.0.0.1:$bport" \
+        --listen "127.0.0.1:$eport" --work-dir "$DIR/ballista-$e" >/dev/null
+      wait_tcp "$eport" || { tail -n 20 "$DIR/logs/ballista-executor-$e.log" >&2; die "Ballista executor $e did not start"; }
+    done
+    setvar BALLISTA_URL "ballista://127.0.0.1:$bport"
+  else
+    say "this keyframe has no 'ballista' command: no Ballista scheduler or executors started"
+  fi
+
   # The catalog: PostgreSQL, the region → edge map, the token and admin keys.
   # Players of no known region go to the first regional edge (never the shield,
   # which checks no tokens).
@@ -242,6 +295,7 @@ trusted_proxies = ["127.0.0.1"]
 recommend_interval_secs = 0
 log = "warn"
 grace_secs = 2
+$events_line
 
 [region_edges]
 $edges
@@ -346,15 +400,16 @@ cmd_down() {
   [ -d "$DIR/pids" ] || { say "nothing to stop in $DIR"; return 0; }
   local n
   # Players' side first, storage last.
-  for n in catalog $(for r in ${REGIONS}; do echo "edge-$r"; done) shield origin-1 origin-2 s3; do
+  for n in catalog $(for r in ${REGIONS}; do echo "edge-$r"; done) shield origin-1 origin-2 \
+    ballista-executor-1 ballista-executor-2 ballista-scheduler nats s3; do
     stop_one "$n"
   done
   local f
   for f in "$DIR/pids/"*.pid; do [ -e "$f" ] && stop_one "$(basename "$f" .pid)"; done
   if [ "${1:-}" = "--drop" ]; then
     psql_admin -c "DROP DATABASE IF EXISTS \"$DBNAME\" WITH (FORCE)" >/dev/null
-    rm -rf "$DIR/s3" "$DIR"/clip-*.mp4
-    say "dropped database $DBNAME and the stored objects"
+    rm -rf "$DIR/s3" "$DIR"/clip-*.mp4 "$DIR/nats" "$DIR"/ballista-*
+    say "dropped database $DBNAME, the stored objects and the event stream"
   fi
 }
 

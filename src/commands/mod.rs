@@ -53,6 +53,24 @@ fn catalog_option(e: &keyframe_catalog::config::ConfigError) -> Failure {
     )))
 }
 
+/// The JetStream of the catalog's `events` option (if any), reached before a port
+/// is bound: an unreachable stream is a runtime error, one line, exit 1.
+pub async fn connect_events(
+    config: &keyframe_catalog::Config,
+) -> Result<Option<keyframe_catalog::events::Events>, Failure> {
+    let servers = config.events_servers().map_err(|e| catalog_option(&e))?;
+    match servers {
+        None => Ok(None),
+        Some(servers) => keyframe_catalog::events::Events::connect(
+            &servers,
+            std::time::Duration::from_secs(config.events_ack_wait_secs),
+        )
+        .await
+        .map(Some)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("events: {e}"))),
+    }
+}
+
 pub fn open_store(shared: &Shared) -> Result<keyframe_core::store::Store, Failure> {
     use keyframe_origin::store::StoreError;
     keyframe_origin::store::open(&shared.store_url()).map_err(|e| match e {

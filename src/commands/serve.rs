@@ -9,7 +9,7 @@ use figment::Figment;
 use tokio_util::sync::CancellationToken;
 
 use super::servers::{bind, origin_server, shutdown_signal};
-use super::{check_catalog, check_catalog_tls, open_db, open_store, uploads};
+use super::{check_catalog, check_catalog_tls, connect_events, open_db, open_store, uploads};
 use crate::cli::{self, ConfigError, Shared};
 use crate::Failure;
 
@@ -110,6 +110,8 @@ async fn serve_all(
     let store = open_store(shared)?;
     let db = open_db(shared).await?;
     let origin_server = origin_server(shared, origin.clone(), store.clone())?;
+    // The event stream (if any) is reached before a port is bound.
+    let events = connect_events(&catalog).await?;
     let origin_l = bind("origin", origin.listen, false).await?;
     let edge_tls = edge.tls_cert.is_some();
     let edge_l = bind("edge", edge.listen, edge_tls).await?;
@@ -138,14 +140,12 @@ async fn serve_all(
             run.await;
         }
     });
-    let c = tokio::spawn(keyframe_catalog::server::run_with_uploads(
-        catalog_l,
-        catalog,
-        db.clone(),
-        store.clone(),
-        uploads(&store, &db),
-        stop.clone().cancelled_owned(),
-    ));
+    let c = tokio::spawn(
+        keyframe_catalog::server::Catalog::new(catalog, db.clone(), store.clone())
+            .uploads(uploads(&store, &db))
+            .events(events)
+            .run(catalog_l, stop.clone().cancelled_owned()),
+    );
     let (o, e, c) = tokio::join!(o, e, c);
     signal.abort();
     db.close().await;

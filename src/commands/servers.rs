@@ -9,7 +9,7 @@ use figment::Figment;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{check_catalog, check_catalog_tls, open_db, open_store, say, uploads};
+use super::{check_catalog, check_catalog_tls, connect_events, open_db, open_store, say, uploads};
 use crate::cli::{ConfigError, Shared};
 use crate::Failure;
 
@@ -44,17 +44,14 @@ pub async fn catalog(shared: &Shared, layers: &Figment) -> Result<ExitCode, Fail
     check_catalog_tls(&config)?;
     let store = open_store(shared)?;
     let db = open_db(shared).await?;
+    let events = connect_events(&config).await?;
     let listener = bind("catalog", config.listen, config.tls_cert.is_some()).await?;
-    keyframe_catalog::server::run_with_uploads(
-        listener,
-        config,
-        db.clone(),
-        store.clone(),
-        uploads(&store, &db),
-        shutdown_signal(CancellationToken::new()),
-    )
-    .await
-    .context("catalog server failed")?;
+    keyframe_catalog::server::Catalog::new(config, db.clone(), store.clone())
+        .uploads(uploads(&store, &db))
+        .events(events)
+        .run(listener, shutdown_signal(CancellationToken::new()))
+        .await
+        .context("catalog server failed")?;
     db.close().await;
     Ok(ExitCode::SUCCESS)
 }

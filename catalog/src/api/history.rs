@@ -132,7 +132,9 @@ pub fn check_events(
 }
 
 /// Records watch events. Answers once they are committed: an accepted event is
-/// durable, and visible in every read, when this returns.
+/// durable, and visible in every read, when this returns. With `events` (NATS
+/// JetStream) it answers once JetStream acknowledged every event: durable then,
+/// visible once a catalog's consumer folded it (within a second at p95).
 #[utoipa::path(
     post,
     path = "/api/history",
@@ -145,7 +147,7 @@ pub fn check_events(
         (status = 403, description = "A title the caller may not play in their region (code `unavailable_in_region`)", body = ErrorBody),
         (status = 422, description = "A bad event (code `invalid_field`, `too_many_events` or `unknown_content`)", body = ErrorBody),
         (status = 429, description = "Over the viewer's events per minute (code `rate_limited`); retry after `Retry-After`", body = ErrorBody),
-        (status = 503, description = "The write queue is full (code `history_busy`); retry after `Retry-After`", body = ErrorBody),
+        (status = 503, description = "The write queue is full (code `history_busy`), or the event stream did not acknowledge (code `events_unavailable`); retry after `Retry-After`", body = ErrorBody),
     )
 )]
 pub async fn post_history(
@@ -207,6 +209,20 @@ pub async fn post_history(
         region: client.region.unwrap_or_default(),
         events,
     };
+    if let Some(events) = &s.events {
+        // Durable once answered: every event acknowledged by JetStream, or 503.
+        return match events.append(&batch, now).await {
+            Ok(outcome) => Ok(Json(outcome)),
+            Err(e) => {
+                tracing::warn!(error = %e, events = batch.events.len(), "watch events not appended");
+                Err(ApiError::new(
+                    ErrorCode::EventsUnavailable,
+                    "the event stream is unavailable; retry shortly",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("2")))
+            }
+        };
+    }
     match s.history.submit(batch).await {
         Ok(outcome) => Ok(Json(outcome)),
         Err(QueueError::Full) => Err(busy("the history queue is full; retry shortly")),

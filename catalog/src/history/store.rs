@@ -161,6 +161,9 @@ async fn record_in(
     received_at: i64,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut outcomes = vec![Outcome::default(); batches.len()];
+    if backend == Backend::Postgres {
+        lock_users(tx, batches).await?;
+    }
     // 1. Which events are new: not twice in the batches, not in the log.
     let mut seen: HashSet<(&str, &str, i64)> = HashSet::new();
     let mut fresh: Vec<(usize, &Event)> = Vec::new();
@@ -323,6 +326,42 @@ async fn record_in(
     apply_stats(tx, &stats).await?;
     trending::apply(tx, backend, &trend, true).await?;
     Ok(outcomes)
+}
+
+/// On PostgreSQL, makes folds of one viewer's events run one after the other (a
+/// transaction-scoped advisory lock per viewer, taken in key order, so two folds
+/// cannot deadlock): the log check below then sees what a concurrent fold
+/// committed. Without it two folds of one event (a JetStream redelivery racing
+/// the first delivery, two catalogs) both find it new and both add it to the
+/// counters. SQLite's `BEGIN IMMEDIATE` serializes writers already.
+async fn lock_users(
+    tx: &mut sqlx::AnyConnection,
+    batches: &[UserBatch],
+) -> Result<(), sqlx::Error> {
+    use sha2::Digest;
+    let mut keys: Vec<i64> = batches
+        .iter()
+        .map(|b| {
+            let d = sha2::Sha256::digest(b.user_id.as_bytes());
+            let mut k = [0u8; 8];
+            k.copy_from_slice(&d[..8]);
+            i64::from_be_bytes(k)
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for chunk in keys.chunks(per_statement(1)) {
+        let sql = format!(
+            "SELECT pg_advisory_xact_lock(k) FROM (VALUES {}) AS t(k)",
+            values(chunk.len(), 1)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 /// Which of `new_events` count a view: per viewer × title, an event that advances

@@ -141,7 +141,7 @@ async fn run(db: Db, cfg: WriterConfig, announce: Announce, mut rx: mpsc::Unboun
 }
 
 /// Announces the (viewer, title) pairs of `batches` (each once).
-fn announce_pairs(announce: &Announce, batches: &[&UserBatch]) {
+pub(crate) fn announce_pairs(announce: &Announce, batches: &[&UserBatch]) {
     let mut seen = std::collections::HashSet::new();
     for b in batches {
         for e in &b.events {

@@ -138,6 +138,9 @@ error_codes! {
     IngestUnavailable = "ingest_unavailable", SERVICE_UNAVAILABLE;
     /// The history intake queue is full; `Retry-After` says when to come back.
     HistoryBusy = "history_busy", SERVICE_UNAVAILABLE;
+    /// The watch-event stream (`--events`, NATS JetStream) did not acknowledge the
+    /// events in time; nothing was accepted, `Retry-After` says when to come back.
+    EventsUnavailable = "events_unavailable", SERVICE_UNAVAILABLE;
 }
 
 impl ErrorCode {
