@@ -6,7 +6,8 @@
 //! ffprobe reads the duration); a title licensed only for `us` is refused in `eu`
 //! (451 at the catalog, 403 for its `us` token at the `eu` edge); the shield serves
 //! one regional edge's miss as a hit to another; a purge reaches every edge; killing
-//! one origin keeps playback working.
+//! one origin keeps playback working; with a `nats-server` on the machine (CI has
+//! one), a watch event goes through the cluster's JetStream and folds.
 //!
 //! Needs PostgreSQL (`psql`, and the server of `KEYFRAME_TEST_DATABASE_URL` or
 //! 127.0.0.1:5432) and `s3s-fs`: skipped without them, except under `CI=true`.
@@ -334,6 +335,53 @@ async fn a_multi_region_cluster_on_one_machine() {
 
     let catalog = cluster.get("CATALOG_URL").to_string();
     let viewer = Viewer::sign_up(&http, &catalog).await;
+
+    // Watch events go through the cluster's nats-server -js (when the machine has
+    // one: CI does), and a watched title shows in the viewer's history.
+    if cluster.env.contains_key("NATS_URL") {
+        assert!(status
+            .lines()
+            .any(|l| l.starts_with("nats ") && l.contains(" up ")));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64;
+        let r = viewer
+            .http
+            .post(format!("{catalog}/api/history"))
+            .bearer_auth(&viewer.session)
+            .header(REGION_HEADER, "eu")
+            .json(&json!({"events": [{"content_id": id, "session_id": "cluster", "seq": 0,
+                "kind": "progress", "position_ms": 30_000, "duration_ms": 60_000, "at": now - 1000}]}))
+            .send()
+            .await
+            .expect("history");
+        assert_eq!(r.status(), StatusCode::OK);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let h: Value = viewer
+                .http
+                .get(format!("{catalog}/api/history"))
+                .bearer_auth(&viewer.session)
+                .send()
+                .await
+                .expect("history")
+                .json()
+                .await
+                .expect("history json");
+            if h["items"][0]["content"]["id"] == id {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the event never folded: {h}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(metric(&http, &catalog, "keyframe_events_folded_total").await >= 1.0);
+    } else {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "CI=true but the cluster started no nats-server"
+        );
+    }
     let edge_eu = cluster.get("EDGE_EU_URL");
     let edge_us = cluster.get("EDGE_US_URL");
     let edge_ap = cluster.get("EDGE_AP_URL");

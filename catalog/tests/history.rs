@@ -751,3 +751,56 @@ async fn trending_cannot_be_bought() {
         t.cleanup().await;
     }
 }
+
+/// Two folds of one event at once (a JetStream redelivery racing the first
+/// delivery on another catalog, `--events`) add it once: on PostgreSQL the second
+/// waits for the first's per-viewer lock and then finds the event in the log
+/// (without the lock both found it new and both counted the view).
+#[tokio::test]
+async fn racing_folds_of_one_event_count_it_once() {
+    use keyframe_catalog::history::{Event, EventKind, UserBatch};
+    for t in common::databases().await {
+        let cfg = every_start_counts();
+        let s = Server::start(&t.db, cfg.clone()).await;
+        let ids = seed(&t.db, &[("Raced", "*")]).await;
+        s.user("racer").await;
+        let user = t.db.user_by_username("racer").await.expect("user").id;
+        let at = keyframe_catalog::db::now_ms() - 1000;
+        let rounds = 20;
+        for r in 0..rounds {
+            let batch = UserBatch {
+                user_id: user.clone(),
+                region: "eu".into(),
+                events: vec![Event {
+                    content_id: ids[0].clone(),
+                    session_id: format!("race-{r}"),
+                    seq: 0,
+                    position_ms: 0,
+                    duration_ms: 100_000,
+                    kind: EventKind::Start,
+                    at,
+                }],
+            };
+            let fold = || {
+                t.db.record_history(
+                    std::slice::from_ref(&batch),
+                    cfg.history_thresholds(),
+                    cfg.trending_half_life_ms(),
+                )
+            };
+            let (a, b) = tokio::join!(fold(), fold());
+            let accepted = a.expect("fold")[0].accepted + b.expect("fold")[0].accepted;
+            assert_eq!(accepted, 1, "{}: round {r}", t.name);
+        }
+        let views: i64 = stats(&t.db, &ids[0]).await.iter().map(|r| r.1).sum();
+        assert_eq!(views, rounds, "{}", t.name);
+        let state =
+            t.db.watch_state(&user, &ids[0])
+                .await
+                .expect("state")
+                .expect("watched");
+        assert_eq!(state.play_count, rounds, "{}", t.name);
+        s.stop().await;
+        t.cleanup().await;
+    }
+}
