@@ -26,6 +26,6 @@ if [ "$events" = nats ]; then
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   events="nats://127.0.0.1:$port"
 fi
-export KF_BENCH_EVENTS="$events"
+export KF_BENCH_EVENTS_URL="$events"
 cargo test --release -p keyframe-catalog --test integration recommend_bench::history_intake \
     -- --ignored --nocapture 2>&1 | grep -E '^intake'

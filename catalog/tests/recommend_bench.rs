@@ -14,6 +14,8 @@
 //! batches of `KF_BENCH_BATCH` (default 100) events over HTTP to a catalog on port 0
 //! for `KF_BENCH_SECS` (default 20) seconds; after each POST the client reads the
 //! title's detail and records how long until the new resume point is visible.
+//! `KF_BENCH_EVENTS_URL=nats://HOST:PORT`: the catalog takes the events through that
+//! NATS JetStream (`events`, issue 20) instead of its in-process writer.
 
 use std::time::{Duration, Instant};
 
@@ -142,11 +144,11 @@ async fn history_intake() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The viewers are in eu (some synthetic titles are licensed there only), and the
     // per-viewer event budget is off: this measures the intake, not the limit.
-    // KF_BENCH_EVENTS=nats://…: through JetStream (issue 20) instead of the writer.
+    // KF_BENCH_EVENTS_URL=nats://…: through JetStream (issue 20) instead of the writer.
     let config = Config {
         default_region: "eu".into(),
         history_events_per_user_minute: u32::MAX,
-        events: std::env::var("KF_BENCH_EVENTS")
+        events: std::env::var("KF_BENCH_EVENTS_URL")
             .ok()
             .filter(|e| !e.is_empty()),
         ..Config::default()
@@ -229,7 +231,7 @@ async fn history_intake() {
     let p = |q: f64| visible[((visible.len() as f64 * q) as usize).min(visible.len() - 1)];
     let pa = |q: f64| appends[((appends.len() as f64 * q) as usize).min(appends.len() - 1)];
     println!(
-        "intake-post: POST answered (committed, or appended and acknowledged with KF_BENCH_EVENTS): \
+        "intake-post: POST answered (committed, or appended and acknowledged with KF_BENCH_EVENTS_URL): \
          p50 {:?} p95 {:?} max {:?}",
         pa(0.5),
         pa(0.95),

@@ -98,10 +98,10 @@ async fn consume(
         .await
         .map_err(|e| e.to_string())?;
     let mut chunks = messages.ready_chunks(batch);
-    let mut lag_at = Instant::now() - Duration::from_secs(10);
+    let mut lag_at: Option<Instant> = None;
     loop {
-        if lag_at.elapsed() >= Duration::from_secs(1) {
-            lag_at = Instant::now();
+        if lag_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            lag_at = Some(Instant::now());
             if let (Some(m), Ok(info)) = (&events.metrics, consumer.get_info().await) {
                 let lag = info.num_pending.saturating_add(info.num_ack_pending as u64);
                 m.lag.set(i64::try_from(lag).unwrap_or(i64::MAX));
