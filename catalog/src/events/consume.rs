@@ -11,12 +11,12 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
-use async_nats::jetstream::{stream, AckKind, Message};
+use async_nats::jetstream::{AckKind, Message};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{Envelope, Events, CONSUMER, SUBJECTS};
+use super::publish::{ensure_consumer, Events};
+use super::stream::{Envelope, STREAM};
 use crate::db::{now_ms, Db, DbError};
 use crate::history::writer::announce_pairs;
 use crate::history::{Announce, Thresholds, UserBatch};
@@ -28,28 +28,6 @@ pub struct ConsumerConfig {
     pub batch_events: usize,
     pub thresholds: Thresholds,
     pub half_life_ms: i64,
-}
-
-/// The shared durable pull consumer on `stream`, created unless it exists (a
-/// pulled message not acked within `ack_wait` is delivered again).
-pub(crate) async fn ensure_consumer(
-    stream: &stream::Stream,
-    ack_wait: Duration,
-) -> Result<PullConsumer, String> {
-    stream
-        .get_or_create_consumer(
-            CONSUMER,
-            pull::Config {
-                durable_name: Some(CONSUMER.into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait,
-                filter_subject: SUBJECTS.into(),
-                max_ack_pending: 50_000,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// Starts this catalog's consumer; it runs until `stop` is cancelled (finishing
@@ -84,7 +62,7 @@ async fn consume(
 ) -> Result<(), String> {
     let stream = events
         .js
-        .get_stream(super::STREAM)
+        .get_stream(STREAM)
         .await
         .map_err(|e| e.to_string())?;
     let consumer = ensure_consumer(&stream, events.ack_wait).await?;

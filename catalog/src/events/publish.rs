@@ -5,10 +5,12 @@
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::jetstream::{self, message::PublishMessage, stream as js_stream};
 use futures::future::join_all;
 
-use super::{
+use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
+
+use super::stream::{
     message_id, subject, Envelope, EventsMetrics, APPEND_TIMEOUT, CONSUMER, DUPLICATE_WINDOW,
     MAX_AGE, STREAM, SUBJECTS,
 };
@@ -73,11 +75,11 @@ impl Events {
     async fn ensure(&self, clustered: bool) -> Result<(), String> {
         let stream = self
             .js
-            .get_or_create_stream(stream::Config {
+            .get_or_create_stream(js_stream::Config {
                 name: STREAM.into(),
                 subjects: vec![SUBJECTS.into()],
-                storage: stream::StorageType::File,
-                retention: stream::RetentionPolicy::Limits,
+                storage: js_stream::StorageType::File,
+                retention: js_stream::RetentionPolicy::Limits,
                 max_age: MAX_AGE,
                 duplicate_window: DUPLICATE_WINDOW,
                 num_replicas: if clustered { 3 } else { 1 },
@@ -85,7 +87,7 @@ impl Events {
             })
             .await
             .map_err(|e| e.to_string())?;
-        super::consume::ensure_consumer(&stream, self.ack_wait)
+        ensure_consumer(&stream, self.ack_wait)
             .await
             .map_err(|e| format!("consumer {CONSUMER}: {e}"))?;
         Ok(())
@@ -143,6 +145,28 @@ impl Events {
         }
         Ok(out)
     }
+}
+
+/// The shared durable pull consumer on `stream`, created unless it exists (a
+/// pulled message not acked within `ack_wait` is delivered again).
+pub(crate) async fn ensure_consumer(
+    stream: &js_stream::Stream,
+    ack_wait: Duration,
+) -> Result<PullConsumer, String> {
+    stream
+        .get_or_create_consumer(
+            CONSUMER,
+            pull::Config {
+                durable_name: Some(CONSUMER.into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait,
+                filter_subject: SUBJECTS.into(),
+                max_ack_pending: 50_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn publish_error(e: &jetstream::context::PublishError) -> AppendError {
