@@ -181,20 +181,23 @@ fn io_error(path: &Path, e: std::io::Error) -> object_store::Error {
     }
 }
 
+/// `range` of `file`, shorter only at the file's end. The bytes are read into the
+/// buffer's spare capacity: zero-filling it first (`vec![0; len]`) cost a tenth of
+/// a 4 KiB hit's instructions (callgrind), and a memset of every 1 MiB read.
 fn read_exact_at(file: &std::fs::File, range: Range<u64>) -> std::io::Result<Bytes> {
-    use std::os::unix::fs::FileExt;
     let len = usize::try_from(range.end - range.start).unwrap_or(usize::MAX);
-    let mut buf = vec![0u8; len];
-    let mut done = 0;
-    while done < len {
-        match file.read_at(&mut buf[done..], range.start + done as u64) {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = range.start + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
             Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    buf.truncate(done);
+    // The capacity may exceed `len`: never more than was asked.
+    buf.truncate(len);
     Ok(Bytes::from(buf))
 }
 
@@ -683,6 +686,34 @@ fn truncate_to_secs(t: SystemTime) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positional_reads_return_the_range_and_stop_at_the_end() {
+        use std::io::Write;
+        let mut f = tempfile::tempfile().expect("temp file");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        f.write_all(&data).expect("write");
+        for (start, end) in [
+            (0, 0),
+            (0, 4096),
+            (1, 65_537),
+            (99_000, 100_000),
+            (5, 99_999),
+        ] {
+            let got = read_exact_at(&f, start..end).expect("read");
+            assert_eq!(
+                &got[..],
+                &data[start as usize..end as usize],
+                "{start}..{end}"
+            );
+        }
+        // Past the end: only what the file has.
+        let got = read_exact_at(&f, 99_990..100_100).expect("read");
+        assert_eq!(&got[..], &data[99_990..]);
+        assert!(read_exact_at(&f, 200_000..200_010)
+            .expect("read")
+            .is_empty());
+    }
 
     #[test]
     fn routes() {
