@@ -143,7 +143,7 @@ async fn serve_all(
         catalog,
         db.clone(),
         store.clone(),
-        uploads(&store, &db),
+        uploads(shared, &store, &db),
         stop.clone().cancelled_owned(),
     ));
     let (o, e, c) = tokio::join!(o, e, c);

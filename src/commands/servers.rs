@@ -50,7 +50,7 @@ pub async fn catalog(shared: &Shared, layers: &Figment) -> Result<ExitCode, Fail
         config,
         db.clone(),
         store.clone(),
-        uploads(&store, &db),
+        uploads(shared, &store, &db),
         shutdown_signal(CancellationToken::new()),
     )
     .await
