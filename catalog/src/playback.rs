@@ -324,7 +324,10 @@ mod tests {
 
     #[test]
     fn acl_patterns_of_content_keys_and_others() {
-        assert_eq!(acl_pattern(&content_key("ab", "mp4")), "*/abababababababab*");
+        assert_eq!(
+            acl_pattern(&content_key("ab", "mp4")),
+            "*/abababababababab*"
+        );
         // Anything that is not a content address keeps its exact path.
         for k in [
             "t/master.m3u8",

@@ -170,15 +170,9 @@ impl Uploads for PipelineUploads {
         image: Bytes,
     ) -> Result<(), UploadError> {
         let source = Source::stream(futures::stream::once(async move { Ok(image) }));
-        ingest_avatar(
-            &self.store,
-            &self.db,
-            username,
-            source,
-            &self.options(),
-        )
-        .await
-        .map_err(upload_error)?;
+        ingest_avatar(&self.store, &self.db, username, source, &self.options())
+            .await
+            .map_err(upload_error)?;
         Ok(())
     }
 }

@@ -31,9 +31,8 @@ pub fn uploads(
     db: &keyframe_catalog::Db,
 ) -> std::sync::Arc<dyn keyframe_catalog::Uploads> {
     std::sync::Arc::new(
-        keyframe_ingest::PipelineUploads::new(store.clone(), db.clone()).with_temp_dir(
-            keyframe_ingest::uploads::uploads_temp_dir(&shared.data_dir),
-        ),
+        keyframe_ingest::PipelineUploads::new(store.clone(), db.clone())
+            .with_temp_dir(keyframe_ingest::uploads::uploads_temp_dir(&shared.data_dir)),
     )
 }
 
