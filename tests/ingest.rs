@@ -496,6 +496,12 @@ async fn remote_ingest_makes_the_ladder_too() {
     let mut cmd = serve_node(&data, &["--admin-token", "s3cret-admin-token"]);
     cmd.env("TMPDIR", tmp.path().join("no-such-dir"));
     let node = Running::start(cmd, 3);
+    // (The listen lines come as the sockets are bound, just before the catalog
+    // sets its uploads up.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stale.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(!stale.exists(), "stale upload files are removed at start");
     let roles = |out: &str| -> (Vec<String>, Value) {
         let r = json_lines(out).remove(0);
