@@ -468,8 +468,9 @@ async fn a_region_title_plays_on_a_node_of_that_region() {
 }
 
 /// `ingest --server` makes the same ladder as a local ingest: the catalog's upload
-/// runs the pipeline with the `--ladder` the client asked for, and the node's edge
-/// serves the multivariant playlist.
+/// runs the pipeline with the `--ladder` the client asked for (its temporary files
+/// under the node's data dir), and the node's edge serves the multivariant
+/// playlist.
 #[tokio::test]
 async fn remote_ingest_makes_the_ladder_too() {
     if !common::have_tools(&["ffmpeg", "ffprobe"], "remote ladder test") {
@@ -486,13 +487,22 @@ async fn remote_ingest_makes_the_ladder_too() {
         .status()
         .expect("ffmpeg");
     assert!(st.success());
-    let node = Running::start(
-        serve_node(
-            &tmp.path().join("node"),
-            &["--admin-token", "s3cret-admin-token"],
-        ),
-        3,
-    );
+    // The upload's temporary files go under the data dir, never the system's
+    // (here unusable); what a crash left there is removed when the server starts.
+    let data = tmp.path().join("node");
+    let stale = data.join("tmp/uploads/keyframe-ingest-stale");
+    std::fs::create_dir_all(&stale).expect("stale dir");
+    std::fs::write(stale.join("input"), b"left by a crash").expect("stale file");
+    let mut cmd = serve_node(&data, &["--admin-token", "s3cret-admin-token"]);
+    cmd.env("TMPDIR", tmp.path().join("no-such-dir"));
+    let node = Running::start(cmd, 3);
+    // (The listen lines come as the sockets are bound, just before the catalog
+    // sets its uploads up.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stale.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!stale.exists(), "stale upload files are removed at start");
     let roles = |out: &str| -> (Vec<String>, Value) {
         let r = json_lines(out).remove(0);
         let mut roles: Vec<String> = r["ladder"]
@@ -550,5 +560,9 @@ async fn remote_ingest_makes_the_ladder_too() {
         .expect("get");
     assert_eq!(got.status(), 200);
     assert!(got.text().await.expect("text").starts_with("#EXTM3U\n"));
+    let left: Vec<_> = std::fs::read_dir(data.join("tmp/uploads"))
+        .expect("the uploads' temp dir")
+        .collect();
+    assert!(left.is_empty(), "temp files outlived the upload: {left:?}");
     assert!(node.terminate().success());
 }

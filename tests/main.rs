@@ -6,6 +6,7 @@
 mod common;
 
 mod browser;
+mod browser_abr;
 mod cli;
 mod cluster;
 mod conformance;

@@ -30,6 +30,11 @@ fn encoder() -> &'static str {
 }
 
 fn make_clip(path: &Path, faststart: bool) {
+    make_clip_of(path, faststart, "testsrc=duration=10:size=320x240:rate=25");
+}
+
+/// A 10 s clip of the lavfi `source` with a 440 Hz tone.
+fn make_clip_of(path: &Path, faststart: bool, source: &str) {
     let mut c = Command::new("ffmpeg");
     c.args([
         "-hide_banner",
@@ -39,7 +44,7 @@ fn make_clip(path: &Path, faststart: bool) {
         "-f",
         "lavfi",
         "-i",
-        "testsrc=duration=10:size=320x240:rate=25",
+        source,
         "-f",
         "lavfi",
         "-i",
@@ -406,6 +411,138 @@ async fn an_ingested_ladder_plays_in_ffprobe_and_ffmpeg_from_the_catalogs_url_co
     // Without the token's query, the playlist is refused.
     let bare = hls.split('?').next().expect("path");
     assert_eq!(reqwest::get(bare).await.expect("bare").status(), 403);
+    assert!(node.terminate().success());
+}
+
+/// A title's playback token is short (one hash-prefix pattern per object, not
+/// every object's path), so a media playlist with the token written into each of
+/// its references stays small; and it still opens no other title: title A's token
+/// is refused for title B's manifests and renditions by the edge and by an origin
+/// that checks tokens itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_titles_token_is_short_and_opens_no_other_title_on_edge_or_origin() {
+    if !have_tools(&["ffmpeg", "ffprobe"], "player tests") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (clip_a, clip_b) = (tmp.path().join("a.mp4"), tmp.path().join("b.mp4"));
+    make_clip(&clip_a, true);
+    make_clip_of(&clip_b, true, "testsrc2=duration=10:size=320x240:rate=25");
+    let data = tmp.path().join("data");
+    let a = ingest_ladder(&data, &clip_a, "240,120");
+    let b = ingest_ladder(&data, &clip_b, "240,120");
+    let mut cmd = serve_node(&data, &["--token-key", TOKEN_KEY]);
+    cmd.env("KEYFRAME_PUBLIC_CONTENT", "true");
+    let node = Running::start(cmd, 3);
+    let mut origin_cmd = common::keyframe();
+    origin_cmd.arg("--data-dir").arg(&data).args([
+        "origin",
+        "--listen",
+        "127.0.0.1:0",
+        "--token-key",
+        TOKEN_KEY,
+    ]);
+    let origin = Running::start(origin_cmd, 1);
+    let edge = node.url("edge").to_string();
+    let play = |id: String| {
+        let url = format!("{}/api/content/{id}/play", node.url("catalog"));
+        let edge = edge.clone();
+        async move {
+            let v: serde_json::Value = reqwest::get(url)
+                .await
+                .expect("play")
+                .json()
+                .await
+                .expect("play JSON");
+            let hls = v["hls"].as_str().expect("hls URL").to_string();
+            let (path, param) = hls
+                .strip_prefix(&edge)
+                .and_then(|p| p.split_once('?'))
+                .expect("an edge URL with a token");
+            (path.to_string(), param.to_string())
+        }
+    };
+    let (a_master, a_param) = play(a).await;
+    let (b_master, b_param) = play(b).await;
+    assert!(
+        a_param.len() < 400,
+        "the token is short: {} bytes, {a_param}",
+        a_param.len()
+    );
+
+    let http = reqwest::Client::new();
+    let text = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(&url).send().await.expect("get");
+            assert_eq!(r.status(), 200, "{url}");
+            r.text().await.expect("body")
+        }
+    };
+    // Title B's objects, as B's own playlists name them: its media playlists and
+    // (from the first) its rendition.
+    let b_dir = b_master.rsplit_once('/').expect("dir").0.to_string();
+    let b_text = text(format!("{edge}{b_master}?{b_param}")).await;
+    let b_media: Vec<String> = b_text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split('?').next().unwrap_or(l).to_string())
+        .collect();
+    assert!(!b_media.is_empty(), "{b_text}");
+    let media = text(format!("{edge}{b_dir}/{}?{b_param}", b_media[0])).await;
+    let b_rendition = media
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .and_then(|l| l.split('?').next())
+        .expect("a segment reference")
+        .to_string();
+
+    // A media playlist through the edge: the token in each reference, and little
+    // else (the old token listed every object's path, about 90 bytes each).
+    let stored = text(format!("{}{b_dir}/{}", node.url("origin"), b_media[0])).await;
+    let refs = media.matches("__token__=").count();
+    assert!(refs > 2, "{media}");
+    assert!(
+        media.len() <= stored.len() + refs * (b_param.len() + 1),
+        "{} bytes rewritten from {} with {refs} references",
+        media.len(),
+        stored.len()
+    );
+
+    for (server, base) in [("edge", edge.as_str()), ("origin", origin.url("origin"))] {
+        // A's token opens A...
+        let r = http
+            .get(format!("{base}{a_master}?{a_param}"))
+            .send()
+            .await
+            .expect("own title");
+        assert_eq!(r.status(), 200, "{server}: A's token on A");
+        // ...and none of B's manifests or renditions; B's own token does.
+        let mut b_paths = vec![b_master.clone()];
+        b_paths.extend(b_media.iter().map(|m| format!("{b_dir}/{m}")));
+        b_paths.push(format!("{b_dir}/{b_rendition}"));
+        for path in &b_paths {
+            let r = http
+                .get(format!("{base}{path}?{a_param}"))
+                .header("Range", "bytes=0-99")
+                .send()
+                .await
+                .expect("other title");
+            assert_eq!(r.status(), 403, "{server}: A's token on {path}");
+            let r = http
+                .get(format!("{base}{path}?{b_param}"))
+                .header("Range", "bytes=0-99")
+                .send()
+                .await
+                .expect("own token");
+            assert!(
+                r.status().is_success(),
+                "{server}: B's token on {path}: {}",
+                r.status()
+            );
+        }
+    }
+    assert!(origin.terminate().success());
     assert!(node.terminate().success());
 }
 

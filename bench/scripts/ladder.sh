@@ -5,9 +5,13 @@
 # is reading the fragments, writing the manifests, hashing and storing the files:
 # the target is ≤ 5% more wall time, and ≤ 100 MiB peak RSS for Keyframe itself
 # (its own VmHWM, sampled from /proc, not ffmpeg's). Interleaved rounds; prints the
-# median seconds of each and Keyframe's peak RSS. Needs a quiet machine.
+# median wall seconds of each, the median CPU seconds (user + sys of the whole process
+# tree, ffmpeg included, from /usr/bin/time: robust to other load on a shared
+# machine, where wall time is not) and Keyframe's peak RSS.
 #
 #   bench/scripts/ladder.sh [SECONDS] [ROUNDS]     # default: a 600 s master, 3 rounds
+#   MASTER=FILE bench/scripts/ladder.sh            # reuse a master made by an earlier run
+#   KEEP_MASTER=FILE bench/scripts/ladder.sh       # keep the generated master there
 #
 # Needs a release build (`cargo build --release --bin keyframe`), ffmpeg with libx264.
 set -euo pipefail
@@ -17,16 +21,22 @@ rounds=${2:-3}
 bin=${KEYFRAME_BIN:-${CARGO_TARGET_DIR:-target}/release/keyframe}
 [[ -x $bin ]] || { echo "error: build first: cargo build --release --bin keyframe" >&2; exit 1; }
 command -v ffmpeg >/dev/null || { echo "error: ffmpeg is not on PATH" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time (GNU time) is missing" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 seg=4
 rungs=(1080 720 480 360)
 
-echo "generating a ${secs} s 1920x1080 master" >&2
-ffmpeg -v error -nostdin -y -f lavfi -i "testsrc2=duration=$secs:size=1920x1080:rate=25" \
-  -f lavfi -i "sine=frequency=440:duration=$secs" -c:v libx264 -preset veryfast -crf 20 \
-  -pix_fmt yuv420p -c:a aac -shortest "$work/master.mp4"
+if [[ -n ${MASTER:-} ]]; then
+  ln -s "$(realpath "$MASTER")" "$work/master.mp4"
+else
+  echo "generating a ${secs} s 1920x1080 master" >&2
+  ffmpeg -v error -nostdin -y -f lavfi -i "testsrc2=duration=$secs:size=1920x1080:rate=25" \
+    -f lavfi -i "sine=frequency=440:duration=$secs" -c:v libx264 -preset veryfast -crf 20 \
+    -pix_fmt yuv420p -c:a aac -shortest "$work/master.mp4"
+  [[ -n ${KEEP_MASTER:-} ]] && cp "$work/master.mp4" "$KEEP_MASTER"
+fi
 
 kbps() { python3 -c "print(max(150, round(5000 * ($1 / 1080) ** 1.5)))"; }
 
@@ -46,33 +56,51 @@ by_hand() {
   done
   args+=(-map 0:a:0 -vn -sn -dn -c:a aac -b:a 128k -ac 2 -ar 48000 -frag_duration $((seg * 1000000))
     -movflags +empty_moov+default_base_moof+cmaf+skip_trailer -f mp4 "$out/audio.m4a")
-  ffmpeg -hide_banner -nostdin -y -v error -nostats -i "$work/master.mp4" -filter_complex "$graph" "${args[@]}"
+  /usr/bin/time -f '%e %U %S' -o "$out.time" \
+    ffmpeg -hide_banner -nostdin -y -v error -nostats -i "$work/master.mp4" -filter_complex "$graph" "${args[@]}"
 }
 
-# Runs keyframe ingest, sampling its own peak RSS (VmHWM) until it exits.
+# Runs keyframe ingest under /usr/bin/time, sampling Keyframe's own peak RSS (VmHWM,
+# read with shell builtins; the sampling's processes are not in the measured tree)
+# until it exits.
 ingest() {
-  local data=$1 peak=0
-  "$bin" --data-dir "$data" ingest --ladder "$(IFS=,; echo "${rungs[*]}")" "$work/master.mp4" 2>/dev/null &
+  local data=$1 peak=0 kpid=""
+  /usr/bin/time -f '%e %U %S' -o "$data.time" \
+    "$bin" --data-dir "$data" ingest --ladder "$(IFS=,; echo "${rungs[*]}")" "$work/master.mp4" 2>/dev/null &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
-    local hwm
-    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    [[ -n $hwm && $hwm -gt $peak ]] && peak=$hwm
+    if [[ -z $kpid ]]; then
+      kpid=$(pgrep -P "$pid" | head -n 1 || true)
+    fi
+    if [[ -n $kpid ]]; then
+      local k v _
+      while read -r k v _; do
+        if [[ $k == VmHWM: && $v -gt $peak ]]; then peak=$v; fi
+      done 2>/dev/null <"/proc/$kpid/status" || true
+    fi
     sleep 0.2
   done
   wait "$pid"
   echo "$peak" >"$data.rss"
 }
 
-hand=() kf=() rss=()
+# Wall seconds and CPU seconds (user + sys) from a /usr/bin/time file.
+wall() { awk 'END {print $1}' "$1"; }
+cpu() { awk 'END {print $2 + $3}' "$1"; }
+hand=() kf=() hand_cpu=() kf_cpu=() rss=()
 for r in $(seq "$rounds"); do
-  t0=$(date +%s.%N); by_hand "$work/hand$r"; t1=$(date +%s.%N)
-  hand+=("$(echo "$t1 - $t0" | bc)"); rm -rf "$work/hand$r"
-  t0=$(date +%s.%N); ingest "$work/kf$r"; t1=$(date +%s.%N)
-  kf+=("$(echo "$t1 - $t0" | bc)"); rss+=("$(cat "$work/kf$r.rss")"); rm -rf "$work/kf$r"
-  echo "round $r: by hand ${hand[-1]} s, keyframe ingest ${kf[-1]} s, keyframe peak RSS ${rss[-1]} KiB" >&2
+  by_hand "$work/hand$r"
+  hand+=("$(wall "$work/hand$r.time")") hand_cpu+=("$(cpu "$work/hand$r.time")")
+  rm -rf "$work/hand$r"
+  ingest "$work/kf$r"
+  kf+=("$(wall "$work/kf$r.time")") kf_cpu+=("$(cpu "$work/kf$r.time")")
+  rss+=("$(cat "$work/kf$r.rss")"); rm -rf "$work/kf$r"
+  echo "round $r: by hand ${hand[-1]} s (cpu ${hand_cpu[-1]} s), keyframe ingest ${kf[-1]} s" \
+    "(cpu ${kf_cpu[-1]} s), keyframe peak RSS ${rss[-1]} KiB, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+more() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (a / b - 1) * 100}'; }
 mh=$(median "${hand[@]}"); mk=$(median "${kf[@]}"); mr=$(median "${rss[@]}")
-echo "ffmpeg ladder by hand: $mh s (median of $rounds)"
-echo "keyframe ingest --ladder: $mk s ($(echo "scale=1; ($mk / $mh - 1) * 100" | bc)% more), peak RSS $((mr / 1024)) MiB"
+ch=$(median "${hand_cpu[@]}"); ck=$(median "${kf_cpu[@]}")
+echo "ffmpeg ladder by hand: $mh s wall, $ch s cpu (medians of $rounds)"
+echo "keyframe ingest --ladder: $mk s wall ($(more "$mk" "$mh")% more), $ck s cpu ($(more "$ck" "$ch")% more), peak RSS $((mr / 1024)) MiB"

@@ -97,9 +97,10 @@ impl Signer {
         Ok(format!("{edge}{path}?__token__={}", query_escape(&token)))
     }
 
-    /// The URLs of `keys` on `edge` under ONE token whose `acl` lists the path of
-    /// every key in `acl_keys` (`!`-separated): a player given one of them (an HLS
-    /// or DASH manifest) may fetch every object of the title, and nothing else.
+    /// The URLs of `keys` on `edge` under ONE token whose `acl` opens every key in
+    /// `acl_keys` ([`acl_pattern`] each, `!`-separated): a player given one of them
+    /// (an HLS or DASH manifest) may fetch every object of the title, and nothing
+    /// else.
     pub fn urls_sharing_token(
         &self,
         edge: &str,
@@ -112,17 +113,15 @@ impl Signer {
         let Some(key) = &self.key else {
             return Ok(keys.iter().map(|k| format!("{edge}{}", path(k))).collect());
         };
-        let acl = acl_keys
-            .iter()
-            .map(|k| path(k))
-            .collect::<Vec<_>>()
-            .join("!");
+        let mut patterns: Vec<String> = acl_keys.iter().map(|k| acl_pattern(k)).collect();
+        patterns.sort_unstable();
+        patterns.dedup();
         let token = sign(
             key,
             &TokenClaims {
                 start: None,
                 exp: exp_unix,
-                acl,
+                acl: patterns.join("!"),
                 data: region.map(|r| format!("regions:{r}")),
             },
         )?;
@@ -131,6 +130,36 @@ impl Signer {
             .iter()
             .map(|k| format!("{edge}{}?__token__={q}", path(k)))
             .collect())
+    }
+}
+
+/// Hex digits of an object's SHA-256 that its [`acl_pattern`] keeps: 64 bits, so
+/// that another object matching by chance is out of reach (about one in 10^19
+/// per pair), where a whole path costs five times as much in every reference of a
+/// manifest the token is written into.
+pub const ACL_HASH_HEX: usize = 16;
+
+/// The `acl` pattern that opens one object: for a content-addressed key
+/// (`sha256/ab/<64 hex>.<ext>`) `*/<first 16 hex>*`, which matches that object's
+/// path and no other object's (no other key has a path segment starting with
+/// those 64 bits of its hash, and a path with `..` in it never matches); for any
+/// other key, its exact path. A title's objects cannot share a path prefix (each
+/// is addressed by its own bytes), so its token lists one short pattern per
+/// object: about 20 bytes each against 90 for the whole path, and the token is
+/// repeated in every segment reference of a media playlist.
+pub fn acl_pattern(object_key: &str) -> String {
+    let hash = object_key
+        .strip_prefix("sha256/")
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(dir, file)| {
+            let hex = file.split_once('.').map_or(file, |(h, _)| h);
+            let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            (hex.len() == 64 && lower_hex(hex) && hex.starts_with(dir) && dir.len() == 2)
+                .then_some(hex)
+        });
+    match hash {
+        Some(hex) => format!("*/{}*", &hex[..ACL_HASH_HEX]),
+        None => format!("/v1/objects/{object_key}"),
     }
 }
 
@@ -246,6 +275,68 @@ mod tests {
             .urls_sharing_token("http://e", &["a.mpd"], &["a.mpd"], 1, None)
             .expect("urls");
         assert_eq!(plain, vec!["http://e/v1/objects/a.mpd".to_string()]);
+    }
+
+    /// A content key `sha256/<2 hex>/<64 hex>.<ext>` of `byte` repeated.
+    fn content_key(byte: &str, ext: &str) -> String {
+        let hex = byte.repeat(32);
+        format!("sha256/{}/{hex}.{ext}", &hex[..2])
+    }
+
+    #[test]
+    fn a_titles_token_lists_a_short_pattern_per_object() {
+        let key = TokenKey::from_config(&"ab".repeat(16)).expect("key");
+        let signer = Signer::new(Some(key.clone()));
+        let title: Vec<String> = ["0a", "1b", "2c", "3d", "4e", "5f"]
+            .iter()
+            .zip(["mp4", "mp4", "m4a", "m3u8", "m3u8", "mpd"])
+            .map(|(b, e)| content_key(b, e))
+            .collect();
+        let keys: Vec<&str> = title.iter().map(String::as_str).collect();
+        let urls = signer
+            .urls_sharing_token("http://e", &keys[3..4], &keys, 4_000_000_000, None)
+            .expect("urls");
+        let token = urls[0].split_once("?__token__=").expect("token").1;
+        assert!(
+            token.contains("~acl=*/0a0a0a0a0a0a0a0a*!*/1b1b1b1b1b1b1b1b*!"),
+            "{token}"
+        );
+        // Six patterns and the signature: no whole path in it.
+        assert!(token.len() < 220, "{} bytes: {token}", token.len());
+        for k in &title {
+            keyframe_core::token::verify(&key, token, &format!("/v1/objects/{k}"), 1).expect(k);
+        }
+        // Another title's objects, a near miss, and paths that only look alike.
+        let other = content_key("0b", "mp4");
+        let near = format!("sha256/0a/0a0a0a0a0a0a0a0b{}.mp4", "0".repeat(48));
+        for path in [
+            format!("/v1/objects/{other}"),
+            format!("/v1/objects/{near}"),
+            format!("/v1/objects/{}/../../{other}", title[0]),
+            "/v1/objects/sha256/0a/0a0a0a0a0a0a0a0".to_string(),
+        ] {
+            assert!(
+                keyframe_core::token::verify(&key, token, &path, 1).is_err(),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn acl_patterns_of_content_keys_and_others() {
+        assert_eq!(
+            acl_pattern(&content_key("ab", "mp4")),
+            "*/abababababababab*"
+        );
+        // Anything that is not a content address keeps its exact path.
+        for k in [
+            "t/master.m3u8",
+            "sha256/ab/abab.mp4",
+            "sha256/cd/abababababababababababababababababababababababababababababababab.mp4",
+            "sha256/AB/ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB.mp4",
+        ] {
+            assert_eq!(acl_pattern(k), format!("/v1/objects/{k}"), "{k}");
+        }
     }
 
     #[test]

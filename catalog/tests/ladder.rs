@@ -35,17 +35,30 @@ async fn play_answers_manifest_urls_under_one_token_for_the_whole_title() {
             asset("hls", "ae05.m3u8", "application/vnd.apple.mpegurl"),
             asset("dash", "af06.mpd", "application/dash+xml"),
         ];
-        with.renditions = vec![RenditionRow {
-            asset_id: ladder[0].id.clone(),
-            kind: "video".into(),
-            codecs: "avc1.64001f".into(),
-            bandwidth: 2000,
-            average_bandwidth: 1500,
-            segments: 3,
-        }];
+        let mut ladder = ladder;
+        ladder[0].width = Some(1280);
+        ladder[0].height = Some(720);
+        with.renditions = vec![
+            RenditionRow {
+                asset_id: ladder[1].id.clone(),
+                kind: "audio".into(),
+                codecs: "mp4a.40.2".into(),
+                bandwidth: 130_000,
+                average_bandwidth: 128_000,
+                segments: 3,
+            },
+            RenditionRow {
+                asset_id: ladder[0].id.clone(),
+                kind: "video".into(),
+                codecs: "avc1.64001f".into(),
+                bandwidth: 2000,
+                average_bandwidth: 1500,
+                segments: 3,
+            },
+        ];
         with.assets.extend(ladder.clone());
         let laddered = db.create_content(&with).await.expect(tdb.name);
-        assert_eq!(db.renditions(&laddered.id).await.expect("rows").len(), 1);
+        assert_eq!(db.renditions(&laddered.id).await.expect("rows").len(), 2);
         let plain = db
             .create_content(&title("Plain", "", &[], vec![right("*")]))
             .await
@@ -80,6 +93,40 @@ async fn play_answers_manifest_urls_under_one_token_for_the_whole_title() {
                 verify(&key, token, &format!("/v1/objects/{}", a.object_key), 1).is_err(),
                 "another title's {} stays closed",
                 a.role
+            );
+        }
+
+        // The content API lists the ladder: video (with its picture) first.
+        let (st, v) = s
+            .get(&format!("/api/content/{}", laddered.id), Some(&user))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(
+            v["renditions"],
+            serde_json::json!([
+                {"kind": "video", "width": 1280, "height": 720, "bandwidth": 2000,
+                 "average_bandwidth": 1500, "codecs": "avc1.64001f", "segments": 3},
+                {"kind": "audio", "width": null, "height": null, "bandwidth": 130_000,
+                 "average_bandwidth": 128_000, "codecs": "mp4a.40.2", "segments": 3},
+            ]),
+            "{v}"
+        );
+        let (st, v) = s.get(&format!("/api/content/{}", plain.id), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["renditions"], serde_json::json!([]), "{v}");
+        // ...and the OpenAPI document describes it.
+        let (_, doc) = s.get("/api/openapi.json", None).await;
+        let schemas = &doc["components"]["schemas"];
+        assert!(
+            schemas["ContentDetail"]["properties"]["renditions"].is_object(),
+            "{}",
+            schemas["ContentDetail"]
+        );
+        for field in ["kind", "width", "height", "bandwidth", "codecs"] {
+            assert!(
+                schemas["RenditionView"]["properties"][field].is_object(),
+                "{field}: {}",
+                schemas["RenditionView"]
             );
         }
 

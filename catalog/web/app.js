@@ -525,7 +525,18 @@
         if (auto && level) auto.textContent = hls.autoLevelEnabled ? `Auto (${rungLabel(level)})` : "Auto";
       });
       hls.on(Hls.Events.ERROR, (_, data) => {
-        if (!data.fatal || player.hls !== hls) return;
+        if (player.hls !== hls) return;
+        // A 403 is the edge refusing the token (it ran out: a long pause, a clock
+        // far off); every playlist hls.js holds carries that token, so the ladder
+        // is loaded again from a fresh /play URL, at the same position. Once, until
+        // it plays again (a refusal for another reason would come back).
+        const pb = state.playback;
+        if (data.response && data.response.code === 403 && !pb.retried && pb.id != null) {
+          pb.retried = true;
+          renewPlayback(v.currentTime || pb.lastTime, !v.paused);
+          return;
+        }
+        if (!data.fatal) return;
         // The ladder will not play here: the progressive file will.
         detach();
         player.mode = "progressive";
@@ -643,8 +654,8 @@
   // a viewer who pauses longer must not see an error. So before the player needs
   // the network again (resume, seek, or waiting for data) with a token about to
   // run out, the page asks for a fresh URL and swaps it in at the same position;
-  // and should the player fail anyway (a clock far off), it renews once and
-  // resumes.
+  // and should the player fail anyway (a clock far off: the video element's error,
+  // or a 403 hls.js reports), it renews once and resumes.
   const RENEW_MARGIN_MS = 15000;
 
   function tokenRunningOut() {

@@ -33,6 +33,8 @@ pub struct Fragment {
     pub duration: u64,
     /// Whether its first sample is a sync sample (a keyframe).
     pub starts_with_sync: bool,
+    /// How many samples (frames, for video) it holds.
+    pub samples: u64,
 }
 
 /// The index of one fragmented MP4 rendition.
@@ -70,11 +72,58 @@ impl Rendition {
             .unwrap_or(0)
     }
 
+    /// The mean frame rate, frames per second, as a reduced fraction `(num, den)`:
+    /// samples over duration, so `25/1`, `30000/1001`, or for a variable rate its
+    /// average (to a thousandth of a frame when no small denominator is exact).
+    /// None without samples or duration.
+    pub fn frame_rate(&self) -> Option<(u64, u64)> {
+        let samples: u64 = self.fragments.iter().map(|f| f.samples).sum();
+        let units: u64 = self.fragments.iter().map(|f| f.duration).sum();
+        if samples == 0 || units == 0 {
+            return None;
+        }
+        let num = u128::from(samples) * u128::from(self.timescale.max(1));
+        let den = u128::from(units);
+        let exact = reduce(num, den);
+        if exact.1 <= 1001 {
+            return Some(exact);
+        }
+        let thousandths = (num * 1000 + den / 2) / den;
+        Some(reduce(thousandths, 1000))
+    }
+
+    /// [`Rendition::frame_rate`] as HLS writes `FRAME-RATE` (RFC 8216 §4.4.6.2: a
+    /// decimal rounded to three places).
+    pub fn frame_rate_decimal(&self) -> Option<String> {
+        self.frame_rate()
+            .map(|(n, d)| format!("{:.3}", n as f64 / d as f64))
+    }
+
+    /// [`Rendition::frame_rate`] as DASH writes `@frameRate` (ISO/IEC 23009-1
+    /// FrameRateType: `25`, or `30000/1001`).
+    pub fn frame_rate_fraction(&self) -> Option<String> {
+        self.frame_rate().map(|(n, d)| match d {
+            1 => n.to_string(),
+            _ => format!("{n}/{d}"),
+        })
+    }
+
     /// The average bit rate over all segments (`AVERAGE-BANDWIDTH`), bits/s.
     pub fn average_bandwidth(&self) -> u64 {
         let bytes: u64 = self.fragments.iter().map(|f| f.size).sum();
         rate(bytes, self.duration_secs())
     }
+}
+
+/// `num/den` in lowest terms (saturating into u64).
+fn reduce(num: u128, den: u128) -> (u64, u64) {
+    let (mut a, mut b) = (num, den);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    let g = a.max(1);
+    let clamp = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
+    (clamp(num / g), clamp(den / g))
 }
 
 fn rate(bytes: u64, secs: f64) -> u64 {
@@ -126,13 +175,14 @@ pub fn read<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Rendition> {
                     return Err(bad("a moof without its mdat"));
                 }
                 let body = read_body(r, pos, header, size)?;
-                let (start, duration, sync) = parse_moof(&body, moov)?;
+                let (start, duration, sync, samples) = parse_moof(&body, moov)?;
                 open = Some(Fragment {
                     offset: styp_at.take().unwrap_or(pos),
                     size: 0,
                     start,
                     duration,
                     starts_with_sync: sync,
+                    samples,
                 });
             }
             b"mdat" => {
@@ -417,9 +467,9 @@ fn mp4a_codecs(esds: &[u8]) -> io::Result<String> {
     Ok(format!("mp4a.{oti:02x}"))
 }
 
-/// The start (`tfdt`), duration and first-sample sync flag of a `moof`'s one track
-/// fragment (§8.8.7 `tfhd`, §8.8.8 `trun`, §8.8.12 `tfdt`).
-fn parse_moof(moof: &[u8], moov: &Moov) -> io::Result<(u64, u64, bool)> {
+/// The start (`tfdt`), duration, first-sample sync flag and sample count of a
+/// `moof`'s one track fragment (§8.8.7 `tfhd`, §8.8.8 `trun`, §8.8.12 `tfdt`).
+fn parse_moof(moof: &[u8], moov: &Moov) -> io::Result<(u64, u64, bool, u64)> {
     let trafs: Vec<&[u8]> = children(moof)?
         .into_iter()
         .filter(|(k, _)| k == b"traf")
@@ -455,13 +505,14 @@ fn parse_moof(moof: &[u8], moov: &Moov) -> io::Result<(u64, u64, bool)> {
     } else {
         u64::from(u32_at(tfdt, 4)?)
     };
-    let (mut duration, mut first_flags) = (0u64, None);
+    let (mut duration, mut first_flags, mut samples) = (0u64, None, 0u64);
     for (kind, trun) in children(traf)? {
         if &kind != b"trun" {
             continue;
         }
         let flags = u32_at(trun, 0)? & 0x00ff_ffff;
         let count = u32_at(trun, 4)?;
+        samples += u64::from(count);
         let mut at = 8;
         if flags & 0x1 != 0 {
             at += 4;
@@ -501,7 +552,7 @@ fn parse_moof(moof: &[u8], moov: &Moov) -> io::Result<(u64, u64, bool)> {
         return Err(bad("a fragment without samples"));
     };
     // sample_is_non_sync_sample is bit 16 of the sample flags (§8.8.3.1).
-    Ok((start, duration, first & 0x0001_0000 == 0))
+    Ok((start, duration, first & 0x0001_0000 == 0, samples))
 }
 
 #[cfg(test)]
@@ -590,6 +641,11 @@ mod tests {
         );
         assert!(r.fragments.iter().all(|f| f.starts_with_sync));
         assert!((r.duration_secs() - 3.0).abs() < 1e-9);
+        // 75 samples of 512 units at 12800 a second: 25 frames a second.
+        assert_eq!(r.fragments[0].samples, 50);
+        assert_eq!(r.frame_rate(), Some((25, 1)));
+        assert_eq!(r.frame_rate_decimal().as_deref(), Some("25.000"));
+        assert_eq!(r.frame_rate_fraction().as_deref(), Some("25"));
         assert_eq!(
             r.peak_bandwidth(),
             r.average_bandwidth().max(r.peak_bandwidth())
@@ -598,6 +654,42 @@ mod tests {
         let not_sync = [init.clone(), fragment(0, 10, false)].concat();
         let r = read(&mut Cursor::new(&not_sync), not_sync.len() as u64).expect("parse");
         assert!(!r.fragments[0].starts_with_sync);
+    }
+
+    #[test]
+    fn frame_rates_exact_ntsc_and_variable() {
+        let with = |timescale: u32, parts: &[(u64, u64)]| Rendition {
+            len: 0,
+            init_size: 0,
+            kind: TrackKind::Video {
+                width: 2,
+                height: 2,
+            },
+            codecs: String::new(),
+            timescale,
+            fragments: parts
+                .iter()
+                .map(|&(samples, duration)| Fragment {
+                    offset: 0,
+                    size: 1,
+                    start: 0,
+                    duration,
+                    starts_with_sync: true,
+                    samples,
+                })
+                .collect(),
+        };
+        // 29.97: 120 frames of 1001 units at 30000.
+        let ntsc = with(30000, &[(60, 60 * 1001), (60, 60 * 1001)]);
+        assert_eq!(ntsc.frame_rate(), Some((30000, 1001)));
+        assert_eq!(ntsc.frame_rate_decimal().as_deref(), Some("29.970"));
+        assert_eq!(ntsc.frame_rate_fraction().as_deref(), Some("30000/1001"));
+        // A phone's variable rate: its average, to a thousandth.
+        let vfr = with(90000, &[(119, 4 * 90000 + 77)]);
+        assert_eq!(vfr.frame_rate_fraction().as_deref(), Some("3718/125"));
+        assert_eq!(vfr.frame_rate_decimal().as_deref(), Some("29.744"));
+        assert_eq!(with(1000, &[]).frame_rate(), None);
+        assert_eq!(with(1000, &[(0, 10)]).frame_rate(), None);
     }
 
     #[test]

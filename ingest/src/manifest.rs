@@ -119,6 +119,10 @@ pub fn multivariant(renditions: &[Stored], playlists: &[String]) -> String {
             "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},\
              CODECS=\"{codecs}\",RESOLUTION={width}x{height}"
         );
+        // §4.4.6.2: FRAME-RATE SHOULD be there for video.
+        if let Some(fps) = r.frame_rate_decimal() {
+            let _ = write!(m, ",FRAME-RATE={fps}");
+        }
         if audio.is_some() {
             m.push_str(",AUDIO=\"audio\"");
         }
@@ -178,6 +182,9 @@ pub fn mpd(renditions: &[Stored], segment_secs: u32) -> String {
             match r.kind {
                 TrackKind::Video { width, height } => {
                     let _ = write!(m, " width=\"{width}\" height=\"{height}\"");
+                    if let Some(fps) = r.frame_rate_fraction() {
+                        let _ = write!(m, " frameRate=\"{fps}\"");
+                    }
                 }
                 TrackKind::Audio { sample_rate, .. } => {
                     let _ = write!(m, " audioSamplingRate=\"{sample_rate}\"");
@@ -237,6 +244,7 @@ mod tests {
                     start: i as u64 * 2000,
                     duration: 2000,
                     starts_with_sync: true,
+                    samples: 50,
                 };
                 offset += size;
                 f
@@ -299,7 +307,7 @@ mod tests {
         assert!(
             master.contains(
                 "BANDWIDTH=14000,AVERAGE-BANDWIDTH=10000,CODECS=\"avc1.64000d,mp4a.40.2\",\
-             RESOLUTION=320x180,AUDIO=\"audio\"\n../cc/v.m3u8"
+             RESOLUTION=320x180,FRAME-RATE=25.000,AUDIO=\"audio\"\n../cc/v.m3u8"
             ),
             "{master}"
         );
@@ -312,5 +320,10 @@ mod tests {
         assert!(mpd.contains("<SegmentURL mediaRange=\"1800-4799\"/>"));
         assert!(mpd.contains("<BaseURL>../bb/a.m4a</BaseURL>"));
         assert!(mpd.contains("mediaPresentationDuration=\"PT4.000S\""));
+        assert!(
+            mpd.contains("width=\"320\" height=\"180\" frameRate=\"25\">"),
+            "{mpd}"
+        );
+        assert!(!audio_only.contains("FRAME-RATE"));
     }
 }

@@ -1,6 +1,13 @@
 //! The ingest pipeline behind the catalog's upload endpoints
 //! (`POST /api/admin/ingest`, `PUT /api/users/me/avatar`): the same library
 //! functions as `keyframe ingest`, fed from the request body as it streams in.
+//!
+//! An upload is spooled to a temporary file, and a ladder is encoded into
+//! temporary files: under the node's data directory (`<data>/tmp/uploads`, one
+//! disk and one quota with the objects, never a small `/tmp`), emptied when the
+//! server starts of whatever a crash left there.
+
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use keyframe_catalog::uploads::{
@@ -19,11 +26,55 @@ use crate::source::Source;
 pub struct PipelineUploads {
     pub store: Store,
     pub db: Db,
+    /// Where uploads are spooled and ladders encoded (default: the system's).
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// The temporary directory of the catalog's uploads under a node's data directory.
+pub fn uploads_temp_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("tmp").join("uploads")
 }
 
 impl PipelineUploads {
     pub fn new(store: Store, db: Db) -> PipelineUploads {
-        PipelineUploads { store, db }
+        PipelineUploads {
+            store,
+            db,
+            temp_dir: None,
+        }
+    }
+
+    /// Temporary files under `dir`, which is created, and emptied of what an
+    /// earlier process left there (only this server's uploads use it). When it
+    /// cannot be made, the system's temporary directory is used, with a warning.
+    pub fn with_temp_dir(mut self, dir: PathBuf) -> PipelineUploads {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let path = e.path();
+                let gone = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                if let Err(err) = gone {
+                    tracing::warn!(path = %path.display(), error = %err,
+                        "could not remove a stale upload temp file");
+                }
+            }
+        }
+        match std::fs::create_dir_all(&dir) {
+            Ok(()) => self.temp_dir = Some(dir),
+            Err(err) => tracing::warn!(dir = %dir.display(), error = %err,
+                "cannot make the uploads' temp dir; using the system's"),
+        }
+        self
+    }
+
+    fn options(&self) -> IngestOptions {
+        IngestOptions {
+            temp_dir: self.temp_dir.clone(),
+            ..IngestOptions::default()
+        }
     }
 }
 
@@ -104,7 +155,7 @@ impl Uploads for PipelineUploads {
                 rungs: upload.ladder.clone(),
                 ..LadderSpec::default()
             },
-            ..IngestOptions::default()
+            ..self.options()
         };
         let report = ingest(&self.store, &self.db, source, &opts)
             .await
@@ -119,15 +170,9 @@ impl Uploads for PipelineUploads {
         image: Bytes,
     ) -> Result<(), UploadError> {
         let source = Source::stream(futures::stream::once(async move { Ok(image) }));
-        ingest_avatar(
-            &self.store,
-            &self.db,
-            username,
-            source,
-            &IngestOptions::default(),
-        )
-        .await
-        .map_err(upload_error)?;
+        ingest_avatar(&self.store, &self.db, username, source, &self.options())
+            .await
+            .map_err(upload_error)?;
         Ok(())
     }
 }

@@ -144,6 +144,7 @@ struct Checked {
     /// (width, height, segment count) per video rendition, audio as (0, 0, n).
     renditions: Vec<(u32, u32, usize)>,
     multivariant: String,
+    mpd: String,
     codecs: Vec<String>,
 }
 
@@ -253,6 +254,7 @@ async fn check_ladder(
     Checked {
         renditions: out,
         multivariant,
+        mpd,
         codecs,
     }
 }
@@ -322,6 +324,16 @@ async fn a_ladder_is_packaged_over_byte_ranges_of_single_files() {
         assert!(c.codecs.contains(&"mp4a.40.2".to_string()));
         assert!(c.multivariant.contains("TYPE=AUDIO,GROUP-ID=\"audio\""));
         assert!(c.multivariant.contains("AUDIO=\"audio\""));
+        // The master's 25 frames a second, on every video variant and in the MPD.
+        let variants = c.multivariant.matches("#EXT-X-STREAM-INF:").count();
+        assert_eq!(variants, 2, "{}", c.multivariant);
+        assert_eq!(
+            c.multivariant.matches(",FRAME-RATE=25.000,").count(),
+            variants,
+            "{}",
+            c.multivariant
+        );
+        assert_eq!(c.mpd.matches(" frameRate=\"25\"").count(), 2, "{}", c.mpd);
         // Committed with the title in its one transaction.
         let id = r.content_id.clone().expect("id");
         let content = db.content(&id).await.expect("content");

@@ -23,15 +23,17 @@ pub fn say(line: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
-/// The ingest pipeline behind the catalog's upload endpoints.
+/// The ingest pipeline behind the catalog's upload endpoints, with its temporary
+/// files under the data directory.
 pub fn uploads(
+    shared: &Shared,
     store: &keyframe_core::store::Store,
     db: &keyframe_catalog::Db,
 ) -> std::sync::Arc<dyn keyframe_catalog::Uploads> {
-    std::sync::Arc::new(keyframe_ingest::PipelineUploads::new(
-        store.clone(),
-        db.clone(),
-    ))
+    std::sync::Arc::new(
+        keyframe_ingest::PipelineUploads::new(store.clone(), db.clone())
+            .with_temp_dir(keyframe_ingest::uploads::uploads_temp_dir(&shared.data_dir)),
+    )
 }
 
 /// A catalog configuration error is a usage error: one line, exit 2.

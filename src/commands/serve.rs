@@ -142,7 +142,7 @@ async fn serve_all(
     });
     let c = tokio::spawn(
         keyframe_catalog::server::Catalog::new(catalog, db.clone(), store.clone())
-            .uploads(uploads(&store, &db))
+            .uploads(uploads(shared, &store, &db))
             .events(events)
             .run(catalog_l, stop.clone().cancelled_owned()),
     );

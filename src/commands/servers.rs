@@ -47,7 +47,7 @@ pub async fn catalog(shared: &Shared, layers: &Figment) -> Result<ExitCode, Fail
     let events = connect_events(&config).await?;
     let listener = bind("catalog", config.listen, config.tls_cert.is_some()).await?;
     keyframe_catalog::server::Catalog::new(config, db.clone(), store.clone())
-        .uploads(uploads(&store, &db))
+        .uploads(uploads(shared, &store, &db))
         .events(events)
         .run(listener, shutdown_signal(CancellationToken::new()))
         .await

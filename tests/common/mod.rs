@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 
+pub mod browser;
 pub mod ladder;
 
 /// The built binary.

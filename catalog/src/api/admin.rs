@@ -133,12 +133,14 @@ fn checked_rights(rights: Vec<Right>) -> Result<Vec<Right>, ApiError> {
 
 async fn admin_detail(s: &AppState, client: &Client, id: &str) -> Result<ContentDetail, ApiError> {
     let c = s.hot.title(&s.db, id).await?;
-    ViewCtx {
+    let mut detail = ViewCtx {
         state: s,
         region: client.region.as_deref(),
         now_ms: s.now_ms(),
     }
-    .detail(&c, true)
+    .detail(&c, true)?;
+    detail.renditions = s.db.rendition_views(&c).await?;
+    Ok(detail)
 }
 
 /// Edits a title's metadata.

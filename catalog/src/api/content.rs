@@ -167,8 +167,8 @@ fn bad_query(message: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidQuery, message)
 }
 
-/// A title with its assets, where it stands in the caller's region, and the
-/// signed-in viewer's resume position.
+/// A title with its assets, its adaptive-streaming ladder, where it stands in the
+/// caller's region, and the signed-in viewer's resume position.
 #[utoipa::path(
     get,
     path = "/api/content/{id}",
@@ -193,6 +193,7 @@ pub async fn get_content(
         now_ms: s.now_ms(),
     };
     let mut detail = ctx.detail(&c, caller.is_admin())?;
+    detail.renditions = s.db.rendition_views(&c).await?;
     if let Some(user) = caller.user() {
         let resume = resume_state(&s, &user.user_id, &c.id).await?;
         detail.resume_position_ms = resume.position_ms;

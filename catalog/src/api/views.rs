@@ -100,6 +100,9 @@ pub struct ContentDetail {
     /// The source file's media facts.
     pub media: Option<MediaInfo>,
     pub assets: Vec<AssetView>,
+    /// The adaptive-streaming ladder (empty without one): video rungs tallest
+    /// first, then audio.
+    pub renditions: Vec<crate::ladder::RenditionView>,
     pub availability: Availability,
     /// Rights in every region: only for the admin token, else `null`.
     pub rights: Option<Vec<Right>>,
@@ -285,6 +288,7 @@ impl ViewCtx<'_> {
                 faststart: a.faststart,
             }),
             assets,
+            renditions: Vec::new(),
             availability: availability(&c.rights, self.region, self.now_ms),
             rights: admin.then(|| c.rights.clone()),
             resume_position_ms: None,
