@@ -14,4 +14,5 @@ mod docs;
 mod edge_memory;
 mod ingest;
 mod players;
+mod recommend_engines;
 mod serve;
