@@ -53,16 +53,25 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn lists(db_url: &str, titles: usize, users: usize) -> (Option<i64>, BTreeMap<String, Vec<Recommended>>) {
+async fn lists(
+    db_url: &str,
+    titles: usize,
+    users: usize,
+) -> (Option<i64>, BTreeMap<String, Vec<Recommended>>) {
     let db = keyframe_catalog::Db::connect(db_url).await.expect("db");
     let subjects = (0..titles)
         .map(|i| recommend::item_subject(&format!("synth-t{i:07}")))
         .chain((0..users).map(|i| recommend::user_subject(&format!("synth-u{i:08}"))));
     let mut out = BTreeMap::new();
     for s in subjects {
-        out.insert(s.clone(), recommend::current_list(&db, &s, 1000).await.expect("list"));
+        out.insert(
+            s.clone(),
+            recommend::current_list(&db, &s, 1000).await.expect("list"),
+        );
     }
-    let generation = recommend::current_generation(&db).await.expect("generation");
+    let generation = recommend::current_generation(&db)
+        .await
+        .expect("generation");
     db.close().await;
     (generation, out)
 }
@@ -86,8 +95,18 @@ async fn ballista_cluster_gives_the_local_engines_lists() {
     let store = format!("file://{}", dir.path().join("objects").display());
     let (titles, users) = (60, 120);
     let line = ok(&[
-        "bench", "history-synth", "--events", "8000", "--users", "120", "--titles", "60",
-        "--seed", "3", "--db", &db,
+        "bench",
+        "history-synth",
+        "--events",
+        "8000",
+        "--users",
+        "120",
+        "--titles",
+        "60",
+        "--seed",
+        "3",
+        "--db",
+        &db,
     ]);
     assert!(line.starts_with("history-synth: "), "{line}");
     let tunables = [
@@ -98,12 +117,25 @@ async fn ballista_cluster_gives_the_local_engines_lists() {
     let recommend = |engine: &str, extra: &[&str]| {
         let mut cmd = keyframe();
         cmd.envs(tunables)
-            .args(["recommend", "--json", "--engine", engine, "--db", &db, "--store", &store])
+            .args([
+                "recommend",
+                "--json",
+                "--engine",
+                engine,
+                "--db",
+                &db,
+                "--store",
+                &store,
+            ])
             .args(extra);
         cmd.output().expect("run keyframe recommend")
     };
     let out = recommend("local", &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (_, want) = lists(&db, titles, users).await;
 
     let scheduler = free_port();
@@ -121,7 +153,11 @@ async fn ballista_cluster_gives_the_local_engines_lists() {
 
     let engine = format!("ballista://127.0.0.1:{scheduler}");
     let out = recommend(&engine, &["--snapshot"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(report["engine"], "ballista");
     let (generation, got) = lists(&db, titles, users).await;
@@ -146,5 +182,11 @@ async fn ballista_cluster_gives_the_local_engines_lists() {
     // A scheduler URL without a host is refused as well.
     let out = recommend("ballista://", &[]);
     assert_ne!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
 }

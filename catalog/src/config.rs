@@ -328,9 +328,7 @@ impl Config {
         if !(matches!(e, "local" | "sql" | "datafusion") || e.starts_with("ballista://")) {
             return Err(bad(
                 "recommend_engine",
-                format!(
-                    "'{e}' is not local, sql, datafusion or ballista://HOST:PORT"
-                ),
+                format!("'{e}' is not local, sql, datafusion or ballista://HOST:PORT"),
             ));
         }
         if !self.client_ip_header.is_empty()

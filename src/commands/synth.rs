@@ -54,10 +54,10 @@ pub struct HistorySynthArgs {
 /// Creates the titles and viewers, folds the events, prints one line.
 pub async fn run(shared: &Shared, a: &HistorySynthArgs) -> Result<ExitCode, Failure> {
     if a.events == 0 || a.titles == 0 || a.users == Some(0) || a.per_commit == 0 {
-        return Err(
-            ConfigError("--events, --users, --titles and --per-commit must be above 0".into())
-                .into(),
-        );
+        return Err(ConfigError(
+            "--events, --users, --titles and --per-commit must be above 0".into(),
+        )
+        .into());
     }
     let cfg = synth::SynthConfig {
         events: a.events,
@@ -74,7 +74,14 @@ pub async fn run(shared: &Shared, a: &HistorySynthArgs) -> Result<ExitCode, Fail
         if a.state_only {
             synth::load_state(&db, sessions, a.per_commit * 4, Thresholds::default()).await
         } else {
-            synth::load(&db, sessions, a.per_commit, Thresholds::default(), 86_400_000).await
+            synth::load(
+                &db,
+                sessions,
+                a.per_commit,
+                Thresholds::default(),
+                86_400_000,
+            )
+            .await
         }
     }
     .await;

@@ -116,7 +116,9 @@ pub async fn run(
     let m = if export {
         snapshot::export(db, loc).await?
     } else {
-        snapshot::current(loc).await?.ok_or(EngineError::NoSnapshot)?
+        snapshot::current(loc)
+            .await?
+            .ok_or(EngineError::NoSnapshot)?
     };
     let snapshot_ms = ms(started);
 
@@ -150,13 +152,20 @@ pub async fn run(
     );
     let mut w = snapshot::writer(&store, loc, &run_key, plan::similar_schema())?;
     for b in &sims {
-        w.write(b).await.map_err(|e| EngineError::Store(e.to_string()))?;
+        w.write(b)
+            .await
+            .map_err(|e| EngineError::Store(e.to_string()))?;
     }
     w.close()
         .await
         .map_err(|e| EngineError::Store(e.to_string()))?;
     let result = async {
-        plan::register(&ctx, "similar", &[loc.url(&run_key)], plan::similar_schema())?;
+        plan::register(
+            &ctx,
+            "similar",
+            &[loc.url(&run_key)],
+            plan::similar_schema(),
+        )?;
         let mut picks = ctx
             .sql(&plan::picks_sql(&p))
             .await
@@ -242,15 +251,12 @@ fn conform(b: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, EngineErr
 }
 
 fn column<'a, T: 'static>(b: &'a RecordBatch, i: usize) -> Result<&'a T, EngineError> {
-    b.column(i)
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| {
-            EngineError::Plan(format!(
-                "column {i} is {:?}, not as expected",
-                b.column(i).data_type()
-            ))
-        })
+    b.column(i).as_any().downcast_ref::<T>().ok_or_else(|| {
+        EngineError::Plan(format!(
+            "column {i} is {:?}, not as expected",
+            b.column(i).data_type()
+        ))
+    })
 }
 
 fn text(b: &RecordBatch, i: usize) -> Result<&StringArray, EngineError> {
@@ -264,4 +270,3 @@ fn int(b: &RecordBatch, i: usize) -> Result<&Int64Array, EngineError> {
 fn float(b: &RecordBatch, i: usize) -> Result<&Float64Array, EngineError> {
     column(b, i)
 }
-

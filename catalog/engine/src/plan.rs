@@ -116,13 +116,14 @@ pub fn register(
         .map(|u| ListingTableUrl::parse(u))
         .collect::<Result<Vec<_>, _>>()
         .map_err(plan_err)?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet");
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(paths)
         .with_listing_options(options)
         .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(plan_err)?;
-    ctx.register_table(name, Arc::new(table)).map_err(plan_err)?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(plan_err)?;
     Ok(())
 }
 
@@ -134,7 +135,12 @@ pub fn register_snapshot(
 ) -> Result<(), EngineError> {
     let watch: Vec<String> = m.watch.iter().map(|k| loc.url(k)).collect();
     register(ctx, "watch", &watch, watch_schema())?;
-    register(ctx, "available", &[loc.url(&m.available)], available_schema())
+    register(
+        ctx,
+        "available",
+        &[loc.url(&m.available)],
+        available_schema(),
+    )
 }
 
 pub(crate) fn plan_err(e: impl std::fmt::Display) -> EngineError {

@@ -225,7 +225,8 @@ pub async fn export(db: &Db, loc: &Location) -> Result<Manifest, EngineError> {
         rows,
         users: users.len() as u64,
     };
-    let body = serde_json::to_vec_pretty(&manifest).map_err(|e| EngineError::Store(e.to_string()))?;
+    let body =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| EngineError::Store(e.to_string()))?;
     store
         .put(&loc.path(MANIFEST), PutPayload::from(body))
         .await

@@ -76,9 +76,7 @@ pub struct WatchRow {
 
 /// Every (viewer, title) state row, in no particular order. One query: a
 /// consistent snapshot on both databases.
-pub fn watch_rows(
-    db: &Db,
-) -> impl futures::Stream<Item = Result<WatchRow, DbError>> + Send + '_ {
+pub fn watch_rows(db: &Db) -> impl futures::Stream<Item = Result<WatchRow, DbError>> + Send + '_ {
     use futures::StreamExt;
     sqlx::query("SELECT user_id, content_id, region, last_at FROM watch_state")
         .fetch(db.pool())
@@ -188,7 +186,14 @@ impl<'a> GenerationWriter<'a> {
         self.rows += self.tx.flush(&mut self.buf).await?;
         report.generation = self.tx.generation;
         report.rows = self.rows;
-        swap(self.tx.db, &mut report, snapshot_at, self.started, write_started).await?;
+        swap(
+            self.tx.db,
+            &mut report,
+            snapshot_at,
+            self.started,
+            write_started,
+        )
+        .await?;
         Ok(report)
     }
 }
