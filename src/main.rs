@@ -38,6 +38,11 @@ fn main() -> ExitCode {
     if let Some(n) = cli.shared.threads {
         builder.worker_threads(usize::from(n));
     }
+    if matches!(cli.command, Command::Ballista(_) | Command::Recommend(_)) {
+        // DataFusion's and Ballista's planners recurse deeply (Ballista's own
+        // binaries run on 32 MiB stacks); address space only, not memory.
+        builder.thread_stack_size(32 << 20);
+    }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

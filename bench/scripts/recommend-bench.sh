@@ -17,7 +17,9 @@
 # loopback and reports the executors' peak RSS too. `datafusion` and `ballista`
 # export a Parquet snapshot into a file:// store under the temporary directory
 # (`recommend --snapshot`); the time of the export is part of their wall time.
-# KF_BENCH_LOAD=0 skips the load (DB_URL already holds the history).
+# KF_BENCH_LOAD=0 skips the load (DB_URL already holds the history);
+# KF_BENCH_STATE_ONLY=1 loads with `history-synth --state-only` (the same fold in
+# memory, only the per-(viewer, title) state written: for 100M events).
 # KF_BENCH_BIN: the keyframe binary (default: built here with `cargo build --release`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -44,7 +46,8 @@ export KEYFRAME_LOG=warn
 
 if [[ "${KF_BENCH_LOAD:-1}" != 0 ]]; then
     /usr/bin/time -f "load process: %e s wall, %M KiB max RSS" \
-        "$kf" bench history-synth --events "$events" --db "$db" 2>&1
+        "$kf" bench history-synth --events "$events" --db "$db" \
+        ${KF_BENCH_STATE_ONLY:+--state-only} 2>&1
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
