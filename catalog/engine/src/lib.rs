@@ -250,7 +250,7 @@ fn conform(b: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, EngineErr
     RecordBatch::try_new(schema.clone(), cols).map_err(plan::plan_err)
 }
 
-fn column<'a, T: 'static>(b: &'a RecordBatch, i: usize) -> Result<&'a T, EngineError> {
+fn column<T: 'static>(b: &RecordBatch, i: usize) -> Result<&T, EngineError> {
     b.column(i).as_any().downcast_ref::<T>().ok_or_else(|| {
         EngineError::Plan(format!(
             "column {i} is {:?}, not as expected",

@@ -113,7 +113,7 @@ pub fn register(
 ) -> Result<(), EngineError> {
     let paths = urls
         .iter()
-        .map(|u| ListingTableUrl::parse(u))
+        .map(ListingTableUrl::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(plan_err)?;
     let options =
