@@ -176,9 +176,12 @@ pub enum Command {
     User(crate::commands::user::UserCmd),
     /// Run the recommendation batch once.
     Recommend(RecommendFlags),
-    /// Load and player benchmarks against any HTTP URL, and the RFC 9111
-    /// conformance suite for any caching proxy.
-    Bench(keyframe_bench::BenchCli),
+    /// Load and player benchmarks against any HTTP URL, the RFC 9111
+    /// conformance suite for any caching proxy, and synthetic watch history.
+    Bench(BenchCmd),
+    /// Apache Ballista processes for `recommend --engine ballista://…`: a scheduler
+    /// or an executor.
+    Ballista(crate::commands::ballista::BallistaCmd),
     /// Check a running server's health (for container health checks): exit 0 if
     /// it answers 2xx, else one line and exit 1.
     Healthcheck(HealthcheckArgs),
@@ -398,19 +401,46 @@ pub struct EventsFlags {
 #[derive(Debug, Args, Serialize)]
 pub struct RecommendFlags {
     #[arg(long = "engine", value_name = "ENGINE", help = help(
-        "Where the batch runs: `local` (in this process, streaming, every core) or `sql` (as \
-         SQL inside the database)",
+        "Where the batch runs: `local` (in this process, streaming, every core), `sql` (as \
+         SQL inside the database), `datafusion` (DataFusion in this process, over the \
+         Parquet snapshot in the store) or `ballista://HOST:PORT` (the same plan on a \
+         Ballista cluster)",
         catalog().recommend_engine
     ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recommend_engine: Option<String>,
+    /// First export the folded history as a new Parquet snapshot in the store (the
+    /// input of the datafusion and ballista engines, which otherwise read the latest
+    /// complete one).
+    #[arg(long)]
+    #[serde(skip)]
+    pub snapshot: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     #[serde(skip)]
     pub json: bool,
     #[command(flatten)]
     #[serde(flatten)]
-    pub storage: DbFlags,
+    pub storage: StorageFlags,
+}
+
+/// `keyframe bench …`: the bench crate's commands, and `history-synth`, which needs
+/// the catalog (the bench crate depends on keyframe-core only).
+#[derive(Debug, Args)]
+pub struct BenchCmd {
+    #[command(subcommand)]
+    pub command: BenchSub,
+}
+
+// Parsed once per process: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum BenchSub {
+    /// Generate synthetic watch history (zipf titles, zipf viewer activity) and fold
+    /// it into a database, as the recommendation benchmarks use.
+    HistorySynth(crate::commands::synth::HistorySynthArgs),
+    #[command(flatten)]
+    Other(keyframe_bench::BenchCommand),
 }
 
 /// Where embedded defaults keep their data, relative to the working directory.
@@ -603,7 +633,12 @@ impl Cli {
             Command::Gc(c) => layers(&self.shared, &c.storage),
             Command::Migrate(f) => layers(&self.shared, f),
             Command::User(c) => layers(&self.shared, &c.storage),
-            Command::Bench(_) | Command::Healthcheck(_) => layers(&self.shared, &NoFlags {}),
+            Command::Bench(BenchCmd {
+                command: BenchSub::HistorySynth(a),
+            }) => layers(&self.shared, &a.storage),
+            Command::Bench(_) | Command::Healthcheck(_) | Command::Ballista(_) => {
+                layers(&self.shared, &NoFlags {})
+            }
         }
     }
 }

@@ -38,6 +38,11 @@ fn main() -> ExitCode {
     if let Some(n) = cli.shared.threads {
         builder.worker_threads(usize::from(n));
     }
+    if matches!(cli.command, Command::Ballista(_) | Command::Recommend(_)) {
+        // DataFusion's and Ballista's planners recurse deeply (Ballista's own
+        // binaries run on 32 MiB stacks); address space only, not memory.
+        builder.thread_stack_size(32 << 20);
+    }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -120,11 +125,17 @@ async fn run(
         Command::Edge(_) => servers::edge(&layers).await,
         Command::Catalog(_) => servers::catalog(&shared, &layers).await,
         Command::Healthcheck(args) => tools::healthcheck(&args).await,
-        Command::Bench(args) => tools::bench(args).await,
+        Command::Bench(cli::BenchCmd {
+            command: cli::BenchSub::HistorySynth(args),
+        }) => commands::synth::run(&shared, &args).await,
+        Command::Bench(cli::BenchCmd {
+            command: cli::BenchSub::Other(command),
+        }) => tools::bench(keyframe_bench::BenchCli { command }).await,
+        Command::Ballista(cmd) => commands::ballista::run(cmd).await,
         Command::Migrate(_) => content::migrate(&shared).await,
         Command::Ingest(cmd) => content::ingest(&shared, cmd.args).await,
         Command::Gc(cmd) => content::gc(&shared, cmd.args).await,
         Command::User(cmd) => user::run(&shared, &layers, &cmd.action).await,
-        Command::Recommend(flags) => recommend::run(&shared, &layers, flags.json).await,
+        Command::Recommend(flags) => recommend::run(&shared, &layers, &flags).await,
     }
 }

@@ -16,4 +16,5 @@ mod edge_memory;
 mod events;
 mod ingest;
 mod players;
+mod recommend_engines;
 mod serve;

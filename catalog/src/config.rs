@@ -176,8 +176,10 @@ pub struct Config {
     /// Threads of the in-process batch; 0 = one per core. Default 0.
     pub recommend_threads: u32,
     /// Where the batch runs: `local` (in this process, streaming from either
-    /// database) or `sql` (as SQL inside PostgreSQL, which Citus can distribute).
-    /// Default `local`.
+    /// database), `sql` (as SQL inside PostgreSQL, which Citus can distribute),
+    /// `datafusion` (Apache DataFusion in this process, over the Parquet snapshot in
+    /// the store) or `ballista://HOST:PORT` (the same plan on an Apache Ballista
+    /// cluster). The last two run from `keyframe recommend` only. Default `local`.
     pub recommend_engine: String,
 
     /// Watch events through NATS JetStream: the servers' URLs, comma-separated
@@ -336,10 +338,11 @@ impl Config {
                 "must be at least history_max_batch",
             ));
         }
-        if !matches!(self.recommend_engine.as_str(), "local" | "sql") {
+        let e = self.recommend_engine.as_str();
+        if !(matches!(e, "local" | "sql" | "datafusion") || e.starts_with("ballista://")) {
             return Err(bad(
                 "recommend_engine",
-                format!("'{}' is not local or sql", self.recommend_engine),
+                format!("'{e}' is not local, sql, datafusion or ballista://HOST:PORT"),
             ));
         }
         self.events_servers()?;

@@ -1,5 +1,7 @@
-//! Benchmarks at size, ignored by default; `bench/scripts/recommend-bench.sh` and
-//! `bench/scripts/history-intake.sh` run them in release mode. Settings come from
+//! Benchmarks at size, ignored by default; `bench/scripts/history-intake.sh` runs
+//! the intake one in release mode (`bench/scripts/recommend-bench.sh` now runs the
+//! batch through the `keyframe` binary; `recommend_batch_at_size` is the same job
+//! from a test build, e.g. for `KF_BENCH_ENGINE=sql`). Settings come from
 //! the environment:
 //!
 //! * `KF_BENCH_DB`: the database URL (default: a SQLite file in a temporary
@@ -60,7 +62,7 @@ async fn open() -> (Db, Option<tempfile::TempDir>) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "benchmark; run by bench/scripts/recommend-bench.sh"]
+#[ignore = "benchmark; see the module doc"]
 async fn recommend_batch_at_size() {
     let events = env_u64("KF_BENCH_EVENTS", 1_000_000);
     let cfg = synth::SynthConfig {

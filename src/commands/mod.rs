@@ -4,10 +4,12 @@
 //! Every command returns `Result<ExitCode, Failure>`: a [`Failure::Config`] is a
 //! usage error (exit 2), a [`Failure::Runtime`] a failure at run time (exit 1).
 
+pub mod ballista;
 pub mod content;
 pub mod recommend;
 pub mod serve;
 pub mod servers;
+pub mod synth;
 pub mod tools;
 pub mod user;
 

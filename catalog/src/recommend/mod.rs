@@ -52,10 +52,149 @@ use crate::Config;
 pub use crate::db::schema::{item_subject, user_subject};
 
 /// Runs the batch once with the configured engine and swaps its generation in.
+/// The DataFusion and Ballista engines live in the `keyframe-engine` crate and run
+/// from `keyframe recommend`; the catalog's own schedule runs `local` or `sql` only.
 pub async fn run_once(db: &Db, config: &Config) -> Result<RecommendReport, DbError> {
     match config.recommend_engine.as_str() {
         "sql" => sql::run_once(db, config).await,
-        _ => run_local(db, config).await,
+        "local" => run_local(db, config).await,
+        other => Err(DbError::Other(format!(
+            "recommend_engine '{other}' runs from `keyframe recommend`, not inside the catalog"
+        ))),
+    }
+}
+
+/// One row of the folded history as the snapshot engines read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchRow {
+    pub user_id: String,
+    pub content_id: String,
+    /// The viewer's region when they watched it; empty = unknown.
+    pub region: String,
+    pub last_at: i64,
+}
+
+/// Every (viewer, title) state row, in no particular order. One query: a
+/// consistent snapshot on both databases.
+pub fn watch_rows(db: &Db) -> impl futures::Stream<Item = Result<WatchRow, DbError>> + Send + '_ {
+    use futures::StreamExt;
+    sqlx::query("SELECT user_id, content_id, region, last_at FROM watch_state")
+        .fetch(db.pool())
+        .map(|r| {
+            let r = r.map_err(map_err)?;
+            Ok(WatchRow {
+                user_id: r.try_get(0).map_err(map_err)?,
+                content_id: r.try_get(1).map_err(map_err)?,
+                region: r.try_get(2).map_err(map_err)?,
+                last_at: r.try_get(3).map_err(map_err)?,
+            })
+        })
+}
+
+/// `(region, title)` for every title that may be watched at `now` in each of
+/// `regions`, and with region `""` the titles open to viewers of unknown region (as
+/// the local engine's availability tables).
+pub async fn available_pairs(
+    db: &Db,
+    regions: &[String],
+    now: i64,
+) -> Result<Vec<(String, String)>, DbError> {
+    let rights = all_rights(db).await?;
+    let mut out = Vec::new();
+    for (id, r) in &rights {
+        if availability(r, None, now).available {
+            out.push((String::new(), id.clone()));
+        }
+        for region in regions.iter().filter(|x| !x.is_empty()) {
+            if availability(r, Some(region), now).available {
+                out.push((region.clone(), id.clone()));
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Writes the rows of a new generation computed elsewhere (the snapshot engines)
+/// and swaps it in, like the local engine does.
+pub struct GenerationWriter<'a> {
+    tx: Batcher<'a>,
+    buf: Vec<Row6>,
+    rows: u64,
+    started: Instant,
+}
+
+impl<'a> GenerationWriter<'a> {
+    /// Starts a generation above every one written so far; `started` is when the run began.
+    pub async fn begin(db: &'a Db, started: Instant) -> Result<Self, DbError> {
+        let generation = next_generation(db).await?;
+        Ok(GenerationWriter {
+            tx: Batcher::new(db, generation),
+            buf: Vec::with_capacity(ROWS_PER_TX),
+            rows: 0,
+            started,
+        })
+    }
+
+    /// The generation being written.
+    pub fn generation(&self) -> i64 {
+        self.tx.generation
+    }
+
+    /// Adds `similar` at `rank` (from 1) to the list of `title`.
+    pub async fn similar(
+        &mut self,
+        title: &str,
+        rank: i64,
+        similar: String,
+        score: f64,
+    ) -> Result<(), DbError> {
+        self.push((item_subject(title), rank, similar, score, None))
+            .await
+    }
+
+    /// Adds a pick at `rank` (from 1) for `user`, because they watched `reason`.
+    pub async fn pick(
+        &mut self,
+        user: &str,
+        rank: i64,
+        title: String,
+        score: f64,
+        reason: String,
+    ) -> Result<(), DbError> {
+        self.push((user_subject(user), rank, title, score, Some(reason)))
+            .await
+    }
+
+    async fn push(&mut self, row: Row6) -> Result<(), DbError> {
+        self.buf.push(row);
+        if self.buf.len() >= ROWS_PER_TX {
+            self.rows += self.tx.flush(&mut self.buf).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left and makes the generation current (see [`generation`]);
+    /// `report`'s generation, rows and times are filled in. `snapshot_at` is when
+    /// the input was read: picks of viewers who erased their history since are dropped.
+    pub async fn finish(
+        mut self,
+        mut report: RecommendReport,
+        snapshot_at: i64,
+        write_started: Instant,
+    ) -> Result<RecommendReport, DbError> {
+        self.rows += self.tx.flush(&mut self.buf).await?;
+        report.generation = self.tx.generation;
+        report.rows = self.rows;
+        swap(
+            self.tx.db,
+            &mut report,
+            snapshot_at,
+            self.started,
+            write_started,
+        )
+        .await?;
+        Ok(report)
     }
 }
 
@@ -367,4 +506,44 @@ pub async fn schedule(db: Db, config: Config, stop: tokio_util::sync::Cancellati
             }
         }
     }
+}
+
+/// Whether two engines' lists for one subject agree: the same length, the same
+/// scores rank by rank within `tol`, and the same titles (and reasons) except where
+/// scores tie within `tol` (float sums in another order may swap such titles, or
+/// pick another of them at the cut). Tests and benchmarks compare engines with it.
+pub fn same_list(a: &[Recommended], b: &[Recommended], tol: f64) -> Result<(), String> {
+    if a.len() != b.len() {
+        return Err(format!("{} vs {} entries", a.len(), b.len()));
+    }
+    let last = a.last().map_or(0.0, |x| x.score);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        if (x.score - y.score).abs() > tol {
+            return Err(format!("rank {}: score {} vs {}", i + 1, x.score, y.score));
+        }
+        if x.content_id == y.content_id {
+            if x.reason != y.reason {
+                return Err(format!(
+                    "rank {}: reason {:?} vs {:?}",
+                    i + 1,
+                    x.reason,
+                    y.reason
+                ));
+            }
+            continue;
+        }
+        let tied = b
+            .iter()
+            .any(|z| z.content_id == x.content_id && (z.score - x.score).abs() <= tol)
+            || (x.score - last).abs() <= tol;
+        if !tied {
+            return Err(format!(
+                "rank {}: {} vs {}",
+                i + 1,
+                x.content_id,
+                y.content_id
+            ));
+        }
+    }
+    Ok(())
 }

@@ -4,14 +4,18 @@
 //!
 //! [`populate`] writes the titles and viewers (rows only, no media); [`sessions`]
 //! yields the events one session at a time, so any number of them can be streamed
-//! into [`load`] (which folds them through the same code as the API's writer).
+//! into [`load`] (which folds them through the same code as the API's writer), or
+//! into [`load_state`], which runs the same fold in memory and writes only the
+//! per-(viewer, title) state — what the recommendation batch reads — for histories
+//! too large to push through the event log in a benchmark's time.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use sqlx::AssertSqlSafe;
 
 use crate::db::{map_err, now_ms, Db, DbError};
-use crate::history::{Event, EventKind, Thresholds, UserBatch};
+use crate::history::{fold, Event, EventKind, Thresholds, UserBatch, WatchState};
 
 /// The shape of the data.
 #[derive(Clone, Debug)]
@@ -289,6 +293,73 @@ pub async fn load(
         for o in db.record_history(&pending, th, half_life_ms).await? {
             events += o.accepted as u64;
         }
+    }
+    Ok(Loaded {
+        events,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Folds `batches` in memory with the history fold ([`fold::fold`], the code the
+/// writer runs) and writes the resulting `watch_state` rows, `per_commit` rows per
+/// transaction; no event log, counters or trending. For a fresh database: the
+/// state rows are inserted, not merged. Memory: one state per viewer-title pair.
+pub async fn load_state(
+    db: &Db,
+    batches: impl Iterator<Item = UserBatch>,
+    per_commit: usize,
+    th: Thresholds,
+) -> Result<Loaded, DbError> {
+    let started = Instant::now();
+    let mut states: HashMap<(String, String), WatchState> = HashMap::new();
+    let mut events = 0u64;
+    for b in batches {
+        events += b.events.len() as u64;
+        let mut by_title: HashMap<&str, Vec<&Event>> = HashMap::new();
+        for e in &b.events {
+            by_title.entry(e.content_id.as_str()).or_default().push(e);
+        }
+        for (title, list) in by_title {
+            let key = (b.user_id.clone(), title.to_string());
+            let prev = states.remove(&key);
+            if let Some((s, _)) = fold::fold(prev, &list, &b.region, th) {
+                states.insert(key, s);
+            }
+        }
+    }
+    const COLS: usize = 14;
+    let per_statement = crate::db::batch::per_statement(COLS);
+    let rows: Vec<((String, String), WatchState)> = states.into_iter().collect();
+    for commit in rows.chunks(per_commit.max(1)) {
+        let mut tx = crate::db::batch::begin_write(db).await.map_err(map_err)?;
+        for chunk in commit.chunks(per_statement) {
+            let sql = format!(
+                "INSERT INTO watch_state (user_id, content_id, position_ms, duration_ms, \
+                 resume_ms, played, play_count, watched_ms, first_at, last_at, last_session, \
+                 last_seq, region, hidden) VALUES {}",
+                crate::db::batch::values(chunk.len(), COLS)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for ((user, content), s) in chunk {
+                q = q
+                    .bind(user)
+                    .bind(content)
+                    .bind(s.position_ms)
+                    .bind(s.duration_ms)
+                    .bind(s.resume_ms)
+                    .bind(i64::from(s.played))
+                    .bind(s.play_count)
+                    .bind(s.watched_ms)
+                    .bind(s.first_at)
+                    .bind(s.last_at)
+                    .bind(&s.last_session)
+                    .bind(s.last_seq)
+                    .bind(&s.region)
+                    .bind(i64::from(s.hidden));
+            }
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
     }
     Ok(Loaded {
         events,
