@@ -175,10 +175,7 @@ pub async fn serve_on_threads<H, Fut>(
     for i in 0..threads {
         // The first thread takes the listener bound by the caller; the others bind
         // their own on the same address (which takes `SO_REUSEPORT` on the first).
-        let own = match first.take() {
-            Some(l) => Some(l.into_std()),
-            None => None,
-        };
+        let own = first.take().map(TcpListener::into_std);
         let ctx = ctx.clone();
         let mut stopped = stopped.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
