@@ -53,9 +53,11 @@ pub struct SharedFlags {
     ))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
-    /// Worker threads of the async runtime (flag or environment only) [default: one per core].
-    /// Where a load generator or other servers share the machine, fewer threads
-    /// than cores avoids their fighting over the cores.
+    /// Worker threads of the async runtime (flag or environment only) [default: one per core;
+    /// `origin` and `edge` then serve on one single-threaded runtime per core, each with
+    /// its own listener]. Given, one shared runtime of N threads serves. Where a load
+    /// generator or other servers share the machine, fewer threads than cores avoids
+    /// their fighting over the cores.
     #[arg(long, global = true, value_name = "N", env = "KEYFRAME_THREADS",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     #[serde(skip)]

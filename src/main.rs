@@ -119,10 +119,11 @@ async fn run(
     let shared: Shared = layers.extract()?;
     *log = Some(logging::init(&shared)?);
     use commands::{content, recommend, servers, tools, user};
+    let threads = cli.shared.threads;
     match cli.command {
         Command::Serve(_) => commands::serve::run(&shared, &layers).await,
-        Command::Origin(_) => servers::origin(&shared, &layers).await,
-        Command::Edge(_) => servers::edge(&layers).await,
+        Command::Origin(_) => servers::origin(&shared, &layers, threads).await,
+        Command::Edge(_) => servers::edge(&layers, threads).await,
         Command::Catalog(_) => servers::catalog(&shared, &layers).await,
         Command::Healthcheck(args) => tools::healthcheck(&args).await,
         Command::Bench(cli::BenchCmd {

@@ -110,9 +110,12 @@ impl StoredEntry {
             policy::freshness_lifetime(&h, &directives, StatusCode::OK).unwrap_or_default();
         // Entries written by older versions kept the whole request.
         let upstream_headers = policy::vary_request_headers(&h, &headers(&self.upstream_headers));
+        let request_time = SystemTime::UNIX_EPOCH + Duration::from_millis(self.request_time_ms);
+        let response_time = SystemTime::UNIX_EPOCH + Duration::from_millis(self.response_time_ms);
         (
             self.vkey,
             Entry {
+                initial_age: policy::current_age(&h, request_time, response_time, response_time),
                 generation: self.generation,
                 key: self.key,
                 status: StatusCode::OK,
@@ -120,9 +123,8 @@ impl StoredEntry {
                 headers: h,
                 length: self.length,
                 ranges: self.ranges,
-                request_time: SystemTime::UNIX_EPOCH + Duration::from_millis(self.request_time_ms),
-                response_time: SystemTime::UNIX_EPOCH
-                    + Duration::from_millis(self.response_time_ms),
+                request_time,
+                response_time,
                 lifetime,
                 directives,
                 upstream_headers,

@@ -34,6 +34,9 @@ pub struct Entry {
     /// When the request that produced these headers was sent, and its answer came.
     pub request_time: SystemTime,
     pub response_time: SystemTime,
+    /// The age when the answer came (RFC 9111 §4.2.3's `corrected_initial_age`),
+    /// parsed once from `Age` and `Date`: [`Entry::age`] adds the resident time.
+    pub initial_age: Duration,
     /// Freshness lifetime (zero when none applies).
     pub lifetime: Duration,
     pub directives: ResponseDirectives,
@@ -66,7 +69,7 @@ impl Entry {
 
     /// The current age of this entry at `now`.
     pub fn age(&self, now: SystemTime) -> Duration {
-        policy::current_age(&self.headers, self.request_time, self.response_time, now)
+        self.initial_age + now.duration_since(self.response_time).unwrap_or_default()
     }
 
     /// Number of chunks of `chunk_size`.
@@ -105,6 +108,7 @@ impl Entry {
         let directives = ResponseDirectives::for_shared_cache(&headers, targeted);
         let lifetime =
             policy::freshness_lifetime(&headers, &directives, self.status).unwrap_or_default();
+        let initial_age = policy::current_age(&headers, request_time, response_time, response_time);
         Entry {
             generation: self.generation,
             key: self.key.clone(),
@@ -113,6 +117,7 @@ impl Entry {
             headers,
             length: self.length,
             ranges: self.ranges,
+            initial_age,
             request_time,
             response_time,
             lifetime,
@@ -270,6 +275,12 @@ pub fn judge(j: Judged<'_>) -> Candidate {
         key: j.key.to_string(),
         status: as_status,
         inline: None,
+        initial_age: policy::current_age(
+            &headers,
+            j.request_time,
+            j.response_time,
+            j.response_time,
+        ),
         headers,
         length,
         ranges,

@@ -342,11 +342,24 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` resolves.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.run_on_threads(listener, 1, shutdown).await;
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, accepting on `threads`
+    /// threads of their own (see `http_server::serve_on_threads`; more than one
+    /// wants a listener from `http_server::listen` with `reuseport`).
+    pub async fn run_on_threads(
+        self,
+        listener: TcpListener,
+        threads: usize,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let mut limits = self.inner.config.limits();
         limits.tls = self.inner.tls.clone();
-        http_server::serve(
+        http_server::serve_on_threads(
             listener,
             limits,
+            threads,
             move |req, peer| {
                 let s = self.clone();
                 async move { s.handle(req, peer).await }

@@ -14,25 +14,35 @@ use crate::cli::{ConfigError, Shared};
 use crate::Failure;
 
 /// `keyframe origin`.
-pub async fn origin(shared: &Shared, layers: &Figment) -> Result<ExitCode, Failure> {
+///
+/// `threads` is `--threads` (see [`serving_threads`]).
+pub async fn origin(
+    shared: &Shared,
+    layers: &Figment,
+    threads: Option<u16>,
+) -> Result<ExitCode, Failure> {
     let config: keyframe_origin::Config = layers.extract()?;
     let store = open_store(shared)?;
     let server = origin_server(shared, config.clone(), store)?;
-    let listener = bind("origin", config.listen, config.tls_cert.is_some()).await?;
+    let threads = serving_threads(threads);
+    let listener = bind_server("origin", config.listen, config.tls_cert.is_some(), threads)?;
     server
-        .run(listener, shutdown_signal(CancellationToken::new()))
+        .run_on_threads(listener, threads, shutdown_signal(CancellationToken::new()))
         .await;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `keyframe edge`.
-pub async fn edge(layers: &Figment) -> Result<ExitCode, Failure> {
+///
+/// `threads` is `--threads` (see [`serving_threads`]).
+pub async fn edge(layers: &Figment, threads: Option<u16>) -> Result<ExitCode, Failure> {
     let config: keyframe_edge::Config = layers.extract()?;
     let server = keyframe_edge::Server::new(config.clone())
         .map_err(|e| Failure::Config(ConfigError(e.to_string())))?;
-    let listener = bind("edge", config.listen, config.tls_cert.is_some()).await?;
+    let threads = serving_threads(threads);
+    let listener = bind_server("edge", config.listen, config.tls_cert.is_some(), threads)?;
     server
-        .run(listener, shutdown_signal(CancellationToken::new()))
+        .run_on_threads(listener, threads, shutdown_signal(CancellationToken::new()))
         .await;
     Ok(ExitCode::SUCCESS)
 }
@@ -56,6 +66,31 @@ pub async fn catalog(shared: &Shared, layers: &Figment) -> Result<ExitCode, Fail
     Ok(ExitCode::SUCCESS)
 }
 
+/// How many threads accept and serve the origin's or the edge's connections: one
+/// per core, each with its own runtime and `SO_REUSEPORT` listener, unless
+/// `--threads` sets the shared runtime's size (then that runtime serves). One
+/// runtime per core keeps a connection on one thread and no thread waking another:
+/// see bench/RESULTS.md, "The hit path pinned (issue 21)".
+fn serving_threads(threads: Option<u16>) -> usize {
+    match threads {
+        Some(_) => 1,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    }
+}
+
+/// [`bind`], with `SO_REUSEPORT` when more than one thread will listen.
+fn bind_server(
+    what: &str,
+    addr: std::net::SocketAddr,
+    tls: bool,
+    threads: usize,
+) -> Result<TcpListener, Failure> {
+    let l = keyframe_http::http_server::listen(addr, threads > 1)
+        .with_context(|| format!("{what}: cannot listen on {addr}"))?;
+    announce(what, &l, tls)?;
+    Ok(l)
+}
+
 /// Binds a server's address and says where it listens (`https://` when it
 /// terminates TLS).
 pub async fn bind(
@@ -66,11 +101,17 @@ pub async fn bind(
     let l = TcpListener::bind(addr)
         .await
         .with_context(|| format!("{what}: cannot listen on {addr}"))?;
+    announce(what, &l, tls)?;
+    Ok(l)
+}
+
+/// Says where `l` listens (`https://` when the server terminates TLS).
+fn announce(what: &str, l: &TcpListener, tls: bool) -> Result<(), Failure> {
     let local = l.local_addr().context("local address")?;
     let scheme = if tls { "https" } else { "http" };
     say(format_args!("{what} listening on {scheme}://{local}"));
     tracing::info!(server = what, %local, "listening");
-    Ok(l)
+    Ok(())
 }
 
 /// The origin server on `store`, serving a `file://` store's files directly.

@@ -65,11 +65,13 @@ impl CacheStatus {
     /// The header value, e.g. `keyframe; hit; ttl=3599` or
     /// `keyframe; fwd=uri-miss; fwd-status=200; stored`.
     pub fn to_header_value(&self, cache_name: &str) -> HeaderValue {
-        let mut s = if is_sf_token(cache_name) {
-            cache_name.to_string()
+        use std::fmt::Write;
+        let mut s = String::with_capacity(cache_name.len() + 48);
+        if is_sf_token(cache_name) {
+            s.push_str(cache_name);
         } else {
-            sf_string(cache_name)
-        };
+            s.push_str(&sf_string(cache_name));
+        }
         if self.hit {
             s.push_str("; hit");
         }
@@ -78,7 +80,7 @@ impl CacheStatus {
             s.push_str(f.token());
         }
         if let Some(st) = self.fwd_status {
-            s.push_str(&format!("; fwd-status={st}"));
+            let _ = write!(s, "; fwd-status={st}");
         }
         if self.stored {
             s.push_str("; stored");
@@ -87,7 +89,7 @@ impl CacheStatus {
             s.push_str("; collapsed");
         }
         if let Some(t) = self.ttl {
-            s.push_str(&format!("; ttl={t}"));
+            let _ = write!(s, "; ttl={t}");
         }
         if let Some(d) = &self.detail {
             s.push_str("; detail=");

@@ -138,20 +138,157 @@ pub async fn serve<H, Fut>(
     H: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(limits.header_read_timeout));
+    serve_on_threads(listener, limits, 1, handler, shutdown).await;
+}
+
+/// [`serve`] on `threads` threads, each with its own single-threaded runtime and its
+/// own `SO_REUSEPORT` listener on the same address (as nginx's workers), so that a
+/// connection stays on the thread that accepted it and no thread wakes another.
+/// `1` serves on the caller's runtime. The connection limits hold across all of
+/// them. More than one wants a listener from [`listen`] with `reuseport`; without,
+/// the other threads log why and only the first serves.
+pub async fn serve_on_threads<H, Fut>(
+    listener: TcpListener,
+    limits: Limits,
+    threads: usize,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let threads = threads.max(1);
+    let ctx = Arc::new(Accept::new(limits, handler));
+    if threads == 1 {
+        return accept_loop(listener, ctx, shutdown).await;
+    }
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "no local address: serving on one thread");
+            return accept_loop(listener, ctx, shutdown).await;
+        }
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut done = Vec::with_capacity(threads);
+    let mut first = Some(listener);
+    for i in 0..threads {
+        // The first thread takes the listener bound by the caller; the others bind
+        // their own on the same address (which takes `SO_REUSEPORT` on the first).
+        let own = first.take().map(TcpListener::into_std);
+        let ctx = ctx.clone();
+        let mut stopped = stopped.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name(format!("keyframe-serve-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start a serving thread's runtime");
+                        let _ = tx.send(());
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let listener = match own {
+                        Some(l) => l.and_then(TcpListener::from_std),
+                        None => listen(addr, true),
+                    };
+                    match listener {
+                        Ok(l) => {
+                            let shutdown = async move {
+                                let _ = stopped.wait_for(|s| *s).await;
+                            };
+                            accept_loop(l, ctx, shutdown).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, thread = i, "serving thread has no listener");
+                        }
+                    }
+                });
+                drop(rt);
+                let _ = tx.send(());
+            });
+        match spawned {
+            Ok(_) => done.push(rx),
+            Err(e) => tracing::error!(error = %e, "cannot start a serving thread"),
+        }
+    }
+    shutdown.await;
+    let _ = stop.send(true);
+    for rx in done {
+        let _ = rx.await;
+    }
+}
+
+/// Listens on `addr` (backlog 1024, `SO_REUSEADDR`, as `TcpListener::bind`), with
+/// `SO_REUSEPORT` when `reuseport`, so that [`serve_on_threads`]' threads can each
+/// listen on it too. Call it within a runtime.
+pub fn listen(addr: SocketAddr, reuseport: bool) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if reuseport {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// What every accept loop of one server shares: the connection builder, the
+/// handler and the connection limits.
+struct Accept<H> {
+    builder: auto::Builder<TokioExecutor>,
+    limits: Limits,
+    handler: H,
+    permits: Arc<Semaphore>,
+    per_address: PerAddress,
+}
+
+impl<H> Accept<H> {
+    fn new(limits: Limits, handler: H) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(limits.header_read_timeout));
+        Accept {
+            builder,
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            per_address: PerAddress::new(limits.max_connections_per_address.max(1)),
+            limits,
+            handler,
+        }
+    }
+}
+
+/// Accepts on `listener` and serves each connection on the current runtime until
+/// `shutdown` resolves, then lets in-flight requests finish for up to the grace.
+async fn accept_loop<H, Fut>(
+    listener: TcpListener,
+    ctx: Arc<Accept<H>>,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let limits = &ctx.limits;
+    let permits = &ctx.permits;
+    let per_address = &ctx.per_address;
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let per_address = PerAddress::new(limits.max_connections_per_address.max(1));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -177,12 +314,12 @@ pub async fn serve<H, Fut>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let h = handler.clone();
+        let h = ctx.handler.clone();
         let svc = service_fn(move |req| {
             let fut = h(req, peer);
             async move { Ok::<_, Infallible>(fut.await) }
         });
-        let builder = builder.clone();
+        let builder = ctx.builder.clone();
         let watcher = graceful.watcher();
         let tls = limits.tls.as_ref().map(|t| t.acceptor().clone());
         let sendfile = limits.sendfile;
@@ -437,6 +574,66 @@ mod tests {
         let mut w = watch();
         assert!(!w.saw(b"PRI * HTTP/1.1\r\n"));
         assert!(w.saw(b"\r\n"));
+    }
+
+    /// One request on a new connection to `addr`; the answer's body.
+    async fn get(addr: SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("send");
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).await.expect("answer");
+        answer
+            .rsplit("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn threads_each_listen_on_the_address_and_all_stop() {
+        let listener = listen("127.0.0.1:0".parse().expect("addr"), true).expect("listen");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_on_threads(
+            listener,
+            Limits::default(),
+            2,
+            |_req, _peer| async {
+                let name = std::thread::current().name().unwrap_or("?").to_string();
+                Response::new(full(name))
+            },
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        // SO_REUSEPORT spreads connections over both threads' listeners (by their
+        // ports): both answer within a few connections.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            seen.insert(get(addr).await);
+            if seen.len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(
+            seen,
+            ["keyframe-serve-0", "keyframe-serve-1"]
+                .map(String::from)
+                .into(),
+            "each thread serves on its own runtime"
+        );
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("every thread stops on shutdown")
+            .expect("serve");
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "no thread listens after shutdown"
+        );
     }
 
     #[test]
