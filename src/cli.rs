@@ -690,6 +690,7 @@ pub fn known_options() -> std::collections::BTreeSet<String> {
             "upstream_ca",
             "cache_disk",
             "tls_cert",
+            "events",
             "tls_key",
             "region_geoip_db",
         ]

@@ -2,7 +2,8 @@
 //! started from the `keyframe` binary's `ballista` commands on loopback) gives the
 //! local engine's lists on the same synthetic history (`keyframe bench
 //! history-synth`); with nothing listening at the scheduler address it fails with
-//! one line and leaves the current generation alone.
+//! one line and leaves the current generation alone. The catalog's schedule runs
+//! the DataFusion engine as well.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -136,7 +137,41 @@ async fn ballista_cluster_gives_the_local_engines_lists() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (_, want) = lists(&db, titles, users).await;
+    let (local_generation, want) = lists(&db, titles, users).await;
+
+    // The catalog's own schedule runs the snapshot engines too: `keyframe catalog`
+    // with `recommend_engine = "datafusion"` exports a snapshot and swaps in a new
+    // generation with the local engine's lists (before, every scheduled run failed).
+    let mut cmd = keyframe();
+    cmd.envs(tunables)
+        .env("KEYFRAME_RECOMMEND_ENGINE", "datafusion")
+        .env("KEYFRAME_RECOMMEND_INTERVAL_SECS", "1")
+        .args([
+            "catalog",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &db,
+            "--store",
+            &store,
+        ]);
+    let catalog = Running::start(cmd, 1);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let scheduled = loop {
+        let (generation, got) = lists(&db, titles, users).await;
+        if generation > local_generation {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the catalog's scheduled datafusion batch swapped in no generation"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    drop(catalog);
+    for (s, a) in &want {
+        recommend::same_list(a, &scheduled[s], 1e-9).unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
 
     let scheduler = free_port();
     let mut cmd = keyframe();

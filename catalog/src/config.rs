@@ -179,7 +179,8 @@ pub struct Config {
     /// database), `sql` (as SQL inside PostgreSQL, which Citus can distribute),
     /// `datafusion` (Apache DataFusion in this process, over the Parquet snapshot in
     /// the store) or `ballista://HOST:PORT` (the same plan on an Apache Ballista
-    /// cluster). The last two run from `keyframe recommend` only. Default `local`.
+    /// cluster). On the catalog's schedule the last two export a fresh snapshot
+    /// first (the root binary supplies that runner). Default `local`.
     pub recommend_engine: String,
 
     /// Watch events through NATS JetStream: the servers' URLs, comma-separated

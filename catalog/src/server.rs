@@ -41,6 +41,7 @@ pub struct Catalog {
     uploads: Arc<dyn Uploads>,
     clock: SharedClock,
     events: Option<Events>,
+    batch: Option<crate::recommend::Runner>,
 }
 
 impl Catalog {
@@ -53,7 +54,16 @@ impl Catalog {
             uploads: Arc::new(NoUploads),
             clock: Arc::new(SystemClock),
             events: None,
+            batch: None,
         }
+    }
+
+    /// The recommendation batch the schedule runs (every `recommend_interval_secs`)
+    /// instead of the built-in `local`/`sql` engines: how `serve` and `catalog` run
+    /// `recommend_engine = "datafusion"` or `"ballista://…"` on a schedule.
+    pub fn batch(mut self, runner: Option<crate::recommend::Runner>) -> Catalog {
+        self.batch = runner;
+        self
     }
 
     /// The ingest pipeline behind the upload endpoints.
@@ -177,6 +187,7 @@ impl Catalog {
         tokio::spawn(crate::recommend::schedule(
             self.db.clone(),
             config.clone(),
+            self.batch.clone(),
             stop.child_token(),
         ));
 

@@ -38,6 +38,29 @@ pub fn uploads(
     )
 }
 
+/// The catalog schedule's batch for `recommend_engine = "datafusion"` or
+/// `"ballista://…"`: export a fresh Parquet snapshot of the store, run the engine
+/// over it, swap the generation in. `None` for `local` and `sql`, which the catalog
+/// runs itself. A bad store URL is a usage error at start, not a failure an hour on.
+pub fn batch_runner(
+    shared: &Shared,
+    config: &keyframe_catalog::Config,
+) -> Result<Option<keyframe_catalog::recommend::Runner>, Failure> {
+    let Some(engine) = keyframe_engine::Engine::parse(&config.recommend_engine) else {
+        return Ok(None);
+    };
+    let loc = keyframe_engine::Location::parse(&shared.store_url())
+        .map_err(|e| ConfigError(format!("invalid value for option 'store': {e}")))?;
+    Ok(Some(std::sync::Arc::new(move |db, config| {
+        let (engine, loc) = (engine.clone(), loc.clone());
+        Box::pin(async move {
+            keyframe_engine::run(&db, &config, &loc, &engine, true)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    })))
+}
+
 /// A catalog configuration error is a usage error: one line, exit 2.
 pub fn check_catalog(config: &keyframe_catalog::Config) -> Result<(), Failure> {
     config.check().map_err(|e| catalog_option(&e))

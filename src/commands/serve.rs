@@ -9,7 +9,9 @@ use figment::Figment;
 use tokio_util::sync::CancellationToken;
 
 use super::servers::{bind, origin_server, shutdown_signal};
-use super::{check_catalog, check_catalog_tls, connect_events, open_db, open_store, uploads};
+use super::{
+    batch_runner, check_catalog, check_catalog_tls, connect_events, open_db, open_store, uploads,
+};
 use crate::cli::{self, ConfigError, Shared};
 use crate::Failure;
 
@@ -112,6 +114,7 @@ async fn serve_all(
     let origin_server = origin_server(shared, origin.clone(), store.clone())?;
     // The event stream (if any) is reached before a port is bound.
     let events = connect_events(&catalog).await?;
+    let batch = batch_runner(shared, &catalog)?;
     let origin_l = bind("origin", origin.listen, false).await?;
     let edge_tls = edge.tls_cert.is_some();
     let edge_l = bind("edge", edge.listen, edge_tls).await?;
@@ -144,6 +147,7 @@ async fn serve_all(
         keyframe_catalog::server::Catalog::new(catalog, db.clone(), store.clone())
             .uploads(uploads(shared, &store, &db))
             .events(events)
+            .batch(batch)
             .run(catalog_l, stop.clone().cancelled_owned()),
     );
     let (o, e, c) = tokio::join!(o, e, c);

@@ -9,7 +9,10 @@ use figment::Figment;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{check_catalog, check_catalog_tls, connect_events, open_db, open_store, say, uploads};
+use super::{
+    batch_runner, check_catalog, check_catalog_tls, connect_events, open_db, open_store, say,
+    uploads,
+};
 use crate::cli::{ConfigError, Shared};
 use crate::Failure;
 
@@ -55,10 +58,12 @@ pub async fn catalog(shared: &Shared, layers: &Figment) -> Result<ExitCode, Fail
     let store = open_store(shared)?;
     let db = open_db(shared).await?;
     let events = connect_events(&config).await?;
+    let batch = batch_runner(shared, &config)?;
     let listener = bind("catalog", config.listen, config.tls_cert.is_some()).await?;
     keyframe_catalog::server::Catalog::new(config, db.clone(), store.clone())
         .uploads(uploads(shared, &store, &db))
         .events(events)
+        .batch(batch)
         .run(listener, shutdown_signal(CancellationToken::new()))
         .await
         .context("catalog server failed")?;

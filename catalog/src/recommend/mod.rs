@@ -52,14 +52,14 @@ use crate::Config;
 pub use crate::db::schema::{item_subject, user_subject};
 
 /// Runs the batch once with the configured engine and swaps its generation in.
-/// The DataFusion and Ballista engines live in the `keyframe-engine` crate and run
-/// from `keyframe recommend`; the catalog's own schedule runs `local` or `sql` only.
+/// The DataFusion and Ballista engines live in the `keyframe-engine` crate: they run
+/// from `keyframe recommend`, and on the catalog's schedule through a [`Runner`].
 pub async fn run_once(db: &Db, config: &Config) -> Result<RecommendReport, DbError> {
     match config.recommend_engine.as_str() {
         "sql" => sql::run_once(db, config).await,
         "local" => run_local(db, config).await,
         other => Err(DbError::Other(format!(
-            "recommend_engine '{other}' runs from `keyframe recommend`, not inside the catalog"
+            "recommend_engine '{other}' needs the keyframe-engine runner (keyframe recommend, serve, catalog)"
         ))),
     }
 }
@@ -477,10 +477,24 @@ pub async fn current_generation(db: &Db) -> Result<Option<i64>, DbError> {
         .map_err(map_err)
 }
 
+/// A batch the catalog's schedule runs instead of [`run_once`]. The `datafusion` and
+/// `ballista://` engines live in `keyframe-engine`, which depends on this crate, so
+/// the root binary hands the catalog a runner for them ([`crate::server::Catalog::batch`]).
+pub type Runner = std::sync::Arc<
+    dyn Fn(Db, Config) -> futures::future::BoxFuture<'static, Result<RecommendReport, String>>
+        + Send
+        + Sync,
+>;
+
 /// Runs the batch every `recommend_interval_secs` until `stop` is cancelled (the
-/// first run one interval after start). Failures are logged and retried at the
-/// next tick.
-pub async fn schedule(db: Db, config: Config, stop: tokio_util::sync::CancellationToken) {
+/// first run one interval after start), with `runner` when given, else
+/// [`run_once`]. Failures are logged and retried at the next tick.
+pub async fn schedule(
+    db: Db,
+    config: Config,
+    runner: Option<Runner>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let every = Duration::from_secs(config.recommend_interval_secs);
     if every.is_zero() {
         return;
@@ -490,7 +504,12 @@ pub async fn schedule(db: Db, config: Config, stop: tokio_util::sync::Cancellati
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let run = run_once(&db, &config);
+        let run = async {
+            match &runner {
+                Some(runner) => runner(db.clone(), config.clone()).await,
+                None => run_once(&db, &config).await.map_err(|e| e.to_string()),
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
             r = run => match r {
