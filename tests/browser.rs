@@ -23,8 +23,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::browser::{chromium, make_clip, serve, Driver, ONE_BROWSER};
-use common::{have_tools, keyframe, missing};
+use common::browser::{browser_for, make_clip, serve, Driver, ONE_BROWSER};
+use common::keyframe;
 use serde_json::Value;
 
 /// A 25-second, ~15 MB VP8 WebM clip (one second of noise encoded, then repeated
@@ -109,13 +109,9 @@ fn ingest(data: &Path, clip: &Path, title: &str, categories: &[&str]) -> String 
 
 #[tokio::test]
 async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
-    let Some(browser) = chromium() else {
-        missing("chromium is not installed", "browser test");
+    let Some(browser) = browser_for("browser test") else {
         return;
     };
-    if !have_tools(&["chromedriver", "ffmpeg"], "browser test") {
-        return;
-    }
     let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
@@ -337,13 +333,9 @@ async fn sign_up_play_through_the_edge_and_seek_in_chromium() {
 /// fresh URL at the same position.
 #[tokio::test]
 async fn a_film_paused_past_its_token_resumes_in_chromium() {
-    let Some(browser) = chromium() else {
-        missing("chromium is not installed", "browser test");
+    let Some(browser) = browser_for("browser test") else {
         return;
     };
-    if !have_tools(&["chromedriver", "ffmpeg"], "browser test") {
-        return;
-    }
     let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");

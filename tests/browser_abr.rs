@@ -21,8 +21,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::browser::{chromium, make_clip, serve, Driver, ONE_BROWSER};
-use common::{have_tools, missing};
+use common::browser::{browser_for, make_clip, serve, Driver, ONE_BROWSER};
+use common::missing;
 use serde_json::{json, Value};
 
 /// Where `npm ci` put catalog/web's packages: `$KEYFRAME_TEST_NODE_MODULES`
@@ -190,13 +190,9 @@ async fn play_adaptively(d: &Driver, page: &str, start: &str, url: &str, throttl
 
 #[tokio::test]
 async fn hls_js_and_shaka_play_a_ladder_through_a_token_edge_and_adapt() {
-    let Some(browser) = chromium() else {
-        missing("chromium is not installed", "ABR browser test");
+    let Some(browser) = browser_for("ABR browser test") else {
         return;
     };
-    if !have_tools(&["chromedriver", "ffmpeg"], "ABR browser test") {
-        return;
-    }
     let Some(modules) = node_modules() else {
         missing(
             "the npm packages are not installed (npm ci in catalog/web, or KEYFRAME_TEST_NODE_MODULES)",
@@ -290,13 +286,9 @@ async fn hls_js_and_shaka_play_a_ladder_through_a_token_edge_and_adapt() {
 
 #[tokio::test]
 async fn the_page_plays_an_ingested_ladder_with_a_quality_menu_and_falls_back_without_hls_js() {
-    let Some(browser) = chromium() else {
-        missing("chromium is not installed", "browser test");
+    let Some(browser) = browser_for("browser test") else {
         return;
     };
-    if !have_tools(&["chromedriver", "ffmpeg"], "browser test") {
-        return;
-    }
     let _one = ONE_BROWSER.lock().await;
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");

@@ -1,8 +1,11 @@
 //! The edge's memory bound, measured on the real process: streaming 6× more
 //! distinct bytes than `--cache-memory` through an edge (whole objects, random
 //! ranges, and cold ranges under 400 distinct keys, several clients at once)
-//! keeps its peak RSS within the bound + 15% + 64 MiB (counting the sealed memfds
-//! that hold cached chunks), and the memory tier's own gauge within the bound.
+//! keeps its peak RSS within what it held at start + the bound + 15% + 40 MiB
+//! (counting the sealed memfds that hold cached chunks), and the memory tier's own
+//! gauge within the bound. The start figure is mostly the binary's mapped code, which
+//! grew with DataFusion and Ballista in the same binary (a debug build's is ~60 MiB)
+//! and has nothing to do with the cache.
 
 use crate::common;
 
@@ -139,7 +142,8 @@ async fn peak_memory_stays_within_the_bound(sendfile: bool) {
     let pid = edge.child.id();
     let base = edge.url("edge").to_string();
     let client = reqwest::Client::new();
-    eprintln!("edge RSS at start {} MiB", status_kib(pid, "VmRSS:") / 1024);
+    let start_mib = status_kib(pid, "VmRSS:") / 1024;
+    eprintln!("edge RSS at start {start_mib} MiB");
     let peak_held = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
@@ -211,7 +215,7 @@ async fn peak_memory_stays_within_the_bound(sendfile: bool) {
     }) {
         eprintln!("{l}");
     }
-    let limit = BOUND_MIB + BOUND_MIB * 15 / 100 + 64;
+    let limit = start_mib + BOUND_MIB + BOUND_MIB * 15 / 100 + 40;
     eprintln!(
         "edge peak RSS {peak_mib} MiB after {} MiB served, bound {BOUND_MIB} MiB (limit {limit} MiB)",
         total >> 20

@@ -10,11 +10,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{become_subreaper, keyframe, kill_children_named, kill_group, runs, Running};
+use super::{
+    become_subreaper, have_tools, keyframe, kill_children_named, kill_group, missing, runs, Running,
+};
 
 /// One browser at a time: a test's cleanup kills every Chromium process among this
 /// process's children, which would include another test's.
 pub static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Chromium, when `suite` can run here (Chromium, chromedriver and ffmpeg are
+/// installed); otherwise `None`, after [`missing`] said so (a failure under CI).
+pub fn browser_for(suite: &str) -> Option<&'static str> {
+    let Some(browser) = chromium() else {
+        missing("chromium is not installed", suite);
+        return None;
+    };
+    have_tools(&["chromedriver", "ffmpeg"], suite).then_some(browser)
+}
 
 pub fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser", "google-chrome"]
