@@ -92,45 +92,6 @@ pub struct RenditionView {
     pub segments: i64,
 }
 
-impl Db {
-    /// The ladder of `c` as the content API lists it (video rungs tallest first,
-    /// then audio); empty, with no query, for a title without a ladder.
-    pub async fn rendition_views(
-        &self,
-        c: &crate::meta::Content,
-    ) -> Result<Vec<RenditionView>, DbError> {
-        if c.ladder_manifests().is_none() {
-            return Ok(Vec::new());
-        }
-        let rows = self.renditions(&c.id).await?;
-        Ok(views(c, rows))
-    }
-}
-
-/// Rendition rows joined with their assets (for the picture size).
-fn views(c: &crate::meta::Content, rows: Vec<RenditionRow>) -> Vec<RenditionView> {
-    let mut out: Vec<RenditionView> = rows
-        .into_iter()
-        .map(|r| {
-            let asset = c.assets.iter().find(|a| a.id == r.asset_id);
-            let video = r.kind == "video";
-            RenditionView {
-                width: asset.and_then(|a| a.width).filter(|_| video),
-                height: asset.and_then(|a| a.height).filter(|_| video),
-                kind: r.kind,
-                bandwidth: r.bandwidth,
-                average_bandwidth: r.average_bandwidth,
-                codecs: r.codecs,
-                segments: r.segments,
-            }
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        (b.kind == "video", b.height, b.bandwidth).cmp(&(a.kind == "video", a.height, a.bandwidth))
-    });
-    out
-}
-
 /// The default ladder, by the short side of the picture (720 = 1280x720 or
 /// 720x1280).
 pub const DEFAULT_RUNGS: [u32; 5] = [1080, 720, 480, 360, 240];

@@ -774,3 +774,45 @@ impl Db {
         tx.commit().await.map_err(map_err)
     }
 }
+
+impl Db {
+    /// The ladder of `c` as the content API lists it (video rungs tallest first,
+    /// then audio); empty, with no query, for a title without a ladder.
+    pub async fn rendition_views(
+        &self,
+        c: &Content,
+    ) -> Result<Vec<crate::ladder::RenditionView>, DbError> {
+        if c.ladder_manifests().is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = self.renditions(&c.id).await?;
+        Ok(views_of(c, rows))
+    }
+}
+
+/// Rendition rows joined with their assets (for the picture size).
+fn views_of(
+    c: &Content,
+    rows: Vec<crate::ladder::RenditionRow>,
+) -> Vec<crate::ladder::RenditionView> {
+    let mut out: Vec<crate::ladder::RenditionView> = rows
+        .into_iter()
+        .map(|r| {
+            let asset = c.assets.iter().find(|a| a.id == r.asset_id);
+            let video = r.kind == "video";
+            crate::ladder::RenditionView {
+                width: asset.and_then(|a| a.width).filter(|_| video),
+                height: asset.and_then(|a| a.height).filter(|_| video),
+                kind: r.kind,
+                bandwidth: r.bandwidth,
+                average_bandwidth: r.average_bandwidth,
+                codecs: r.codecs,
+                segments: r.segments,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.kind == "video", b.height, b.bandwidth).cmp(&(a.kind == "video", a.height, a.bandwidth))
+    });
+    out
+}
