@@ -31,7 +31,8 @@ pub struct Outcome {
     pub duplicates: usize,
 }
 
-const STATE_COLUMNS: &str = "user_id, content_id, position_ms, duration_ms, resume_ms, played, \
+pub(crate) const STATE_COLUMNS: &str =
+    "user_id, content_id, position_ms, duration_ms, resume_ms, played, \
      play_count, watched_ms, first_at, last_at, last_session, last_seq, region, hidden";
 
 fn state_from_row(r: &sqlx::any::AnyRow) -> Result<(String, String, WatchState), sqlx::Error> {
@@ -55,6 +56,29 @@ fn state_from_row(r: &sqlx::any::AnyRow) -> Result<(String, String, WatchState),
     ))
 }
 
+/// Binds one `watch_state` row's values, in [`STATE_COLUMNS`] order.
+pub(crate) fn bind_state<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    user: &'q str,
+    content: &'q str,
+    s: &'q WatchState,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(user)
+        .bind(content)
+        .bind(s.position_ms)
+        .bind(s.duration_ms)
+        .bind(s.resume_ms)
+        .bind(i64::from(s.played))
+        .bind(s.play_count)
+        .bind(s.watched_ms)
+        .bind(s.first_at)
+        .bind(s.last_at)
+        .bind(&s.last_session)
+        .bind(s.last_seq)
+        .bind(&s.region)
+        .bind(i64::from(s.hidden))
+}
+
 async fn upsert_states(
     tx: &mut sqlx::AnyConnection,
     states: &[(&str, &str, &WatchState)],
@@ -72,21 +96,7 @@ async fn upsert_states(
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (user, content, s) in chunk {
-            q = q
-                .bind(*user)
-                .bind(*content)
-                .bind(s.position_ms)
-                .bind(s.duration_ms)
-                .bind(s.resume_ms)
-                .bind(i64::from(s.played))
-                .bind(s.play_count)
-                .bind(s.watched_ms)
-                .bind(s.first_at)
-                .bind(s.last_at)
-                .bind(&s.last_session)
-                .bind(s.last_seq)
-                .bind(&s.region)
-                .bind(i64::from(s.hidden));
+            q = bind_state(q, user, content, s);
         }
         q.execute(&mut *tx).await?;
     }

@@ -334,28 +334,13 @@ pub async fn load_state(
         let mut tx = crate::db::batch::begin_write(db).await.map_err(map_err)?;
         for chunk in commit.chunks(per_statement) {
             let sql = format!(
-                "INSERT INTO watch_state (user_id, content_id, position_ms, duration_ms, \
-                 resume_ms, played, play_count, watched_ms, first_at, last_at, last_session, \
-                 last_seq, region, hidden) VALUES {}",
+                "INSERT INTO watch_state ({}) VALUES {}",
+                crate::history::store::STATE_COLUMNS,
                 crate::db::batch::values(chunk.len(), COLS)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for ((user, content), s) in chunk {
-                q = q
-                    .bind(user)
-                    .bind(content)
-                    .bind(s.position_ms)
-                    .bind(s.duration_ms)
-                    .bind(s.resume_ms)
-                    .bind(i64::from(s.played))
-                    .bind(s.play_count)
-                    .bind(s.watched_ms)
-                    .bind(s.first_at)
-                    .bind(s.last_at)
-                    .bind(&s.last_session)
-                    .bind(s.last_seq)
-                    .bind(&s.region)
-                    .bind(i64::from(s.hidden));
+                q = crate::history::store::bind_state(q, user, content, s);
             }
             q.execute(&mut *tx).await.map_err(map_err)?;
         }
