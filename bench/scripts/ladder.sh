@@ -64,7 +64,7 @@ by_hand() {
 # read with shell builtins; the sampling's processes are not in the measured tree)
 # until it exits.
 ingest() {
-  local data=$1 peak=0 kpid=""
+  local data=$1 peak=0 anon=0 file=0 kpid=""
   /usr/bin/time -f '%e %U %S' -o "$data.time" \
     "$bin" --data-dir "$data" ingest --ladder "$(IFS=,; echo "${rungs[*]}")" "$work/master.mp4" 2>/dev/null &
   local pid=$!
@@ -76,12 +76,15 @@ ingest() {
       local k v _
       while read -r k v _; do
         if [[ $k == VmHWM: && $v -gt $peak ]]; then peak=$v; fi
+        if [[ $k == RssAnon: && $v -gt $anon ]]; then anon=$v; fi
+        if [[ $k == RssFile: && $v -gt $file ]]; then file=$v; fi
       done 2>/dev/null <"/proc/$kpid/status" || true
     fi
     sleep 0.2
   done
   wait "$pid"
   echo "$peak" >"$data.rss"
+  echo "keyframe's sampled peaks: RssAnon $anon KiB, RssFile $file KiB (VmHWM $peak KiB)" >&2
 }
 
 # Wall seconds and CPU seconds (user + sys) from a /usr/bin/time file.

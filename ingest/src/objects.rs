@@ -42,6 +42,10 @@ const MIN_PART: usize = 8 << 20;
 const MAX_PARTS: u64 = 9_000;
 /// Bytes of parts in flight that the upload aims at.
 const IN_FLIGHT: usize = 32 << 20;
+/// Parts of an upload to local disk or memory: the local store writes parts one at
+/// a time under a lock, so more or larger parts in flight only hold more memory
+/// (they made a long ladder's storing phase peak at 64 MiB of buffers).
+const LOCAL_PART: usize = 2 << 20;
 
 /// The content address of bytes with this SHA-256 (lowercase hex) and media type.
 pub fn content_key(sha256_hex: &str, mime: &str) -> String {
@@ -65,6 +69,21 @@ impl UploadPlan {
     /// and as many in flight as fit in about 32 MiB (at least two). Without a hint,
     /// 8 MiB parts (files up to about 70 GiB on S3). Buffers stay under 100 MiB up to
     /// about 250 GiB; past that the parts S3 needs are larger than that budget.
+    /// The plan for an upload of `size_hint` bytes into `store`: [`Self::for_size`]
+    /// for S3 and the like, two 2 MiB parts in flight where renaming is cheap
+    /// (local disk, memory), which has no part-size minimum and gains nothing
+    /// from parallel parts.
+    pub fn for_store(store: &Store, size_hint: Option<u64>) -> UploadPlan {
+        if moves_are_cheap(store) {
+            UploadPlan {
+                part_size: LOCAL_PART,
+                concurrency: 2,
+            }
+        } else {
+            UploadPlan::for_size(size_hint)
+        }
+    }
+
     pub fn for_size(size_hint: Option<u64>) -> UploadPlan {
         let needed = size_hint.map_or(0, |s| s.div_ceil(MAX_PARTS));
         let needed = usize::try_from(needed).unwrap_or(usize::MAX);
@@ -476,6 +495,9 @@ mod tests {
             assert!(p.concurrency >= 2);
         }
         let huge = UploadPlan::for_size(Some(1 << 40));
+        let local: Store = Arc::new(object_store::memory::InMemory::new());
+        let p = UploadPlan::for_store(&local, Some(100 << 30));
+        assert!(p.part_size * (p.concurrency + 1) <= 8 << 20, "{p:?}");
         assert!((1u64 << 40).div_ceil(huge.part_size as u64) <= 10_000);
     }
 }

@@ -796,7 +796,7 @@ async fn upload(
 ) -> Result<Stored, IngestError> {
     let total = input.size_hint();
     opts.stage(Stage::Uploading { total });
-    let plan = UploadPlan::for_size(total);
+    let plan = UploadPlan::for_store(store, total);
     let on_bytes = opts.on_bytes();
     if !objects::moves_are_cheap(store) {
         if let Some(path) = input.path() {

@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 
 use keyframe_core::ErrorCode;
 
+use crate::frames::Frames;
 use crate::tls::Tls;
 
 /// An error inside a response body; hyper aborts the connection when one surfaces,
@@ -275,6 +276,12 @@ impl<H> Accept<H> {
     }
 }
 
+/// A response as the connection writes it: its body's ready data frames joined
+/// into one write ([`Frames`]).
+pub fn for_connection(resp: Response<Body>) -> Response<Frames<Body>> {
+    resp.map(Frames::new)
+}
+
 /// Accepts on `listener` and serves each connection on the current runtime until
 /// `shutdown` resolves, then lets in-flight requests finish for up to the grace.
 async fn accept_loop<H, Fut>(
@@ -317,7 +324,7 @@ async fn accept_loop<H, Fut>(
         let h = ctx.handler.clone();
         let svc = service_fn(move |req| {
             let fut = h(req, peer);
-            async move { Ok::<_, Infallible>(fut.await) }
+            async move { Ok::<_, Infallible>(for_connection(fut.await)) }
         });
         let builder = ctx.builder.clone();
         let watcher = graceful.watcher();

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod conditional;
 pub mod cors;
+pub mod frames;
 pub mod http_server;
 pub mod manifest;
 pub mod metrics;
