@@ -432,6 +432,7 @@ async fn the_page_plays_an_ingested_ladder_with_a_quality_menu_and_falls_back_wi
 fn expired_url(url: &str) -> String {
     use keyframe_core::token::{sign, TokenClaims, TokenKey};
     let (base, token) = url.split_once("?__token__=").expect("a token");
+    let token = token.replace("%2F", "/");
     let field = |name: &str| {
         token
             .split('~')

@@ -484,6 +484,24 @@ async fn an_ingested_ladder_plays_in_ffprobe_and_ffmpeg_from_the_catalogs_url_co
             "{pass} edge: PSNR {right:.1} dB to the master at 6 s, {wrong:.1} to 2 s"
         );
     }
+    // ffprobe reads the DASH MPD from the catalog's URL too. Its DASH demuxer
+    // resolves the MPD's relative `BaseURL`s against the MPD's URL cut at its last
+    // `/`, query included: with a `/` in the token's query every rendition request
+    // went to a wrong path and was refused (403).
+    let dash = play["dash"].as_str().expect("dash URL");
+    let out = tokio::task::block_in_place(|| {
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_type,height"])
+            .args(["-of", "csv=p=0", dash])
+            .output()
+            .expect("ffprobe")
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("video,240") && text.contains("audio"),
+        "ffprobe of the catalog's DASH URL: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Without the token's query, the playlist is refused.
     let bare = hls.split('?').next().expect("path");
     assert_eq!(reqwest::get(bare).await.expect("bare").status(), 403);

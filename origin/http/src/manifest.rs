@@ -68,13 +68,16 @@ pub fn is_manifest_path(path: &str) -> bool {
 }
 
 /// The `__token__=…` query parameter to append, the token percent-encoded so that
-/// it is safe inside a URI, an HLS quoted string and an XML attribute alike.
+/// it is safe inside a URI, an HLS quoted string and an XML attribute alike. `/` is
+/// encoded too: ffmpeg's DASH demuxer resolves an MPD's relative `BaseURL` against
+/// the MPD's URL cut at its last `/`, query included, so a `/` of the token's `acl`
+/// sent every rendition request to a wrong path (403).
 pub fn token_param(token: &str) -> String {
     let mut s = String::with_capacity(TOKEN_NAME.len() + 1 + token.len());
     s.push_str(TOKEN_NAME);
     s.push('=');
     for b in token.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~!*=/:,".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"-._~!*=:,".contains(&b) {
             s.push(b as char);
         } else {
             let _ = write!(s, "%{b:02X}");
@@ -481,8 +484,9 @@ mod tests {
     fn token_params_are_safe_in_quotes_and_xml() {
         assert_eq!(
             token_param("exp=9~acl=/a/*!/b~data=regions:eu,us~hmac=00"),
-            "__token__=exp=9~acl=/a/*!/b~data=regions:eu,us~hmac=00"
+            "__token__=exp=9~acl=%2Fa%2F*!%2Fb~data=regions:eu,us~hmac=00"
         );
+        assert_eq!(token_param("a b+c#d%"), "__token__=a%20b%2Bc%23d%25");
         assert_eq!(token_param("a\"b&c<d e"), "__token__=a%22b%26c%3Cd%20e");
     }
 
