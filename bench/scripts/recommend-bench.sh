@@ -21,6 +21,9 @@
 # KF_BENCH_STATE_ONLY=1 loads with `history-synth --state-only` (the same fold in
 # memory, only the per-(viewer, title) state written: for 100M events).
 # KF_BENCH_BIN: the keyframe binary (default: built here with `cargo build --release`).
+# KF_BENCH_MEMORY_LIMIT (e.g. 1GiB): the memory pool of the datafusion engine
+# (`recommend_memory_limit`) and of each Ballista executor (`--memory-limit`);
+# past it their sorts and aggregates spill to disk. Default: no limit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 events=${1:-1000000}
@@ -70,6 +73,7 @@ for engine in $engines; do
             done
             "$kf" ballista executor --scheduler "127.0.0.1:$sport" --listen "127.0.0.1:$eport" \
                 --work-dir "$tmp/executor$i" --concurrency "${KF_BENCH_EXECUTOR_CONCURRENCY:-1}" \
+                ${KF_BENCH_MEMORY_LIMIT:+--memory-limit "$KF_BENCH_MEMORY_LIMIT"} \
                 >"$tmp/executor$i.log" 2>&1 &
             pids+=("$!")
             executors+=("$!")
@@ -82,7 +86,8 @@ for engine in $engines; do
         extra=(--snapshot --store "$store")
     fi
     echo "== engine $engine, $events events"
-    /usr/bin/time -f "batch process ($engine): %e s wall, %M KiB max RSS" \
+    KEYFRAME_RECOMMEND_MEMORY_LIMIT="${KF_BENCH_MEMORY_LIMIT:-0}" \
+        /usr/bin/time -f "batch process ($engine): %e s wall, %M KiB max RSS" \
         "$kf" recommend --engine "$target" --db "$db" "${extra[@]}" --json 2>&1
     if [[ "$engine" == ballista ]]; then
         for p in "${executors[@]}"; do

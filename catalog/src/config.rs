@@ -182,6 +182,11 @@ pub struct Config {
     /// cluster). On the catalog's schedule the last two export a fresh snapshot
     /// first (the root binary supplies that runner). Default `local`.
     pub recommend_engine: String,
+    /// Memory the `datafusion` engine's operators may hold in this process: past it
+    /// sorts and aggregates spill to disk (a join's build side that does not fit
+    /// fails the run with one line). `0` means no limit. Ballista executors take
+    /// theirs with `keyframe ballista executor --memory-limit`. Default `0`.
+    pub recommend_memory_limit: ByteSize,
 
     /// Watch events through NATS JetStream: the servers' URLs, comma-separated
     /// (`nats://HOST:PORT[,…]`). `POST /api/history` then appends the events to the
@@ -248,6 +253,7 @@ impl Default for Config {
             recommend_max_titles_per_user: 200,
             recommend_threads: 0,
             recommend_engine: "local".into(),
+            recommend_memory_limit: ByteSize(0),
             events: None,
             events_ack_wait_secs: 30,
         }

@@ -46,6 +46,10 @@ pub enum Role {
         /// Tasks at once [default: one per core].
         #[arg(long, value_name = "N", default_value_t = 0)]
         concurrency: usize,
+        /// Memory its operators may hold, e.g. `2GiB`: past it sorts and aggregates
+        /// spill to --work-dir [default: no limit].
+        #[arg(long, value_name = "SIZE")]
+        memory_limit: Option<keyframe_core::size::ByteSize>,
     },
 }
 
@@ -62,6 +66,7 @@ pub async fn run(cmd: BallistaCmd) -> Result<ExitCode, Failure> {
             grpc_port,
             work_dir,
             concurrency,
+            memory_limit,
         } => {
             let (host, port) = scheduler
                 .rsplit_once(':')
@@ -79,6 +84,7 @@ pub async fn run(cmd: BallistaCmd) -> Result<ExitCode, Failure> {
                 grpc_port,
                 work_dir,
                 concurrency,
+                memory_limit: memory_limit.map_or(0, |m| m.bytes()),
             })
             .await
         }

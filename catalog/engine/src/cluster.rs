@@ -51,6 +51,9 @@ pub struct ExecutorOptions {
     pub work_dir: PathBuf,
     /// Tasks run at once; 0 = one per core.
     pub concurrency: usize,
+    /// Bytes the executor's operators may hold (sorts and aggregates spill past
+    /// it); 0 = no limit.
+    pub memory_limit: u64,
 }
 
 /// Runs an executor registered with its scheduler until the process ends.
@@ -59,6 +62,7 @@ pub async fn executor(o: ExecutorOptions) -> Result<(), EngineError> {
         .map_err(|e| EngineError::Engine(format!("work dir {}: {e}", o.work_dir.display())))?;
     let work_dir = o.work_dir.to_string_lossy().into_owned();
     let temp = work_dir.clone();
+    let memory_limit = o.memory_limit;
     let grpc_port = match o.grpc_port {
         Some(p) => p,
         None => o.listen.port().checked_add(1).ok_or_else(|| {
@@ -80,10 +84,13 @@ pub async fn executor(o: ExecutorOptions) -> Result<(), EngineError> {
     }
     config.override_config_producer = Some(Arc::new(session_config_with_s3_support));
     config.override_runtime_producer = Some(Arc::new(move |session| {
-        RuntimeEnvBuilder::new()
-            .with_temp_file_path(temp.clone())
-            .with_object_store_registry(crate::location::registry(session))
-            .build_arc()
+        crate::with_memory_limit(
+            RuntimeEnvBuilder::new()
+                .with_temp_file_path(temp.clone())
+                .with_object_store_registry(crate::location::registry(session)),
+            memory_limit,
+        )
+        .build_arc()
     }));
     start_executor_process(Arc::new(config))
         .await

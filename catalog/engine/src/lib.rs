@@ -83,12 +83,20 @@ impl Engine {
 }
 
 /// A session on `engine` that reads `loc` (local files, and S3 with the store's options).
-pub async fn context(engine: &Engine, loc: &Location) -> Result<SessionContext, EngineError> {
+/// `memory_limit` bytes (0: none) bound what this process's operators hold (sorts and
+/// aggregates spill past it); a Ballista client runs no operators.
+pub async fn context(
+    engine: &Engine,
+    loc: &Location,
+    memory_limit: u64,
+) -> Result<SessionContext, EngineError> {
     let config = loc.session_config()?;
-    let runtime = RuntimeEnvBuilder::new()
-        .with_object_store_registry(location::registry(&config))
-        .build_arc()
-        .map_err(plan::plan_err)?;
+    let runtime = with_memory_limit(
+        RuntimeEnvBuilder::new().with_object_store_registry(location::registry(&config)),
+        memory_limit,
+    )
+    .build_arc()
+    .map_err(plan::plan_err)?;
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
@@ -99,6 +107,18 @@ pub async fn context(engine: &Engine, loc: &Location) -> Result<SessionContext, 
         Engine::Ballista(url) => SessionContext::remote_with_state(url, state)
             .await
             .map_err(|e| EngineError::Engine(format!("ballista scheduler {url}: {e}"))),
+    }
+}
+
+/// `builder` with a memory pool of `limit` bytes shared fairly by the operators
+/// that can spill (DataFusion's `FairSpillPool`); unchanged (unbounded) for 0.
+pub fn with_memory_limit(builder: RuntimeEnvBuilder, limit: u64) -> RuntimeEnvBuilder {
+    match usize::try_from(limit) {
+        Ok(0) => builder,
+        Ok(n) => builder.with_memory_pool(std::sync::Arc::new(
+            datafusion::execution::memory_pool::FairSpillPool::new(n),
+        )),
+        Err(_) => builder,
     }
 }
 
@@ -123,7 +143,7 @@ pub async fn run(
     let snapshot_ms = ms(started);
 
     let t = Instant::now();
-    let ctx = context(engine, loc).await?;
+    let ctx = context(engine, loc, config.recommend_memory_limit.bytes()).await?;
     plan::register_snapshot(&ctx, loc, &m)?;
     let on = |e: datafusion::error::DataFusionError| match engine {
         Engine::DataFusion => plan::plan_err(e),
