@@ -164,10 +164,6 @@ pub fn acl_pattern(object_key: &str) -> String {
     }
 }
 
-/// Percent-encodes what may not stand in a query value as is. A token's own
-/// characters (`=`, `~`, `/`, `:`, `,`, `!`, `*`) are all allowed there, so tokens
-/// stay readable, as EdgeAuth tokens usually are.
-
 /// The expiry (Unix seconds) of an image token issued at `now_ms` with lifetime
 /// `ttl_secs`, rounded up to a sixth of the lifetime so that the same image keeps
 /// the same URL for a while and browsers can cache it.
