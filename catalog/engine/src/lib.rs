@@ -27,6 +27,7 @@ use std::time::Instant;
 use ballista::prelude::SessionContextExt;
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
@@ -111,13 +112,16 @@ pub async fn context(
 }
 
 /// `builder` with a memory pool of `limit` bytes shared fairly by the operators
-/// that can spill (DataFusion's `FairSpillPool`); unchanged (unbounded) for 0.
+/// that can spill (DataFusion's `FairSpillPool`, tracked: an error for want of
+/// memory names the largest consumers); unchanged (unbounded) for 0.
 pub fn with_memory_limit(builder: RuntimeEnvBuilder, limit: u64) -> RuntimeEnvBuilder {
     match usize::try_from(limit) {
         Ok(0) => builder,
-        Ok(n) => builder.with_memory_pool(std::sync::Arc::new(
-            datafusion::execution::memory_pool::FairSpillPool::new(n),
-        )),
+        // Tracked, so that running out names the five largest consumers.
+        Ok(n) => builder.with_memory_pool(std::sync::Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(n),
+            std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN),
+        ))),
         Err(_) => builder,
     }
 }
