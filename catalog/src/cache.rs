@@ -333,6 +333,19 @@ impl Changes {
         self.cache.apply(change);
     }
 
+    /// What the history writer and the events consumer call for each (viewer,
+    /// title) pair they commit: the pair's resume point in this process's cache must
+    /// not outlive the commit ([`Self::apply_local`]).
+    pub fn watch_announcer(&self) -> crate::history::Announce {
+        let changes = self.clone();
+        Arc::new(move |user_id: &str, content_id: &str| {
+            changes.apply_local(&Change::Watch {
+                user_id: user_id.to_string(),
+                content_id: content_id.to_string(),
+            })
+        })
+    }
+
     /// A receiver of every change announced from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.tx.subscribe()

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::error::ApiError;
 use crate::api::extract::header_value;
 use crate::auth::{LoginLimiter, Passwords};
-use crate::cache::{Change, HotCache};
+use crate::cache::HotCache;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::Db;
@@ -136,7 +136,6 @@ impl Catalog {
         let hot = Arc::new(HotCache::new(config.cache_entries));
         let stop = CancellationToken::new();
         let changes = crate::cache::start(hot.clone(), &self.db, stop.clone());
-        let announced = changes.clone();
         let (history, writer) = Writer::start(
             self.db.clone(),
             WriterConfig {
@@ -146,19 +145,13 @@ impl Catalog {
                 half_life_ms: config.trending_half_life_ms(),
             },
             // Resume points in the hot cache must not outlive the commit.
-            Arc::new(move |user_id: &str, content_id: &str| {
-                announced.apply_local(&Change::Watch {
-                    user_id: user_id.to_string(),
-                    content_id: content_id.to_string(),
-                })
-            }),
+            changes.watch_announcer(),
         );
         let mut registry = Registry::default();
         let events = self
             .events
             .map(|e| e.with_metrics(crate::events::EventsMetrics::register(&mut registry)));
         let consumer = events.clone().map(|events| {
-            let announced = changes.clone();
             crate::events::start_consumer(
                 events,
                 self.db.clone(),
@@ -167,12 +160,7 @@ impl Catalog {
                     thresholds: config.history_thresholds(),
                     half_life_ms: config.trending_half_life_ms(),
                 },
-                Arc::new(move |user_id: &str, content_id: &str| {
-                    announced.apply_local(&Change::Watch {
-                        user_id: user_id.to_string(),
-                        content_id: content_id.to_string(),
-                    })
-                }),
+                changes.watch_announcer(),
                 stop.child_token(),
             )
         });
