@@ -91,7 +91,16 @@ pub async fn context(
     loc: &Location,
     memory_limit: u64,
 ) -> Result<SessionContext, EngineError> {
-    let config = loc.session_config()?;
+    let mut config = loc.session_config()?;
+    if memory_limit > 0 {
+        plan_within(&mut config, memory_limit)?;
+        if *engine == Engine::DataFusion {
+            // Ballista's 16 partitions (for spreading over executors) would run
+            // here all at once, each sort with its share of one pool: one per core.
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            config = config.with_target_partitions(cores);
+        }
+    }
     let runtime = with_memory_limit(
         RuntimeEnvBuilder::new().with_object_store_registry(location::registry(&config)),
         memory_limit,
@@ -109,6 +118,30 @@ pub async fn context(
             .await
             .map_err(|e| EngineError::Engine(format!("ballista scheduler {url}: {e}"))),
     }
+}
+
+/// Plans that can keep within `limit` bytes: sort-merge joins, which spill, instead of
+/// hash joins, whose build side cannot; and a sort's merge reservation (held by every
+/// sort from its start, 10 MB by default) of at most 1/64 of the limit, so that the
+/// many sorts of the batch's plans do not fill the pool before any of them spills.
+/// On Ballista these settings travel with the job, so the client sets them for its
+/// executors (whose `--memory-limit` sizes each one's pool).
+pub fn plan_within(
+    config: &mut datafusion::prelude::SessionConfig,
+    limit: u64,
+) -> Result<(), EngineError> {
+    let reservation = (limit / 64).clamp(64 * 1024, 10 * 1024 * 1024);
+    let options = config.options_mut();
+    for (k, v) in [
+        ("datafusion.optimizer.prefer_hash_join", "false".to_string()),
+        (
+            "datafusion.execution.sort_spill_reservation_bytes",
+            reservation.to_string(),
+        ),
+    ] {
+        options.set(k, &v).map_err(plan::plan_err)?;
+    }
+    Ok(())
 }
 
 /// `builder` with a memory pool of `limit` bytes shared fairly by the operators

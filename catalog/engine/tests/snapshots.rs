@@ -151,6 +151,30 @@ async fn datafusion_on_local_disk_matches_local_engine() {
     datafusion_matches_local(&format!("file://{}", dir.path().join("objects").display())).await;
 }
 
+/// With a `recommend_memory_limit` of 16 MiB, less than two sorts' default merge
+/// reservations (10 MB each), the plans still run and give the local engine's
+/// lists: joins that can spill, reservations sized to the pool, a partition per
+/// core. (Before, a pool this small refused the second sort: "Resources exhausted".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datafusion_within_a_small_memory_pool_matches_local_engine() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = db(dir.path()).await;
+    let cfg = synth_config(13);
+    let pop = synth::populate(&db, &cfg).await.expect("populate");
+    load(&db, &cfg, &pop).await;
+    let mut config = config();
+    config.recommend_memory_limit = "16MiB".parse().expect("size");
+    let loc = Location::parse(&format!("file://{}", dir.path().join("objects").display()))
+        .expect("location");
+    recommend::run_local(&db, &config).await.expect("local");
+    let want = lists(&db, &pop).await;
+    keyframe_engine::run(&db, &config, &loc, &Engine::DataFusion, true)
+        .await
+        .expect("datafusion within 16 MiB");
+    assert_same(&want, &lists(&db, &pop).await);
+    db.close().await;
+}
+
 /// The S3 URL of the test server, with a fresh prefix; `None` outside CI without one.
 fn s3_url() -> Option<String> {
     match std::env::var("KEYFRAME_TEST_S3") {
