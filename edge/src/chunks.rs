@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
+use keyframe_http::shards::ShardedCounter;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
@@ -329,7 +330,8 @@ pub enum Source {
 /// Counters the store keeps for metrics.
 #[derive(Debug, Default)]
 pub struct ChunkStats {
-    pub hits: Counter,
+    /// Kept per thread: every hit counts here.
+    pub hits: ShardedCounter,
     pub misses: Counter,
     pub coalesced: Counter,
     pub evictions: Counter,

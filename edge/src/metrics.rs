@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::{header, HeaderValue, Response};
 use keyframe_http::http_server::{full, Body};
 use keyframe_http::metrics::{render, HttpMetrics};
+use keyframe_http::shards::LabeledCounters;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -21,12 +22,44 @@ pub(crate) struct CacheLabels {
     pub(crate) cache_status: &'static str,
 }
 
+/// What the cache did with a request: the `cache_status` label of
+/// `keyframe_edge_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Served {
+    Hit,
+    Stale,
+    Miss,
+    Revalidated,
+    Pass,
+}
+
+impl Served {
+    const ALL: [Served; 5] = [
+        Served::Hit,
+        Served::Stale,
+        Served::Miss,
+        Served::Revalidated,
+        Served::Pass,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Served::Hit => "hit",
+            Served::Stale => "stale",
+            Served::Miss => "miss",
+            Served::Revalidated => "revalidated",
+            Served::Pass => "pass",
+        }
+    }
+}
+
 /// The edge's metrics (names documented in `keyframe_http::metrics` style).
 #[derive(Debug)]
 pub(crate) struct EdgeMetrics {
     pub(crate) http: HttpMetrics,
     /// `keyframe_edge_requests_total{cache_status}`: hit, stale, miss, revalidated, pass.
-    pub(crate) by_cache_status: Family<CacheLabels, Counter>,
+    /// Indexed by [`Served`] (kept per thread: every request counts here).
+    pub(crate) by_cache_status: LabeledCounters<CacheLabels>,
     /// `keyframe_edge_upstream_bytes_total`: body bytes fetched from upstreams;
     /// origin offload = this ÷ `keyframe_http_response_bytes_total`.
     pub(crate) upstream_bytes: Counter,
@@ -53,7 +86,9 @@ impl EdgeMetrics {
 
         let m = EdgeMetrics {
             http,
-            by_cache_status: Family::default(),
+            by_cache_status: LabeledCounters::new(Served::ALL.map(|o| CacheLabels {
+                cache_status: o.label(),
+            })),
             upstream_bytes: Counter::default(),
             upstream_requests: Counter::default(),
             upstream_errors: Counter::default(),
@@ -158,13 +193,7 @@ impl Server {
         r
     }
 
-    pub(crate) fn count(&self, status: &'static str) {
-        self.inner
-            .metrics
-            .by_cache_status
-            .get_or_create(&CacheLabels {
-                cache_status: status,
-            })
-            .inc();
+    pub(crate) fn count(&self, outcome: Served) {
+        self.inner.metrics.by_cache_status.inc(outcome as usize);
     }
 }

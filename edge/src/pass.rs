@@ -20,6 +20,7 @@ use prometheus_client::metrics::counter::Counter;
 
 use crate::entry::parse_content_range;
 use crate::fetch::{failure_code, Outcome};
+use crate::metrics::Served;
 use crate::policy::{self, base_of, pass_request_headers, set_cache_status, CacheStatus, Fwd};
 use crate::respond::MAX_RANGES;
 use crate::server::{cache_key, Server};
@@ -36,7 +37,7 @@ impl Server {
         key: &str,
         fwd: Fwd,
     ) -> Response<Body> {
-        self.count("pass");
+        self.count(Served::Pass);
         let mut headers = pass_request_headers(&parts.headers);
         append_forwarded_for(&mut headers, peer);
         keyframe_http::access::pass_on(&mut headers);

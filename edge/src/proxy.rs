@@ -14,6 +14,7 @@ use keyframe_http::http_server::{full, json_error, Body};
 
 use crate::entry::Entry;
 use crate::fetch::{failure_code, Outcome};
+use crate::metrics::Served;
 use crate::policy::{self, set_cache_status, CacheStatus, Decision, Fwd, RequestDirectives};
 use crate::server::{cache_key, Server};
 
@@ -48,7 +49,7 @@ impl Server {
                 };
                 match decision {
                     Decision::Fresh => {
-                        self.count("hit");
+                        self.count(Served::Hit);
                         let ttl = entry.lifetime.as_secs() as i64 - age.as_secs() as i64;
                         let cs = CacheStatus {
                             hit: true,
@@ -60,7 +61,7 @@ impl Server {
                     Decision::Stale {
                         serve_while_revalidate: true,
                     } => {
-                        self.count("stale");
+                        self.count(Served::Stale);
                         let me = self.clone();
                         let (k, v, p) = (key.clone(), vkey.clone(), parts.clone());
                         let e = entry.clone();
@@ -129,7 +130,11 @@ impl Server {
                 let same = stale
                     .as_ref()
                     .is_some_and(|s| s.generation == entry.generation);
-                self.count(if same { "revalidated" } else { "miss" });
+                self.count(if same {
+                    Served::Revalidated
+                } else {
+                    Served::Miss
+                });
                 let cs = CacheStatus {
                     fwd: Some(if revalidating {
                         Fwd::Stale
@@ -155,7 +160,7 @@ impl Server {
                         return r;
                     }
                 }
-                self.count("pass");
+                self.count(Served::Pass);
                 let mut r = Response::new(full(body));
                 *r.status_mut() = status;
                 *r.headers_mut() = headers;
@@ -192,7 +197,7 @@ impl Server {
                 };
                 match self.relay(resp, &parts, fwd, true) {
                     Ok(r) => {
-                        self.count("pass");
+                        self.count(Served::Pass);
                         r
                     }
                     // An origin that answered another range than asked, without
@@ -234,7 +239,7 @@ impl Server {
         if !policy::may_serve_stale_on_error(entry.lifetime, age, &entry.directives, req_dirs) {
             return None;
         }
-        self.count("stale");
+        self.count(Served::Stale);
         let cs = CacheStatus {
             hit: true,
             fwd_status,

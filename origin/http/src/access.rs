@@ -22,11 +22,11 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Frame;
-use prometheus_client::metrics::counter::Counter;
 use tracing::{Instrument, Span};
 
 use crate::http_server::{Body, BoxError};
-use crate::metrics::{HttpMetrics, StatusLabels};
+use crate::metrics::HttpMetrics;
+use crate::shards::ShardedCounter;
 
 /// The request and response header that carries a request's id.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -174,12 +174,7 @@ where
         .await;
     metrics.in_flight.dec();
     let status = resp.status();
-    metrics
-        .requests
-        .get_or_create(&StatusLabels {
-            status: status.as_u16(),
-        })
-        .inc();
+    metrics.count(status);
     metrics.duration.observe(started.elapsed().as_secs_f64());
     resp.headers_mut()
         .insert(X_REQUEST_ID.clone(), id.header_value().clone());
@@ -220,7 +215,7 @@ struct Logged {
     body: Body,
     id: RequestId,
     span: Span,
-    bytes: Counter,
+    bytes: ShardedCounter,
     line: Line,
 }
 

@@ -12,5 +12,6 @@ pub mod manifest;
 pub mod metrics;
 pub mod plan;
 pub mod range;
+pub mod shards;
 pub mod tls;
 pub mod zerocopy;

@@ -11,11 +11,11 @@ use std::sync::OnceLock;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::shards::{LabeledCounters, ShardedCounter, ShardedGauge, ShardedHistogram};
 
 /// The content type of `/_keyframe/metrics`.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -30,28 +30,35 @@ pub struct StatusLabels {
 /// Metrics every HTTP server has: `keyframe_http_requests_total{status}`,
 /// `keyframe_http_response_bytes_total`, `keyframe_http_in_flight_requests`,
 /// `keyframe_http_request_duration_seconds`, and the process's
-/// `keyframe_log_lines_dropped_total`.
+/// `keyframe_log_lines_dropped_total`. Every request updates them, so they are
+/// kept per thread ([`crate::shards`]).
 #[derive(Clone, Debug)]
 pub struct HttpMetrics {
-    pub requests: Family<StatusLabels, Counter>,
-    pub response_bytes: Counter,
-    pub in_flight: Gauge,
-    pub duration: Histogram,
+    /// By status code, 100 to 999 (all `http::StatusCode` can hold).
+    pub requests: LabeledCounters<StatusLabels>,
+    pub response_bytes: ShardedCounter,
+    pub in_flight: ShardedGauge,
+    pub duration: ShardedHistogram,
 }
 
-/// Latency buckets from 100 µs to about 50 s.
+/// The bounds of the latency buckets: 100 µs to about 50 s.
+fn latency_bounds() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0001, 2.5, 15)
+}
+
+/// A latency histogram ([`latency_bounds`]).
 pub fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0001, 2.5, 15))
+    Histogram::new(latency_bounds())
 }
 
 impl HttpMetrics {
     /// Creates the metrics and registers them under `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = HttpMetrics {
-            requests: Family::default(),
-            response_bytes: Counter::default(),
-            in_flight: Gauge::default(),
-            duration: latency_histogram(),
+            requests: LabeledCounters::new((100..=999).map(|status| StatusLabels { status })),
+            response_bytes: ShardedCounter::default(),
+            in_flight: ShardedGauge::default(),
+            duration: ShardedHistogram::new(latency_bounds()),
         };
         registry.register(
             "keyframe_http_requests",
@@ -75,6 +82,12 @@ impl HttpMetrics {
         );
         registry.register_collector(Box::new(LogLinesDropped));
         m
+    }
+
+    /// Counts a response with `status`.
+    pub fn count(&self, status: http::StatusCode) {
+        self.requests
+            .inc(usize::from(status.as_u16().saturating_sub(100)));
     }
 }
 
