@@ -47,19 +47,74 @@ struct Nats {
     bin: PathBuf,
     port: u16,
     dir: PathBuf,
+    /// Further arguments (a cluster node's name, routes, monitor port).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl Nats {
     fn start(bin: &Path, dir: &Path) -> Nats {
+        Nats::start_with(bin, &dir.join("nats"), free_port(), Vec::new())
+    }
+
+    fn start_with(bin: &Path, dir: &Path, port: u16, extra: Vec<String>) -> Nats {
         let mut n = Nats {
             bin: bin.to_path_buf(),
-            port: free_port(),
-            dir: dir.join("nats"),
+            port,
+            dir: dir.to_path_buf(),
+            extra,
             child: None,
         };
         n.restart();
         n
+    }
+
+    /// A JetStream cluster of `n` nodes on loopback (as deploy/'s three), each
+    /// with a monitor port; returns once every node says it is healthy (JetStream
+    /// has its meta leader).
+    async fn cluster(bin: &Path, dir: &Path, n: usize) -> Vec<Nats> {
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let all = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes: Vec<(Nats, u16)> = (0..n)
+            .map(|i| {
+                let monitor = free_port();
+                let extra = vec![
+                    "--server_name".into(),
+                    format!("kf-{i}"),
+                    "--cluster_name".into(),
+                    "keyframe".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{}", routes[i]),
+                    "--routes".into(),
+                    all.clone(),
+                    "-m".into(),
+                    monitor.to_string(),
+                ];
+                let node = Nats::start_with(bin, &dir.join(format!("kf-{i}")), free_port(), extra);
+                (node, monitor)
+            })
+            .collect();
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for (_, monitor) in &nodes {
+            loop {
+                let ok = http
+                    .get(format!("http://127.0.0.1:{monitor}/healthz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ok {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the NATS cluster did not form");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        nodes.into_iter().map(|(n, _)| n).collect()
     }
 
     fn url(&self) -> String {
@@ -78,6 +133,7 @@ impl Nats {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -457,6 +513,79 @@ async fn a_lost_stream_is_503_and_loses_no_acknowledged_event() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let v = views(&db, &content).await;
     assert!((300..=310).contains(&v), "{v} views");
+    drop(a);
+    t.cleanup().await;
+}
+
+/// The production shape (deploy/: three JetStream nodes): the catalog, given all
+/// three, creates the stream with three replicas; the node leading the stream
+/// dies, and appends go on (answered only once the remaining replicas hold them),
+/// every acknowledged event folded once; the node comes back and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_loses_a_node_and_no_acknowledged_event() {
+    let Some((bin, dir)) = setup() else { return };
+    let mut nodes = Nats::cluster(&bin, dir.path(), 3).await;
+    let servers = nodes.iter().map(Nats::url).collect::<Vec<_>>().join(",");
+    let (t, content) = database(false).await;
+    let db = t.db.clone();
+    let http = reqwest::Client::new();
+    let a = catalog(dir.path(), &t.url, &servers, 50);
+    let base = a.url("catalog").to_string();
+    let token = viewer(&http, &base, "replicated").await;
+    let (st, body, _) = post(&http, &base, &token, &starts(&content, "before", 200)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+
+    // Three replicas, one of them the leader: stop that node.
+    let client = async_nats::connect(nodes[0].url()).await.expect("nats");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream("KEYFRAME_HISTORY").await.expect("stream");
+    let info = stream.info().await.expect("stream info").clone();
+    assert_eq!(info.config.num_replicas, 3, "{info:?}");
+    let cluster = info.cluster.clone().expect("clustered stream");
+    assert_eq!(cluster.replicas.len(), 2, "{cluster:?}");
+    let leader = cluster.leader.clone().expect("a leader");
+    let dead = nodes
+        .iter()
+        .position(|n| n.extra.contains(&leader))
+        .expect("the leader is one of ours");
+    nodes[dead].stop();
+
+    // Appends go on once the two others elect a leader; a refused batch is sent
+    // again as it is (same event ids: the stream drops what it already has).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for r in 0..4 {
+        let body = starts(&content, &format!("after{r}"), 100);
+        loop {
+            let (st, answer, _) = post(&http, &base, &token, &body).await;
+            if st == StatusCode::OK {
+                break;
+            }
+            assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+            assert!(
+                Instant::now() < deadline,
+                "appends did not resume: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    folded_once(&http, &base, &token, &db, &content, 600).await;
+
+    // The node comes back and catches up: the stream has all its replicas current.
+    nodes[dead].restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = stream.info().await.expect("stream info").clone();
+        let c = info.cluster.expect("clustered");
+        let current = c.replicas.iter().filter(|p| p.current).count();
+        if c.leader.is_some() && current == 2 && info.state.messages >= 600 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not catch up: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     drop(a);
     t.cleanup().await;
 }
