@@ -11,7 +11,9 @@
 #   cargo build --release && bash bench/scripts/threads.sh
 #
 # Knobs: ROUNDS (3), DURATION (5s), CONNS (64), OBJ_COUNT (4), OBJ_MB (64),
-# RANGE_SIZES ("4096").
+# RANGE_SIZES ("4096"), MODES ("default 1 $(nproc)"). BASELINE=/path/to/keyframe
+# adds that binary's default and `--threads 1` (modes `base-default`, `base-1`),
+# interleaved with the rest: an A/B of a change.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/peers.sh"
@@ -41,7 +43,7 @@ start() { # name threads-flag… -- command…
   local flags=()
   while [ "$1" != -- ]; do flags+=("$1"); shift; done
   shift
-  "$KEYFRAME" --log warn "${flags[@]}" "$@" --listen "127.0.0.1:$port" >"$RUN/$name.log" 2>&1 &
+  "${BIN:-$KEYFRAME}" --log warn "${flags[@]}" "$@" --listen "127.0.0.1:$port" >"$RUN/$name.log" 2>&1 &
   PID[$name]=$!
   PIDS+=($!)
   URL[$name]="http://127.0.0.1:$port"
@@ -50,11 +52,15 @@ start() { # name threads-flag… -- command…
 # The edge's upstream: an origin of its own, off the measured path once warm.
 start upstream --threads 1 -- --store "file://$DATA" origin
 NAMES=()
-for mode in default 1 "$CORES"; do
-  flags=(); [ "$mode" = default ] || flags=(--threads "$mode")
-  start "edge-$mode" "${flags[@]}" -- edge --upstream "${URL[upstream]}" \
+MODES_LIST=(${MODES:-default 1 $CORES})
+if [ -n "${BASELINE:-}" ]; then MODES_LIST+=(base-default base-1); fi
+for mode in "${MODES_LIST[@]}"; do
+  BIN="$KEYFRAME"; threads="$mode"
+  case "$mode" in base-*) BIN="$BASELINE"; threads="${mode#base-}" ;; esac
+  flags=(); [ "$threads" = default ] || flags=(--threads "$threads")
+  BIN="$BIN" start "edge-$mode" "${flags[@]}" -- edge --upstream "${URL[upstream]}" \
     --cache-memory "$((OBJ_COUNT * OBJ_MB * 5 / 4 + 64))MiB"
-  start "origin-$mode" "${flags[@]}" -- --store "file://$DATA" origin
+  BIN="$BIN" start "origin-$mode" "${flags[@]}" -- --store "file://$DATA" origin
   NAMES+=("edge-$mode" "origin-$mode")
   for i in $(seq 0 $((OBJ_COUNT - 1))); do # warm the edge: hits only
     curl -sf -o /dev/null "${URL[edge-$mode]}/v1/objects/obj-$i.bin"
@@ -99,6 +105,8 @@ PY
   done
 done
 
+# ROWS_OUT: keep every run's row (name, size, req/s, CPU µs/req) there.
+if [ -n "${ROWS_OUT:-}" ]; then cp "$ROWS" "$ROWS_OUT"; fi
 python3 - "$ROWS" "$CORES" <<'PY'
 import statistics, sys
 from collections import defaultdict
@@ -114,7 +122,13 @@ for (name, size) in sorted(rows):
     med = statistics.median(r for r, _ in rows[(name, size)])
     one = statistics.median(r for r, _ in rows[(f"{server}-1", size)])
     cpu = statistics.median(c for _, c in rows[(name, size)])
+    base = mode.startswith("base-")
+    if base:
+        mode = mode[len("base-"):]
+        one = statistics.median(r for r, _ in rows[(f"{server}-base-1", size)])
     label = {"default": "default (runtime per core)", "1": "--threads 1"}.get(mode, f"--threads {mode} (shared runtime)")
+    if base:
+        label = "BASELINE " + label
     print(f"| {server} | {size} B | {label} | {med:.0f} | {med / one:.2f}× | {cpu:.1f} |")
 PY
 echo

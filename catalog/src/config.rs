@@ -183,9 +183,12 @@ pub struct Config {
     /// first (the root binary supplies that runner). Default `local`.
     pub recommend_engine: String,
     /// Memory the `datafusion` engine's operators may hold in this process: past it
-    /// sorts and aggregates spill to disk (a join's build side that does not fit
-    /// fails the run with one line). `0` means no limit. Ballista executors take
-    /// theirs with `keyframe ballista executor --memory-limit`. Default `0`.
+    /// sorts, aggregates and joins spill to disk (set, the plans use sort-merge
+    /// joins and one partition per core; a run that still cannot fit fails with one
+    /// line: at 10M events 1 GiB runs, 512 MiB does not). `0` means no limit. With
+    /// `ballista://` set it too: the client's plans then spill on the executors,
+    /// which take their pools with `keyframe ballista executor --memory-limit`.
+    /// Default `0`.
     pub recommend_memory_limit: ByteSize,
 
     /// Watch events through NATS JetStream: the servers' URLs, comma-separated
