@@ -70,12 +70,20 @@ find_s3s() {
   die "s3s-fs not found: 'cargo install s3s-fs --features binary' or set S3S_FS"
 }
 
-# A loopback port nothing listens on (s3s-fs cannot bind port 0 and report it).
+# A loopback port nothing listens on (s3s-fs cannot bind port 0 and report it),
+# below Linux's ephemeral range (32768-60999 by default), where the kernel picks
+# the local ports of outgoing connections, and never one this run handed out.
+GIVEN="$DIR/.ports"
 free_port() {
   local p
-  for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 12000))
+    grep -qx "$p" "$GIVEN" 2>/dev/null && continue
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p" >>"$GIVEN"
+      echo "$p"
+      return
+    fi
   done
   die "no free port found"
 }
@@ -156,7 +164,7 @@ cmd_up() {
   local bin s3s; bin="$(find_bin)"; s3s="$(find_s3s)"
   command -v psql >/dev/null || die "psql is required to create the database"
   mkdir -p "$DIR/pids" "$DIR/logs" "$DIR/conf" "$DIR/s3/$BUCKET"
-  rm -f "$DIR/pids/"* "$DIR/cluster.env"
+  rm -f "$DIR/pids/"* "$DIR/cluster.env" "$GIVEN"
   chmod 700 "$DIR/conf"
   umask 077
   trap 'say "start failed; stopping what started"; cmd_down >/dev/null 2>&1 || true' ERR
@@ -264,15 +272,15 @@ EOF
   # The batch engine: a Ballista scheduler and two executors, run by keyframe itself
   # (the same Ballista and DataFusion as the client).
   if "$bin" ballista --help >/dev/null 2>&1; then
-    local bport e eport
+    local bport e eport gport
     bport="$(free_port)"
     start ballista-scheduler - "$bin" ballista scheduler --listen "127.0.0.1:$bport" >/dev/null
     wait_tcp "$bport" || { tail -n 20 "$DIR/logs/ballista-scheduler.log" >&2; die "the Ballista scheduler did not start"; }
     for e in 1 2; do
-      eport="$(free_port)"
+      eport="$(free_port)"; gport="$(free_port)"
       mkdir -p "$DIR/ballista-$e"
       start "ballista-executor-$e" - "$bin" ballista executor --scheduler "127.0.0.1:$bport" \
-        --listen "127.0.0.1:$eport" --work-dir "$DIR/ballista-$e" >/dev/null
+        --listen "127.0.0.1:$eport" --grpc-port "$gport" --work-dir "$DIR/ballista-$e" >/dev/null
       wait_tcp "$eport" || { tail -n 20 "$DIR/logs/ballista-executor-$e.log" >&2; die "Ballista executor $e did not start"; }
     done
     setvar BALLISTA_URL "ballista://127.0.0.1:$bport"
