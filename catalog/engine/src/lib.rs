@@ -93,7 +93,7 @@ pub async fn context(
 ) -> Result<SessionContext, EngineError> {
     let mut config = loc.session_config()?;
     if memory_limit > 0 {
-        plan_within(&mut config, memory_limit)?;
+        plan_within(&mut config, memory_limit);
         if *engine == Engine::DataFusion {
             // Ballista's 16 partitions (for spreading over executors) would run
             // here all at once, each sort with its share of one pool: one per core.
@@ -126,22 +126,11 @@ pub async fn context(
 /// many sorts of the batch's plans do not fill the pool before any of them spills.
 /// On Ballista these settings travel with the job, so the client sets them for its
 /// executors (whose `--memory-limit` sizes each one's pool).
-pub fn plan_within(
-    config: &mut datafusion::prelude::SessionConfig,
-    limit: u64,
-) -> Result<(), EngineError> {
-    let reservation = (limit / 64).clamp(64 * 1024, 10 * 1024 * 1024);
+fn plan_within(config: &mut datafusion::prelude::SessionConfig, limit: u64) {
     let options = config.options_mut();
-    for (k, v) in [
-        ("datafusion.optimizer.prefer_hash_join", "false".to_string()),
-        (
-            "datafusion.execution.sort_spill_reservation_bytes",
-            reservation.to_string(),
-        ),
-    ] {
-        options.set(k, &v).map_err(plan::plan_err)?;
-    }
-    Ok(())
+    options.optimizer.prefer_hash_join = false;
+    options.execution.sort_spill_reservation_bytes =
+        usize::try_from((limit / 64).clamp(64 * 1024, 10 * 1024 * 1024)).unwrap_or(64 * 1024);
 }
 
 /// `builder` with a memory pool of `limit` bytes shared fairly by the operators
@@ -153,7 +142,7 @@ pub fn with_memory_limit(builder: RuntimeEnvBuilder, limit: u64) -> RuntimeEnvBu
         // Tracked, so that running out names the five largest consumers.
         Ok(n) => builder.with_memory_pool(std::sync::Arc::new(TrackConsumersPool::new(
             FairSpillPool::new(n),
-            std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN),
+            const { std::num::NonZeroUsize::new(5).unwrap() },
         ))),
         Err(_) => builder,
     }
