@@ -339,6 +339,29 @@ async fn folded_once(
     assert_eq!(h["items"][0]["play_count"], json!(n), "{h}");
 }
 
+/// Posts `body` until it is accepted, sent again as it is after each 503 (the
+/// stream drops the events it already has), failing past `deadline`.
+async fn post_until_accepted(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: &Value,
+    deadline: Instant,
+) {
+    loop {
+        let (st, answer, _) = post(http, base, token, body).await;
+        if st == StatusCode::OK {
+            return;
+        }
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+        assert!(
+            Instant::now() < deadline,
+            "appends did not come back: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Publishes `payload` straight to the stream (no message id): as JetStream
 /// redelivering a message, or a message appended twice past the duplicate window.
 async fn publish_raw(nats: &str, payload: Vec<u8>) {
@@ -491,18 +514,8 @@ async fn a_lost_stream_is_503_and_loses_no_acknowledged_event() {
     nats.restart();
     // Back: appends succeed again (the client reconnects by itself).
     let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (st, body, _) = post(&http, &base, &token, &starts(&content, "after", 100)).await;
-        if st == StatusCode::OK {
-            break;
-        }
-        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "appends did not come back: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let body = starts(&content, "after", 100);
+    post_until_accepted(&http, &base, &token, &body, deadline).await;
     // Every acknowledged event is folded once; the refused batch may have reached
     // the stream (then it is folded too) or not: at least 300, at most 310.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -555,18 +568,7 @@ async fn a_three_node_cluster_loses_a_node_and_no_acknowledged_event() {
     let deadline = Instant::now() + Duration::from_secs(30);
     for r in 0..4 {
         let body = starts(&content, &format!("after{r}"), 100);
-        loop {
-            let (st, answer, _) = post(&http, &base, &token, &body).await;
-            if st == StatusCode::OK {
-                break;
-            }
-            assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
-            assert!(
-                Instant::now() < deadline,
-                "appends did not resume: {answer}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        post_until_accepted(&http, &base, &token, &body, deadline).await;
     }
     folded_once(&http, &base, &token, &db, &content, 600).await;
 
