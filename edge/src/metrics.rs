@@ -33,6 +33,15 @@ pub(crate) enum Served {
     Pass,
 }
 
+// `count` indexes the counters by discriminant: `ALL` must list them in order.
+const _: () = {
+    let mut i = 0;
+    while i < Served::ALL.len() {
+        assert!(Served::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 impl Served {
     const ALL: [Served; 5] = [
         Served::Hit,
