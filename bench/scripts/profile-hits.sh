@@ -18,6 +18,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/peers.sh"
 SIZE="${SIZE:-1MiB}" PAIR="${PAIR:-edge}" PERF="${PERF:-1}"
+case "$SIZE" in [0-9]*KiB | [0-9]*MiB) ;; *) echo "error: SIZE must be like 4KiB or 1MiB, not '$SIZE'" >&2; exit 2 ;; esac
+case "$PAIR" in edge | origin) ;; *) echo "error: PAIR must be edge or origin, not '$PAIR'" >&2; exit 2 ;; esac
 RUN=$(mktemp -d /tmp/prof.XXXX); chmod 755 "$RUN"
 DATA=$RUN/data; mkdir -p "$DATA"; chmod 755 "$DATA"
 for i in 0 1 2 3; do head -c $((256<<20)) /dev/urandom > "$DATA/obj-$i.bin"; chmod 644 "$DATA/obj-$i.bin"; done
@@ -60,15 +62,15 @@ for n in $NAMES; do
   u=$(url "$n"); p=$(pid "$n")
   load "$u" > "$RUN/$n.load" & L=$!
   sleep 2
-  B=$(pgrep -n -f "bench range --url $u" || true)
-  read -r b0 k0 < <(lo); s0=$(switches "$p"); c0=$(switches "${B:-$$}")
+  B=$(pgrep -n -f "bench range --url $u") || { echo "error: the load on $u did not start:" >&2; cat "$RUN/$n.load" >&2; exit 1; }
+  read -r b0 k0 < <(lo); s0=$(switches "$p"); c0=$(switches "$B")
   a0=$(cpu_secs "$p")
   if [ "$PERF" = 1 ]; then
     perf record -q -e cpu-clock -F 2000 -g -p "$p" -o "/tmp/perf-$n.data" -- sleep 6 2>/dev/null
   else
     sleep 6
   fi
-  read -r b1 k1 < <(lo); s1=$(switches "$p"); c1=$(switches "${B:-$$}"); a1=$(cpu_secs "$p")
+  read -r b1 k1 < <(lo); s1=$(switches "$p"); c1=$(switches "$B"); a1=$(cpu_secs "$p")
   wait $L; echo "== $n"; cat "$RUN/$n.load"
   # Responses in the window: bytes over loopback ÷ the response size (requests and
   # ACKs add under 1% at 1 MiB, more at 4 KiB: compare rows of one size). Packets
@@ -88,6 +90,6 @@ PY
 )"$'\n'
 done
 echo
-echo "| server | range | GB/s on lo (under perf) | lo packets / response | KiB / packet | server switches / response | client switches / response | server CPU µs / response |"
+echo "| server | range | GB/s on lo$([ "$PERF" = 1 ] && echo " (under perf)") | lo packets / response | KiB / packet | server switches / response | client switches / response | server CPU µs / response |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
 printf '%s' "$ROWS"
